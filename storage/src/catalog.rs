@@ -1,0 +1,109 @@
+//! The services seen: instrumented services from span resources, and virtual nodes (databases,
+//! caches, queues, external services, the user) named from the peer attributes of client and
+//! producer spans.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{kind, Span};
+
+/// Bounded so a flood of pod names cannot grow one entry without limit.
+pub const MAX_INSTANCES: usize = 1024;
+pub const USER_NODE: &str = "USER";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    // Order is precedence: a name seen both as an instrumented service and as someone's peer is
+    // the service.
+    Server,
+    Database,
+    Cache,
+    Queue,
+    External,
+    User,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub kind: NodeKind,
+    pub instances: BTreeSet<String>,
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+    pub span_count: u64,
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    services: BTreeMap<String, ServiceInfo>,
+    dirty: BTreeSet<String>,
+}
+
+const CACHE_SYSTEMS: &[&str] = &["redis", "memcached", "hazelcast", "aerospike", "valkey"];
+
+/// The virtual node a client or producer span calls, if its attributes name one.
+pub fn peer_node(span: &Span) -> Option<(String, NodeKind)> {
+    if span.kind != kind::CLIENT && span.kind != kind::PRODUCER {
+        return None;
+    }
+    let peer = span.attribute_str_any(&["peer.service", "service.peer.name"]);
+    let address = span.attribute_str_any(&["server.address", "net.peer.name", "net.sock.peer.addr"]);
+    if let Some(system) = span.attribute_str_any(&["db.system.name", "db.system"]) {
+        let k = if CACHE_SYSTEMS.contains(&system) { NodeKind::Cache } else { NodeKind::Database };
+        return Some((peer.or(address).unwrap_or(system).to_owned(), k));
+    }
+    if let Some(system) = span.attribute_str_any(&["messaging.system"]) {
+        let dest = span.attribute_str_any(&["messaging.destination.name", "messaging.destination"]);
+        return Some((peer.or(dest).unwrap_or(system).to_owned(), NodeKind::Queue));
+    }
+    peer.or(address).map(|name| (name.to_owned(), NodeKind::External))
+}
+
+impl Catalog {
+    pub fn from_entries(entries: impl IntoIterator<Item = ServiceInfo>) -> Self {
+        Self { services: entries.into_iter().map(|s| (s.name.clone(), s)).collect(), dirty: BTreeSet::new() }
+    }
+
+    pub fn observe(&mut self, span: &Span) {
+        let instance = span.resource.instance().map(str::to_owned);
+        self.note(&span.service, NodeKind::Server, instance, span.start_ns, 1);
+        if let Some((name, k)) = peer_node(span) {
+            self.note(&name, k, None, span.start_ns, 0);
+        }
+        if span.parent_span_id.is_none() && span.kind == kind::SERVER {
+            self.note(USER_NODE, NodeKind::User, None, span.start_ns, 0);
+        }
+    }
+
+    fn note(&mut self, name: &str, kind: NodeKind, instance: Option<String>, t: u64, spans: u64) {
+        let e = self.services.entry(name.to_owned()).or_insert_with(|| ServiceInfo {
+            name: name.to_owned(),
+            kind,
+            instances: BTreeSet::new(),
+            first_seen_ns: t,
+            last_seen_ns: t,
+            span_count: 0,
+        });
+        e.kind = e.kind.min(kind);
+        if let Some(i) = instance {
+            if e.instances.len() < MAX_INSTANCES {
+                e.instances.insert(i);
+            }
+        }
+        e.first_seen_ns = e.first_seen_ns.min(t);
+        e.last_seen_ns = e.last_seen_ns.max(t);
+        e.span_count += spans;
+        self.dirty.insert(name.to_owned());
+    }
+
+    pub fn list(&self) -> Vec<ServiceInfo> {
+        self.services.values().cloned().collect()
+    }
+
+    /// Entries changed since the last call, to persist.
+    pub fn take_dirty(&mut self) -> Vec<ServiceInfo> {
+        std::mem::take(&mut self.dirty).into_iter().filter_map(|n| self.services.get(&n).cloned()).collect()
+    }
+}

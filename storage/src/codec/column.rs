@@ -1,0 +1,405 @@
+//! Column page encodings of sealed segments. A page holds up to `PAGE_ROWS` values of one column;
+//! each encoder below writes the page body, and [`compress`] wraps it for storage.
+
+use super::row::{put_value, read_value};
+use super::{corrupt, put_str, varint, Reader};
+use crate::error::StorageError;
+use crate::model::{SpanId, TraceId, Value};
+use std::collections::HashMap;
+
+const RAW: u8 = 0;
+const ZSTD: u8 = 1;
+/// Compression level chosen by measurement on shop spans (benches/README.md): level 3 gives most
+/// of the ratio of level 9 at a third of the sealing CPU.
+const ZSTD_LEVEL: i32 = 3;
+/// Decompressed pages are bounded so a corrupt header cannot ask for gigabytes.
+const MAX_PAGE_BYTES: usize = 256 << 20;
+
+pub fn compress(body: &[u8]) -> Vec<u8> {
+    if body.len() >= 64 {
+        if let Ok(z) = zstd::bulk::compress(body, ZSTD_LEVEL) {
+            if z.len() + 5 < body.len() {
+                let mut out = Vec::with_capacity(z.len() + 6);
+                out.push(ZSTD);
+                varint::put(&mut out, body.len() as u64);
+                out.extend_from_slice(&z);
+                return out;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(body.len() + 1);
+    out.push(RAW);
+    out.extend_from_slice(body);
+    out
+}
+
+pub fn decompress(stored: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, StorageError> {
+    let (&codec, rest) = stored.split_first().ok_or_else(|| corrupt("empty page"))?;
+    match codec {
+        RAW => Ok(std::borrow::Cow::Borrowed(rest)),
+        ZSTD => {
+            let (len, n) = varint::decode(rest).ok_or_else(|| corrupt("page length"))?;
+            let len = len as usize;
+            if len > MAX_PAGE_BYTES {
+                return Err(corrupt("page too large"));
+            }
+            let out = zstd::bulk::decompress(&rest[n..], len).map_err(|e| corrupt(&format!("zstd: {e}")))?;
+            if out.len() != len {
+                return Err(corrupt("page length mismatch"));
+            }
+            Ok(std::borrow::Cow::Owned(out))
+        }
+        _ => Err(corrupt("unknown page codec")),
+    }
+}
+
+/// Trace ids as runs: rows are sorted by trace, so a page holds few distinct ids.
+pub fn encode_trace_ids(ids: &[TraceId]) -> Vec<u8> {
+    let mut runs: Vec<(TraceId, u64)> = Vec::new();
+    for id in ids {
+        match runs.last_mut() {
+            Some((last, n)) if last == id => *n += 1,
+            _ => runs.push((*id, 1)),
+        }
+    }
+    let mut out = Vec::with_capacity(runs.len() * 18 + 4);
+    varint::put(&mut out, runs.len() as u64);
+    for (id, n) in runs {
+        out.extend_from_slice(&id);
+        varint::put(&mut out, n);
+    }
+    out
+}
+
+pub fn decode_trace_ids(body: &[u8], rows: usize) -> Result<Vec<TraceId>, StorageError> {
+    let mut r = Reader::new(body);
+    let runs = r.count(17)?;
+    let mut out = Vec::with_capacity(rows);
+    for _ in 0..runs {
+        let id: TraceId = r.array()?;
+        let n = r.varint()? as usize;
+        if out.len() + n > rows {
+            return Err(corrupt("trace id runs exceed page rows"));
+        }
+        out.extend(std::iter::repeat_n(id, n));
+    }
+    expect_rows(out, rows)
+}
+
+pub fn encode_span_ids(ids: &[SpanId]) -> Vec<u8> {
+    ids.iter().flatten().copied().collect()
+}
+
+pub fn decode_span_ids(body: &[u8], rows: usize) -> Result<Vec<SpanId>, StorageError> {
+    if body.len() != rows * 8 {
+        return Err(corrupt("span id page length"));
+    }
+    Ok(body.chunks_exact(8).map(|c| c.try_into().expect("chunks of 8")).collect())
+}
+
+const PARENT_NONE: u8 = 0;
+const PARENT_EXPLICIT: u8 = 1;
+const PARENT_BACK: u8 = 2;
+
+/// Parents as a back-reference to an earlier row of the page where possible: spans of a trace are
+/// adjacent and sorted by start, so the parent is usually a few rows up.
+pub fn encode_parents(parents: &[Option<SpanId>], span_ids: &[SpanId]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parents.len() * 2);
+    let mut seen: HashMap<SpanId, usize> = HashMap::with_capacity(span_ids.len());
+    for (i, parent) in parents.iter().enumerate() {
+        match parent {
+            None => out.push(PARENT_NONE),
+            Some(p) => match seen.get(p) {
+                Some(&row) => {
+                    out.push(PARENT_BACK);
+                    varint::put(&mut out, (i - row) as u64);
+                }
+                None => {
+                    out.push(PARENT_EXPLICIT);
+                    out.extend_from_slice(p);
+                }
+            },
+        }
+        seen.insert(span_ids[i], i);
+    }
+    out
+}
+
+pub fn decode_parents(body: &[u8], span_ids: &[SpanId]) -> Result<Vec<Option<SpanId>>, StorageError> {
+    let mut r = Reader::new(body);
+    let mut out = Vec::with_capacity(span_ids.len());
+    for i in 0..span_ids.len() {
+        out.push(match r.u8()? {
+            PARENT_NONE => None,
+            PARENT_EXPLICIT => Some(r.array()?),
+            PARENT_BACK => {
+                let d = r.varint()? as usize;
+                if d == 0 || d > i {
+                    return Err(corrupt("parent back-reference"));
+                }
+                Some(span_ids[i - d])
+            }
+            _ => return Err(corrupt("parent tag")),
+        });
+    }
+    end(r, out)
+}
+
+/// Strings through a page-local dictionary.
+pub fn encode_dict<S: AsRef<str>>(values: &[S]) -> Vec<u8> {
+    let mut dict: HashMap<&str, u64> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    let codes: Vec<u64> = values
+        .iter()
+        .map(|v| {
+            let v = v.as_ref();
+            *dict.entry(v).or_insert_with(|| {
+                order.push(v);
+                order.len() as u64 - 1
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    varint::put(&mut out, order.len() as u64);
+    for s in &order {
+        put_str(&mut out, s);
+    }
+    for c in codes {
+        varint::put(&mut out, c);
+    }
+    out
+}
+
+pub fn decode_dict(body: &[u8], rows: usize) -> Result<Vec<String>, StorageError> {
+    let mut r = Reader::new(body);
+    let n = r.count(1)?;
+    let mut dict = Vec::with_capacity(n);
+    for _ in 0..n {
+        dict.push(r.str()?);
+    }
+    let mut out = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let c = r.varint()? as usize;
+        out.push(dict.get(c).ok_or_else(|| corrupt("dictionary code"))?.to_string());
+    }
+    end(r, out)
+}
+
+pub fn encode_u8(values: &[u8]) -> Vec<u8> {
+    values.to_vec()
+}
+
+pub fn decode_u8(body: &[u8], rows: usize) -> Result<Vec<u8>, StorageError> {
+    if body.len() != rows {
+        return Err(corrupt("u8 page length"));
+    }
+    Ok(body.to_vec())
+}
+
+/// Timestamps: zigzag deltas from the previous row.
+pub fn encode_delta(values: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * 3);
+    let mut prev = 0u64;
+    for &v in values {
+        varint::put(&mut out, varint::zigzag(v.wrapping_sub(prev) as i64));
+        prev = v;
+    }
+    out
+}
+
+pub fn decode_delta(body: &[u8], rows: usize) -> Result<Vec<u64>, StorageError> {
+    let mut r = Reader::new(body);
+    let mut out = Vec::with_capacity(rows);
+    let mut prev = 0u64;
+    for _ in 0..rows {
+        prev = prev.wrapping_add(varint::unzigzag(r.varint()?) as u64);
+        out.push(prev);
+    }
+    end(r, out)
+}
+
+pub fn encode_varints(values: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * 2);
+    for &v in values {
+        varint::put(&mut out, v);
+    }
+    out
+}
+
+pub fn decode_varints(body: &[u8], rows: usize) -> Result<Vec<u64>, StorageError> {
+    let mut r = Reader::new(body);
+    let mut out = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        out.push(r.varint()?);
+    }
+    end(r, out)
+}
+
+/// Values of one attribute key across the page's rows: a presence bitmap, then the present values,
+/// strings through a page-local dictionary.
+pub fn encode_values(values: &[Option<&Value>]) -> Vec<u8> {
+    let mut bitmap = vec![0u8; values.len().div_ceil(8)];
+    let mut dict: HashMap<&str, u64> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    let mut body = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let Some(v) = v else { continue };
+        bitmap[i / 8] |= 1 << (i % 8);
+        match v {
+            Value::Str(s) => {
+                let code = *dict.entry(s.as_str()).or_insert_with(|| {
+                    order.push(s.as_str());
+                    order.len() as u64 - 1
+                });
+                body.push(TAG_DICT_STR);
+                varint::put(&mut body, code);
+            }
+            other => put_value(&mut body, other),
+        }
+    }
+    let mut out = bitmap;
+    varint::put(&mut out, order.len() as u64);
+    for s in &order {
+        put_str(&mut out, s);
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+const TAG_DICT_STR: u8 = 0x80;
+
+pub fn decode_values(body: &[u8], rows: usize) -> Result<Vec<Option<Value>>, StorageError> {
+    let mut r = Reader::new(body);
+    let bitmap = r.bytes(rows.div_ceil(8))?;
+    let n = r.count(1)?;
+    let mut dict = Vec::with_capacity(n);
+    for _ in 0..n {
+        dict.push(r.str()?);
+    }
+    let mut out = Vec::with_capacity(rows);
+    for i in 0..rows {
+        if bitmap[i / 8] & (1 << (i % 8)) == 0 {
+            out.push(None);
+            continue;
+        }
+        if r.peek() == Some(TAG_DICT_STR) {
+            r.u8()?;
+            let c = r.varint()? as usize;
+            out.push(Some(Value::Str(dict.get(c).ok_or_else(|| corrupt("dictionary code"))?.to_string())));
+        } else {
+            out.push(Some(read_value(&mut r, 0)?));
+        }
+    }
+    end(r, out)
+}
+
+/// Variable-length per-row records (events, links) written by the row codec.
+pub fn encode_blobs(rows: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rows.iter().map(Vec::len).sum::<usize>() + rows.len());
+    for b in rows {
+        varint::put(&mut out, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+    out
+}
+
+pub fn decode_blobs(body: &[u8], rows: usize) -> Result<Vec<&[u8]>, StorageError> {
+    let mut r = Reader::new(body);
+    let mut out = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let n = r.varint()? as usize;
+        out.push(r.bytes(n)?);
+    }
+    end(r, out)
+}
+
+fn expect_rows<T>(v: Vec<T>, rows: usize) -> Result<Vec<T>, StorageError> {
+    if v.len() != rows {
+        return Err(corrupt("page row count"));
+    }
+    Ok(v)
+}
+
+fn end<T>(r: Reader<'_>, out: T) -> Result<T, StorageError> {
+    if !r.is_empty() {
+        return Err(corrupt("trailing bytes in page"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::row::tests::arb_value;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn compress_round_trips(body in proptest::collection::vec(any::<u8>(), 0..2000), repeat in 1usize..20) {
+            let body: Vec<u8> = body.iter().cycle().take(body.len() * repeat).copied().collect();
+            let stored = compress(&body);
+            let back = decompress(&stored).unwrap();
+            prop_assert_eq!(back.as_ref(), &body[..]);
+        }
+
+        #[test]
+        fn trace_ids_round_trip(ids in proptest::collection::vec((any::<[u8; 16]>(), 1usize..5), 0..50)) {
+            let ids: Vec<TraceId> = ids.into_iter().flat_map(|(id, n)| std::iter::repeat_n(id, n)).collect();
+            prop_assert_eq!(decode_trace_ids(&encode_trace_ids(&ids), ids.len()).unwrap(), ids);
+        }
+
+        #[test]
+        fn span_ids_and_parents_round_trip(rows in proptest::collection::vec((any::<[u8; 8]>(), 0u8..3, any::<[u8; 8]>(), any::<prop::sample::Index>()), 0..60)) {
+            let span_ids: Vec<SpanId> = rows.iter().map(|r| r.0).collect();
+            let parents: Vec<Option<SpanId>> = rows.iter().enumerate().map(|(i, (_, how, other, pick))| match how {
+                0 => None,
+                1 if i > 0 => Some(span_ids[pick.index(i)]),
+                _ => Some(*other),
+            }).collect();
+            let ids = decode_span_ids(&encode_span_ids(&span_ids), span_ids.len()).unwrap();
+            prop_assert_eq!(&ids, &span_ids);
+            prop_assert_eq!(decode_parents(&encode_parents(&parents, &span_ids), &span_ids).unwrap(), parents);
+        }
+
+        #[test]
+        fn dict_round_trips(values in proptest::collection::vec("[a-c]{0,3}|.{0,8}", 0..80)) {
+            prop_assert_eq!(decode_dict(&encode_dict(&values), values.len()).unwrap(), values);
+        }
+
+        #[test]
+        fn delta_round_trips(values in proptest::collection::vec(any::<u64>(), 0..80)) {
+            prop_assert_eq!(decode_delta(&encode_delta(&values), values.len()).unwrap(), values.clone());
+            prop_assert_eq!(decode_varints(&encode_varints(&values), values.len()).unwrap(), values);
+        }
+
+        #[test]
+        fn u8_round_trips(values in proptest::collection::vec(any::<u8>(), 0..80)) {
+            prop_assert_eq!(decode_u8(&encode_u8(&values), values.len()).unwrap(), values);
+        }
+
+        #[test]
+        fn values_round_trip(values in proptest::collection::vec(proptest::option::of(arb_value()), 0..70)) {
+            let refs: Vec<Option<&Value>> = values.iter().map(Option::as_ref).collect();
+            prop_assert_eq!(decode_values(&encode_values(&refs), values.len()).unwrap(), values);
+        }
+
+        #[test]
+        fn blobs_round_trip(rows in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 0..40)) {
+            let encoded = encode_blobs(&rows);
+            let decoded = decode_blobs(&encoded, rows.len()).unwrap();
+            prop_assert_eq!(decoded.iter().map(|b| b.to_vec()).collect::<Vec<_>>(), rows);
+        }
+
+        #[test]
+        fn corrupt_pages_are_errors_not_panics(body in proptest::collection::vec(any::<u8>(), 0..200), rows in 0usize..50) {
+            let _ = decompress(&body);
+            let _ = decode_trace_ids(&body, rows);
+            let _ = decode_dict(&body, rows);
+            let _ = decode_delta(&body, rows);
+            let _ = decode_values(&body, rows);
+            let _ = decode_blobs(&body, rows);
+            let ids = vec![[1u8; 8]; rows];
+            let _ = decode_parents(&body, &ids);
+        }
+    }
+}

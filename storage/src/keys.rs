@@ -1,0 +1,74 @@
+//! Key layouts of the column families. All integers big-endian so keys sort by them.
+
+use crate::model::TraceId;
+
+pub const CF_META: &str = "meta";
+pub const CF_WAL: &str = "wal";
+pub const CF_CHUNKS: &str = "chunks";
+pub const CF_TRACE_INDEX: &str = "tindex";
+
+pub const META_FORMAT_VERSION: &[u8] = b"format_version";
+pub const META_PARTITION_NS: &[u8] = b"partition_ns";
+/// Partitions below this one were dropped (retention or disk budget) and may never come back.
+pub const META_FLOOR_PARTITION: &[u8] = b"floor_partition";
+pub const META_SEGMENT_PREFIX: u8 = b's';
+pub const META_SERVICE_PREFIX: u8 = b'c';
+
+pub fn wal(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+pub fn chunk(part: u64, seg: u64, col: u16, page: u32) -> [u8; 22] {
+    let mut k = [0u8; 22];
+    k[..8].copy_from_slice(&part.to_be_bytes());
+    k[8..16].copy_from_slice(&seg.to_be_bytes());
+    k[16..18].copy_from_slice(&col.to_be_bytes());
+    k[18..].copy_from_slice(&page.to_be_bytes());
+    k
+}
+
+/// First key of a partition's chunks; `chunk_partition_start(p + 1)` bounds it.
+pub fn chunk_partition_start(part: u64) -> [u8; 8] {
+    part.to_be_bytes()
+}
+
+pub fn segment_meta(part: u64, seg: u64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = META_SEGMENT_PREFIX;
+    k[1..9].copy_from_slice(&part.to_be_bytes());
+    k[9..].copy_from_slice(&seg.to_be_bytes());
+    k
+}
+
+pub fn segment_meta_partition_start(part: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = META_SEGMENT_PREFIX;
+    k[1..].copy_from_slice(&part.to_be_bytes());
+    k
+}
+
+pub fn service(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + 1);
+    k.push(META_SERVICE_PREFIX);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub fn trace_index(trace: &TraceId, part: u64, seg: u64) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..16].copy_from_slice(trace);
+    k[16..24].copy_from_slice(&part.to_be_bytes());
+    k[24..].copy_from_slice(&seg.to_be_bytes());
+    k
+}
+
+/// (partition, segment) of a trace-index key.
+pub fn parse_trace_index(key: &[u8]) -> Option<(u64, u64)> {
+    if key.len() != 32 {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(key[16..24].try_into().ok()?),
+        u64::from_be_bytes(key[24..32].try_into().ok()?),
+    ))
+}

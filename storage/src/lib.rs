@@ -1,0 +1,23 @@
+//! Rewind's columnar span store on RocksDB. See docs/ARCHITECTURE.md for the layout.
+
+pub mod catalog;
+pub mod codec;
+mod error;
+pub mod keys;
+mod maintenance;
+mod memtable;
+pub mod metrics;
+pub mod model;
+pub mod segment;
+mod store;
+mod writer;
+
+pub use catalog::{NodeKind, ServiceInfo};
+pub use error::StorageError;
+pub use maintenance::{now_ns, Maintenance};
+pub use model::{Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
+pub use store::{EncodedBatch, Store, StoreConfig, StoreStats, FORMAT_VERSION};
+pub use writer::{Done, Writer};
+
+#[cfg(test)]
+mod store_tests;

@@ -1,0 +1,50 @@
+//! Spans acknowledged but not yet sealed into column chunks. They are durable in the `wal`
+//! column family; this is their queryable in-memory copy.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::model::{Span, TraceId};
+
+pub struct Memtable {
+    spans: Vec<Span>,
+    by_trace: HashMap<TraceId, Vec<u32>>,
+    /// Highest WAL sequence number whose spans are in here.
+    pub max_seq: Option<u64>,
+    pub created: Instant,
+    /// Approximate bytes, from the encoded WAL records.
+    pub bytes: usize,
+}
+
+impl Default for Memtable {
+    fn default() -> Self {
+        Self { spans: Vec::new(), by_trace: HashMap::new(), max_seq: None, created: Instant::now(), bytes: 0 }
+    }
+}
+
+impl Memtable {
+    pub fn insert(&mut self, seq: u64, spans: Vec<Span>, encoded_bytes: usize) {
+        for s in spans {
+            self.by_trace.entry(s.trace_id).or_default().push(self.spans.len() as u32);
+            self.spans.push(s);
+        }
+        self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
+        self.bytes += encoded_bytes;
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
+    }
+
+    pub fn trace(&self, id: &TraceId) -> impl Iterator<Item = &Span> {
+        self.by_trace.get(id).into_iter().flatten().map(|&i| &self.spans[i as usize])
+    }
+}

@@ -1,0 +1,42 @@
+//! The storage metrics, all defined here. Names follow `rewind_<subsystem>_<name>_<unit>`.
+
+use std::time::Duration;
+
+use crate::store::StoreStats;
+
+pub fn describe() {
+    metrics::describe_counter!("rewind_storage_sealed_spans_total", "Spans sealed into column chunks");
+    metrics::describe_counter!("rewind_storage_sealed_bytes_total", "Compressed chunk bytes written by seals");
+    metrics::describe_histogram!("rewind_storage_seal_duration_seconds", "Time to seal one memtable");
+    metrics::describe_counter!("rewind_storage_partitions_dropped_total", "Partitions dropped by retention or disk budget");
+    metrics::describe_gauge!("rewind_storage_memtable_spans", "Acknowledged spans not yet sealed");
+    metrics::describe_gauge!("rewind_storage_memtable_bytes", "Encoded bytes of unsealed spans");
+    metrics::describe_gauge!("rewind_storage_segments", "Sealed segments");
+    metrics::describe_gauge!("rewind_storage_partitions", "Time partitions held");
+    metrics::describe_gauge!("rewind_storage_disk_bytes", "Bytes of the store's files on disk");
+}
+
+pub(crate) fn sealed(spans: usize, bytes: u64, took: Duration) {
+    metrics::counter!("rewind_storage_sealed_spans_total").increment(spans as u64);
+    metrics::counter!("rewind_storage_sealed_bytes_total").increment(bytes);
+    metrics::histogram!("rewind_storage_seal_duration_seconds").record(took.as_secs_f64());
+}
+
+pub(crate) fn partition_dropped() {
+    metrics::counter!("rewind_storage_partitions_dropped_total").increment(1);
+}
+
+pub(crate) fn memtable(spans: usize, bytes: usize) {
+    metrics::gauge!("rewind_storage_memtable_spans").set(spans as f64);
+    metrics::gauge!("rewind_storage_memtable_bytes").set(bytes as f64);
+}
+
+pub(crate) fn store(s: &StoreStats) {
+    memtable(s.memtable_spans, s.memtable_bytes);
+    metrics::gauge!("rewind_storage_segments").set(s.segments as f64);
+    metrics::gauge!("rewind_storage_partitions").set(s.partitions as f64);
+}
+
+pub(crate) fn disk_bytes(b: u64) {
+    metrics::gauge!("rewind_storage_disk_bytes").set(b as f64);
+}

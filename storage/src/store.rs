@@ -1,0 +1,564 @@
+//! The store: RocksDB with four column families (see `keys`), the memtable of unsealed spans,
+//! the partition catalog, sealing and retention.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, ReadOptions,
+    WriteBatch, WriteOptions, DB,
+};
+
+use crate::catalog::{Catalog, ServiceInfo};
+use crate::codec::row;
+use crate::error::StorageError;
+use crate::keys;
+use crate::memtable::Memtable;
+use crate::metrics;
+use crate::model::{Span, TraceId};
+use crate::segment::{self, SegmentMeta, TraceRows};
+
+/// Version 1: column families meta/wal/chunks/tindex, row format 1, segment layout of `segment.rs`.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    /// Width of a time partition; fixed when the store is created.
+    pub partition: Duration,
+    pub retention: Duration,
+    pub max_disk_bytes: Option<u64>,
+    /// Seal the memtable when its oldest span is this old ...
+    pub seal_interval: Duration,
+    /// ... or when it holds this many spans.
+    pub seal_rows: usize,
+    /// fsync every acknowledged write; off survives a process crash but not a power cut.
+    pub sync: bool,
+}
+
+impl StoreConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            partition: Duration::from_secs(3600),
+            retention: Duration::from_secs(7 * 86400),
+            max_disk_bytes: None,
+            seal_interval: Duration::from_secs(10),
+            seal_rows: 100_000,
+            sync: true,
+        }
+    }
+}
+
+/// A batch of validated spans and its write-ahead-log encoding; encode it off the writer thread.
+pub struct EncodedBatch {
+    pub spans: Vec<Span>,
+    pub wal: Vec<u8>,
+}
+
+impl EncodedBatch {
+    pub fn new(spans: Vec<Span>) -> Self {
+        let wal = row::encode_batch(&spans);
+        Self { spans, wal }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    active: Memtable,
+    /// Being sealed: still answered from memory until its chunks are written.
+    frozen: Option<Arc<Memtable>>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StoreStats {
+    pub memtable_spans: usize,
+    pub memtable_bytes: usize,
+    pub partitions: usize,
+    pub segments: usize,
+    pub sealed_spans: u64,
+    pub sealed_bytes: u64,
+}
+
+pub struct Store {
+    db: DB,
+    config: StoreConfig,
+    partition_ns: u64,
+    state: RwLock<State>,
+    partitions: RwLock<BTreeMap<u64, Vec<SegmentMeta>>>,
+    catalog: Mutex<Catalog>,
+    next_seq: Mutex<u64>,
+    next_segment: AtomicU64,
+    /// Lowest partition still kept; shared with the trace index's compaction filter.
+    floor: Arc<AtomicU64>,
+    /// One seal or retention pass at a time.
+    maintenance: Mutex<()>,
+}
+
+fn cf_options(name: &str, floor: &Arc<AtomicU64>) -> Options {
+    let mut o = Options::default();
+    match name {
+        // Chunks are compressed page by page already.
+        keys::CF_CHUNKS => o.set_compression_type(DBCompressionType::None),
+        keys::CF_TRACE_INDEX => {
+            o.set_compression_type(DBCompressionType::Lz4);
+            let mut b = BlockBasedOptions::default();
+            b.set_bloom_filter(10.0, false);
+            o.set_block_based_table_factory(&b);
+            let floor = floor.clone();
+            // Index entries of dropped partitions go away as compaction meets them.
+            o.set_compaction_filter("rewind_dropped_partitions", move |_lvl, key: &[u8], _v: &[u8]| {
+                match keys::parse_trace_index(key) {
+                    Some((part, _)) if part < floor.load(Ordering::Relaxed) => rocksdb::compaction_filter::Decision::Remove,
+                    _ => rocksdb::compaction_filter::Decision::Keep,
+                }
+            });
+        }
+        _ => o.set_compression_type(DBCompressionType::Lz4),
+    }
+    o
+}
+
+impl Store {
+    pub fn open(config: StoreConfig) -> Result<Arc<Self>, StorageError> {
+        let path = config.path.clone();
+        let existed = path.join("CURRENT").exists();
+        if !existed && dir_has_entries(&path)? {
+            return Err(StorageError::NotARewindStore(path));
+        }
+        std::fs::create_dir_all(&path).map_err(|source| StorageError::Io { path: path.clone(), source })?;
+        let floor = Arc::new(AtomicU64::new(0));
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.increase_parallelism(2);
+        db_opts.set_keep_log_file_num(4);
+        let mut cf_names: Vec<String> =
+            [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX].map(String::from).to_vec();
+        if existed {
+            // A store from another build may have column families this one does not know: open
+            // them all so the version check below can speak, instead of RocksDB refusing first.
+            for cf in DB::list_cf(&db_opts, &path)? {
+                if !cf_names.contains(&cf) {
+                    cf_names.push(cf);
+                }
+            }
+        }
+        let cfs = cf_names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &floor)));
+        let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
+
+        let meta = db.cf_handle(keys::CF_META).expect("opened");
+        let partition_ns = match db.get_cf(meta, keys::META_FORMAT_VERSION)? {
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| crate::codec::corrupt("version"))?);
+                if found != FORMAT_VERSION {
+                    return Err(StorageError::UnsupportedVersion { path, found, supported: FORMAT_VERSION });
+                }
+                let p = db.get_cf(meta, keys::META_PARTITION_NS)?.ok_or_else(|| crate::codec::corrupt("partition width"))?;
+                u64::from_be_bytes(p.as_slice().try_into().map_err(|_| crate::codec::corrupt("partition width"))?)
+            }
+            None if existed => return Err(StorageError::NotARewindStore(path)),
+            None => {
+                let p = config.partition.as_nanos().max(1) as u64;
+                let mut b = WriteBatch::default();
+                b.put_cf(meta, keys::META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes());
+                b.put_cf(meta, keys::META_PARTITION_NS, p.to_be_bytes());
+                let mut w = WriteOptions::default();
+                w.set_sync(true);
+                db.write_opt(b, &w)?;
+                p
+            }
+        };
+        if partition_ns != config.partition.as_nanos() as u64 {
+            tracing::warn!(
+                stored_secs = partition_ns / 1_000_000_000,
+                "partition width is fixed when a store is created; keeping the stored one"
+            );
+        }
+        if let Some(f) = db.get_cf(meta, keys::META_FLOOR_PARTITION)? {
+            floor.store(u64::from_be_bytes(f.as_slice().try_into().map_err(|_| crate::codec::corrupt("floor"))?), Ordering::Relaxed);
+        }
+
+        let mut partitions: BTreeMap<u64, Vec<SegmentMeta>> = BTreeMap::new();
+        let mut services = Vec::new();
+        for item in db.iterator_cf(meta, IteratorMode::Start) {
+            let (k, v) = item?;
+            match k.first() {
+                Some(&keys::META_SEGMENT_PREFIX) => {
+                    let m: SegmentMeta = serde_json::from_slice(&v).map_err(|e| crate::codec::corrupt(&format!("segment meta: {e}")))?;
+                    partitions.entry(m.partition).or_default().push(m);
+                }
+                Some(&keys::META_SERVICE_PREFIX) => {
+                    services.push(serde_json::from_slice(&v).map_err(|e| crate::codec::corrupt(&format!("service: {e}")))?)
+                }
+                _ => {}
+            }
+        }
+        let next_segment = partitions.values().flatten().map(|m| m.id + 1).max().unwrap_or(1);
+
+        let store = Self {
+            db,
+            config,
+            partition_ns,
+            state: RwLock::new(State::default()),
+            partitions: RwLock::new(partitions),
+            catalog: Mutex::new(Catalog::from_entries(services)),
+            next_seq: Mutex::new(0),
+            next_segment: AtomicU64::new(next_segment),
+            floor,
+            maintenance: Mutex::new(()),
+        };
+        store.recover_wal()?;
+        store.publish_gauges();
+        Ok(Arc::new(store))
+    }
+
+    /// Replays acknowledged-but-unsealed batches into the memtable.
+    fn recover_wal(&self) -> Result<(), StorageError> {
+        let wal = self.db.cf_handle(keys::CF_WAL).expect("opened");
+        let mut st = self.state.write();
+        let mut catalog = self.catalog.lock();
+        let mut next = 0;
+        let mut recovered = 0usize;
+        for item in self.db.iterator_cf(wal, IteratorMode::Start) {
+            let (k, v) = item?;
+            let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| crate::codec::corrupt("wal key"))?);
+            let spans = row::decode_batch(&v)?;
+            recovered += spans.len();
+            spans.iter().for_each(|s| catalog.observe(s));
+            st.active.insert(seq, spans, v.len());
+            next = seq + 1;
+        }
+        *self.next_seq.lock() = next;
+        if recovered > 0 {
+            tracing::info!(spans = recovered, "recovered unsealed spans from the write-ahead log");
+        }
+        Ok(())
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    pub fn partition_of(&self, start_ns: u64) -> u64 {
+        start_ns / self.partition_ns
+    }
+
+    /// Spans starting before this are refused: their partition is gone or about to go.
+    pub fn min_accepted_start_ns(&self, now_ns: u64) -> u64 {
+        let by_floor = self.floor.load(Ordering::Relaxed).saturating_mul(self.partition_ns);
+        by_floor.max(now_ns.saturating_sub(self.config.retention.as_nanos() as u64))
+    }
+
+    /// Makes batches durable (one write, fsync'd when configured) and then visible to queries.
+    /// Returns only once the write is on disk: the caller may acknowledge after it.
+    pub fn append(&self, batches: Vec<EncodedBatch>) -> Result<(), StorageError> {
+        let wal = self.db.cf_handle(keys::CF_WAL).expect("opened");
+        // Held across the write so sequence numbers reach the memtable in WAL order.
+        let mut next = self.next_seq.lock();
+        let mut wb = WriteBatch::default();
+        for (i, b) in batches.iter().enumerate() {
+            wb.put_cf(wal, keys::wal(*next + i as u64), &b.wal);
+        }
+        let mut w = WriteOptions::default();
+        w.set_sync(self.config.sync);
+        self.db.write_opt(wb, &w)?;
+        let first = *next;
+        *next += batches.len() as u64;
+        let mut catalog = self.catalog.lock();
+        let mut st = self.state.write();
+        for (i, b) in batches.into_iter().enumerate() {
+            b.spans.iter().for_each(|s| catalog.observe(s));
+            st.active.insert(first + i as u64, b.spans, b.wal.len());
+        }
+        metrics::memtable(st.active.len(), st.active.bytes);
+        Ok(())
+    }
+
+    pub fn should_seal(&self) -> bool {
+        let st = self.state.read();
+        !st.active.is_empty()
+            && (st.active.len() >= self.config.seal_rows || st.active.created.elapsed() >= self.config.seal_interval)
+    }
+
+    /// Writes the memtable out as one segment per partition it touches and drops its WAL records,
+    /// all in one atomic write. Returns the number of spans sealed.
+    pub fn seal(&self) -> Result<usize, StorageError> {
+        let _one = self.maintenance.lock();
+        let frozen = {
+            let mut st = self.state.write();
+            if st.active.is_empty() {
+                return Ok(0);
+            }
+            let m = Arc::new(std::mem::take(&mut st.active));
+            st.frozen = Some(m.clone());
+            m
+        };
+        let started = std::time::Instant::now();
+        let floor = self.floor.load(Ordering::Relaxed);
+        let mut by_partition: BTreeMap<u64, Vec<&Span>> = BTreeMap::new();
+        for s in frozen.spans() {
+            let p = self.partition_of(s.start_ns);
+            // A partition dropped while these spans waited in memory stays dropped.
+            if p >= floor {
+                by_partition.entry(p).or_default().push(s);
+            }
+        }
+        let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
+        let meta = self.db.cf_handle(keys::CF_META).expect("opened");
+        let tindex = self.db.cf_handle(keys::CF_TRACE_INDEX).expect("opened");
+        let wal = self.db.cf_handle(keys::CF_WAL).expect("opened");
+        let mut wb = WriteBatch::default();
+        let mut metas = Vec::new();
+        for (part, spans) in by_partition {
+            let id = self.next_segment.fetch_add(1, Ordering::Relaxed);
+            let built = segment::build(part, id, &spans);
+            for (c, page, bytes) in &built.chunks {
+                wb.put_cf(chunks, keys::chunk(part, id, *c, *page), bytes);
+            }
+            for t in &built.traces {
+                wb.put_cf(tindex, keys::trace_index(&t.trace_id, part, id), t.encode_value());
+            }
+            let m = serde_json::to_vec(&built.meta).expect("segment meta serializes");
+            wb.put_cf(meta, keys::segment_meta(part, id), m);
+            metas.push(built.meta);
+        }
+        for s in self.catalog.lock().take_dirty() {
+            wb.put_cf(meta, keys::service(&s.name), serde_json::to_vec(&s).expect("service serializes"));
+        }
+        let max_seq = frozen.max_seq.expect("non-empty memtable has a sequence");
+        wb.delete_range_cf(wal, keys::wal(0), keys::wal(max_seq + 1));
+        let mut w = WriteOptions::default();
+        w.set_sync(self.config.sync);
+        if let Err(e) = self.db.write_opt(wb, &w) {
+            // Put the spans back in front of the active memtable's so nothing leaves memory
+            // before it is sealed; the WAL still holds them.
+            let mut st = self.state.write();
+            let newer = std::mem::take(&mut st.active);
+            let mut restored = Memtable::default();
+            for s in [&*frozen, &newer] {
+                if let Some(seq) = s.max_seq {
+                    restored.insert(seq, s.spans().to_vec(), s.bytes);
+                }
+            }
+            st.active = restored;
+            st.frozen = None;
+            return Err(e.into());
+        }
+        let sealed = frozen.len();
+        let bytes: u64 = metas.iter().map(|m| m.bytes).sum();
+        {
+            let mut parts = self.partitions.write();
+            for m in metas {
+                parts.entry(m.partition).or_default().push(m);
+            }
+        }
+        self.state.write().frozen = None;
+        metrics::sealed(sealed, bytes, started.elapsed());
+        self.publish_gauges();
+        tracing::debug!(spans = sealed, bytes, elapsed_ms = started.elapsed().as_millis() as u64, "sealed memtable");
+        Ok(sealed)
+    }
+
+    /// Drops partitions past retention, then the oldest ones while over the disk budget (never
+    /// the newest). Returns the partitions dropped.
+    pub fn enforce_retention(&self, now_ns: u64) -> Result<Vec<u64>, StorageError> {
+        let _one = self.maintenance.lock();
+        let cutoff = now_ns.saturating_sub(self.config.retention.as_nanos() as u64);
+        let expired: Vec<u64> = {
+            let parts = self.partitions.read();
+            parts.keys().copied().filter(|p| (p + 1).saturating_mul(self.partition_ns) <= cutoff).collect()
+        };
+        let mut dropped = Vec::new();
+        for p in expired {
+            self.drop_partition(p)?;
+            dropped.push(p);
+        }
+        // Partitions that were never written still move the floor forward.
+        let retention_floor = cutoff / self.partition_ns;
+        if retention_floor > self.floor.load(Ordering::Relaxed) {
+            self.set_floor(retention_floor)?;
+        }
+        if let Some(budget) = self.config.max_disk_bytes {
+            loop {
+                let used = self.disk_bytes()?;
+                let oldest = {
+                    let parts = self.partitions.read();
+                    if parts.len() <= 1 {
+                        None
+                    } else {
+                        parts.keys().next().copied()
+                    }
+                };
+                match oldest {
+                    Some(p) if used > budget => {
+                        tracing::info!(partition = p, used, budget, "over the disk budget: dropping the oldest partition");
+                        self.drop_partition(p)?;
+                        dropped.push(p);
+                    }
+                    _ => {
+                        if used > budget {
+                            tracing::warn!(used, budget, "over the disk budget with only the newest partition left");
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        self.publish_gauges();
+        Ok(dropped)
+    }
+
+    fn set_floor(&self, floor: u64) -> Result<(), StorageError> {
+        let meta = self.db.cf_handle(keys::CF_META).expect("opened");
+        self.db.put_cf(meta, keys::META_FLOOR_PARTITION, floor.to_be_bytes())?;
+        self.floor.fetch_max(floor, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn drop_partition(&self, p: u64) -> Result<(), StorageError> {
+        let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
+        let meta = self.db.cf_handle(keys::CF_META).expect("opened");
+        let mut wb = WriteBatch::default();
+        wb.delete_range_cf(chunks, keys::chunk_partition_start(p), keys::chunk_partition_start(p + 1));
+        wb.delete_range_cf(meta, keys::segment_meta_partition_start(p), keys::segment_meta_partition_start(p + 1));
+        wb.put_cf(meta, keys::META_FLOOR_PARTITION, (p + 1).max(self.floor.load(Ordering::Relaxed)).to_be_bytes());
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        self.db.write_opt(wb, &w)?;
+        self.floor.fetch_max(p + 1, Ordering::Relaxed);
+        self.partitions.write().remove(&p);
+        // Range deletes only hide data; compaction gives the space back.
+        self.db.compact_range_cf(chunks, Some(keys::chunk_partition_start(p)), Some(keys::chunk_partition_start(p + 1)));
+        let tindex = self.db.cf_handle(keys::CF_TRACE_INDEX).expect("opened");
+        self.db.compact_range_cf(tindex, None::<&[u8]>, None::<&[u8]>);
+        metrics::partition_dropped();
+        Ok(())
+    }
+
+    /// Bytes of the store's files on disk.
+    pub fn disk_bytes(&self) -> Result<u64, StorageError> {
+        let path = &self.config.path;
+        let io = |source| StorageError::Io { path: path.clone(), source };
+        let mut total = 0;
+        for e in std::fs::read_dir(path).map_err(io)? {
+            let e = e.map_err(io)?;
+            // Files can vanish between listing and stat while RocksDB compacts.
+            if let Ok(m) = e.metadata() {
+                if m.is_file() {
+                    total += m.len();
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// All stored spans of a trace, in start order. Point lookups: the trace index names the
+    /// segments and rows, whatever time they are from.
+    pub fn trace(&self, id: &TraceId) -> Result<Vec<Span>, StorageError> {
+        let mut out: Vec<Span> = Vec::new();
+        {
+            let st = self.state.read();
+            out.extend(st.active.trace(id).cloned());
+            if let Some(f) = &st.frozen {
+                out.extend(f.trace(id).cloned());
+            }
+        }
+        let tindex = self.db.cf_handle(keys::CF_TRACE_INDEX).expect("opened");
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(next_prefix(id));
+        let mut hits = Vec::new();
+        for item in self.db.iterator_cf_opt(tindex, ro, IteratorMode::From(id, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(id) {
+                break;
+            }
+            let (part, seg) = keys::parse_trace_index(&k).ok_or_else(|| crate::codec::corrupt("trace index key"))?;
+            hits.push((part, seg, TraceRows::decode_value(*id, &v)?));
+        }
+        for (part, seg, rows) in hits {
+            let meta = {
+                let parts = self.partitions.read();
+                parts.get(&part).and_then(|segs| segs.iter().find(|m| m.id == seg)).cloned()
+            };
+            // Absent: the partition was dropped and compaction has not yet met its index entry.
+            let Some(meta) = meta else { continue };
+            out.extend(segment::read_rows(&meta, rows.first_row, rows.count, |want| self.fetch_chunks(part, seg, want))?);
+        }
+        // A span can be both in the frozen memtable and in its fresh segment while a seal
+        // finishes, and a retried export stores a span twice: show it once.
+        let mut seen = HashSet::new();
+        out.retain(|s| seen.insert(s.span_id));
+        out.sort_by_key(|s| (s.start_ns, s.span_id));
+        Ok(out)
+    }
+
+    fn fetch_chunks(&self, part: u64, seg: u64, want: &[(u16, u32)]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
+        let keys: Vec<_> = want.iter().map(|(c, p)| (chunks, keys::chunk(part, seg, *c, *p))).collect();
+        self.db.multi_get_cf(keys).into_iter().map(|r| r.map_err(StorageError::from)).collect()
+    }
+
+    pub fn services(&self) -> Vec<ServiceInfo> {
+        self.catalog.lock().list()
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let st = self.state.read();
+        let parts = self.partitions.read();
+        StoreStats {
+            memtable_spans: st.active.len() + st.frozen.as_ref().map_or(0, |f| f.len()),
+            memtable_bytes: st.active.bytes + st.frozen.as_ref().map_or(0, |f| f.bytes),
+            partitions: parts.len(),
+            segments: parts.values().map(Vec::len).sum(),
+            sealed_spans: parts.values().flatten().map(|m| u64::from(m.rows)).sum(),
+            sealed_bytes: parts.values().flatten().map(|m| m.bytes).sum(),
+        }
+    }
+
+    /// Compacts every column family fully: for measuring bytes on disk.
+    pub fn compact(&self) {
+        for cf in [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX] {
+            let h = self.db.cf_handle(cf).expect("opened");
+            self.db.compact_range_cf(h, None::<&[u8]>, None::<&[u8]>);
+        }
+    }
+
+    fn publish_gauges(&self) {
+        let s = self.stats();
+        metrics::store(&s);
+        if let Ok(b) = self.disk_bytes() {
+            metrics::disk_bytes(b);
+        }
+    }
+}
+
+fn next_prefix(id: &TraceId) -> Vec<u8> {
+    let mut v = id.to_vec();
+    for b in v.iter_mut().rev() {
+        if *b == 0xff {
+            *b = 0;
+        } else {
+            *b += 1;
+            return v;
+        }
+    }
+    // All 0xff: no upper bound needed beyond the keyspace; 17 bytes sorts after every 32-byte key
+    // starting with it.
+    let mut v = id.to_vec();
+    v.push(0xff);
+    v.extend_from_slice(&[0xff; 16]);
+    v
+}
+
+fn dir_has_entries(path: &Path) -> Result<bool, StorageError> {
+    match std::fs::read_dir(path) {
+        Ok(mut d) => Ok(d.next().is_some()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(StorageError::Io { path: path.to_owned(), source }),
+    }
+}

@@ -1,0 +1,79 @@
+//! Group commit: one thread takes every batch waiting, writes them in one durable RocksDB write,
+//! then answers each. One fsync is shared by all concurrent exports.
+
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::error::StorageError;
+use crate::store::{EncodedBatch, Store};
+
+pub type Done = Box<dyn FnOnce(Result<(), Arc<StorageError>>) + Send>;
+
+/// Upper bounds of one group: latency of the first batch in it stays bounded.
+const MAX_GROUP_BATCHES: usize = 256;
+const MAX_GROUP_BYTES: usize = 64 << 20;
+
+pub struct Writer {
+    tx: Option<Sender<(EncodedBatch, Done)>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn start(store: Arc<Store>) -> Self {
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("rewind-writer".into())
+            .spawn(move || run(store, rx))
+            .expect("spawn writer thread");
+        Self { tx: Some(tx), thread: Some(thread) }
+    }
+
+    /// Queues a batch; `done` is called once it is durable and visible, or failed.
+    pub fn submit(&self, batch: EncodedBatch, done: Done) {
+        let Some(tx) = &self.tx else {
+            return done(Err(Arc::new(StorageError::ShuttingDown)));
+        };
+        if let Err(mpsc::SendError((_, done))) = tx.send((batch, done)) {
+            done(Err(Arc::new(StorageError::ShuttingDown)));
+        }
+    }
+
+    /// Writes everything already queued, then stops.
+    pub fn shutdown(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn run(store: Arc<Store>, rx: Receiver<(EncodedBatch, Done)>) {
+    while let Ok(first) = rx.recv() {
+        let mut bytes = first.0.wal.len();
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP_BATCHES && bytes < MAX_GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(job) => {
+                    bytes += job.0.wal.len();
+                    group.push(job);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let (batches, dones): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        let result = store.append(batches).map_err(Arc::new);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "write-ahead log write failed; exports are answered with an error");
+        }
+        for done in dones {
+            done(result.clone());
+        }
+    }
+}

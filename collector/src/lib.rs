@@ -1,1 +1,14 @@
+//! Rewind's collector: OTLP over gRPC and HTTP into the store.
 
+pub mod convert;
+mod error;
+pub mod grpc;
+pub mod http;
+mod ingest;
+pub mod json;
+pub mod metrics;
+
+pub use convert::Limits;
+pub use error::CollectorError;
+pub use grpc::OtlpTraceService;
+pub use ingest::{Format, Ingest, IngestConfig, Outcome};

@@ -5,6 +5,8 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use parking_lot::Mutex;
+
 use crate::error::StorageError;
 use crate::store::{EncodedBatch, Store};
 
@@ -15,8 +17,8 @@ const MAX_GROUP_BATCHES: usize = 256;
 const MAX_GROUP_BYTES: usize = 64 << 20;
 
 pub struct Writer {
-    tx: Option<Sender<(EncodedBatch, Done)>>,
-    thread: Option<JoinHandle<()>>,
+    tx: Mutex<Option<Sender<(EncodedBatch, Done)>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Writer {
@@ -26,12 +28,13 @@ impl Writer {
             .name("rewind-writer".into())
             .spawn(move || run(store, rx))
             .expect("spawn writer thread");
-        Self { tx: Some(tx), thread: Some(thread) }
+        Self { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) }
     }
 
     /// Queues a batch; `done` is called once it is durable and visible, or failed.
     pub fn submit(&self, batch: EncodedBatch, done: Done) {
-        let Some(tx) = &self.tx else {
+        let tx = self.tx.lock().clone();
+        let Some(tx) = tx else {
             return done(Err(Arc::new(StorageError::ShuttingDown)));
         };
         if let Err(mpsc::SendError((_, done))) = tx.send((batch, done)) {
@@ -40,9 +43,10 @@ impl Writer {
     }
 
     /// Writes everything already queued, then stops.
-    pub fn shutdown(&mut self) {
-        self.tx.take();
-        if let Some(t) = self.thread.take() {
+    pub fn shutdown(&self) {
+        self.tx.lock().take();
+        let thread = self.thread.lock().take();
+        if let Some(t) = thread {
             let _ = t.join();
         }
     }

@@ -1,0 +1,427 @@
+//! OTLP request → validated store spans. Invalid spans are rejected one by one (OTLP partial
+//! success); oversized content is truncated to the limits and counted as dropped, as the OTel SDKs
+//! do with their span limits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rewind_agent_proto::otlp::common::v1::{any_value, AnyValue, KeyValue as OtlpKeyValue};
+use rewind_agent_proto::otlp::trace::v1 as otlp;
+use rewind_agent_proto::ExportTraceServiceRequest;
+use rewind_storage::{Event, KeyValue, Link, Resource, Span, Value};
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_attributes: usize,
+    pub max_value_bytes: usize,
+    pub max_events: usize,
+    pub max_links: usize,
+    /// Arrays and key-value lists nested deeper become empty values.
+    pub max_value_depth: usize,
+    pub max_array_len: usize,
+    /// Spans starting further than this in the future are rejected.
+    pub max_future_skew_ns: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_attributes: 128,
+            max_value_bytes: 16 * 1024,
+            max_events: 128,
+            max_links: 128,
+            max_value_depth: 8,
+            max_array_len: 1024,
+            max_future_skew_ns: 3_600_000_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Converted {
+    pub spans: Vec<Span>,
+    pub rejected: u64,
+    /// Distinct rejection reasons, in order of first appearance (bounded).
+    pub reasons: Vec<String>,
+    /// Values or collections cut to the limits.
+    pub truncated: u64,
+}
+
+impl Converted {
+    pub fn message(&self) -> String {
+        if self.rejected == 0 {
+            return String::new();
+        }
+        format!("rejected {} span(s): {}", self.rejected, self.reasons.join("; "))
+    }
+
+    fn reject(&mut self, reason: String) {
+        self.rejected += 1;
+        if self.reasons.len() < 5 && !self.reasons.contains(&reason) {
+            self.reasons.push(reason);
+        }
+    }
+}
+
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// `min_start_ns`: spans starting earlier fall outside retention and are rejected.
+pub fn convert(req: ExportTraceServiceRequest, limits: &Limits, now_ns: u64, min_start_ns: u64) -> Converted {
+    let mut out = Converted::default();
+    let mut cx = Cx { limits, truncated: 0 };
+    for rs in req.resource_spans {
+        let (attributes, dropped) = cx.kvs(rs.resource.map(|r| r.attributes).unwrap_or_default());
+        let _ = dropped;
+        let resource = Arc::new(Resource { attributes });
+        let service = resource.get_str("service.name").unwrap_or(UNKNOWN_SERVICE).to_owned();
+        for ss in rs.scope_spans {
+            let (scope_name, scope_version) =
+                ss.scope.map(|s| (cx.string(s.name), cx.string(s.version))).unwrap_or_default();
+            for span in ss.spans {
+                match cx.span(span, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
+                    Ok(s) => out.spans.push(s),
+                    Err(reason) => out.reject(reason),
+                }
+            }
+        }
+    }
+    out.truncated = cx.truncated;
+    out
+}
+
+struct Cx<'a> {
+    limits: &'a Limits,
+    truncated: u64,
+}
+
+fn id<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], String> {
+    let id: [u8; N] =
+        bytes.try_into().map_err(|_| format!("{what} must be {N} bytes, got {}", bytes.len()))?;
+    if id == [0; N] {
+        return Err(format!("{what} is all zeros"));
+    }
+    Ok(id)
+}
+
+impl Cx<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn span(
+        &mut self,
+        s: otlp::Span,
+        resource: &Arc<Resource>,
+        service: &str,
+        scope_name: &str,
+        scope_version: &str,
+        now_ns: u64,
+        min_start_ns: u64,
+    ) -> Result<Span, String> {
+        let trace_id = id::<16>(&s.trace_id, "trace_id")?;
+        let span_id = id::<8>(&s.span_id, "span_id")?;
+        let parent_span_id = match s.parent_span_id.len() {
+            0 => None,
+            // Some SDKs send eight zero bytes for "no parent".
+            8 if s.parent_span_id == [0; 8] => None,
+            _ => Some(id::<8>(&s.parent_span_id, "parent_span_id")?),
+        };
+        if parent_span_id == Some(span_id) {
+            return Err("span is its own parent".into());
+        }
+        let (start, end) = (s.start_time_unix_nano, s.end_time_unix_nano);
+        if start == 0 {
+            return Err("start_time_unix_nano is missing".into());
+        }
+        if end < start {
+            return Err("end_time_unix_nano is before start_time_unix_nano".into());
+        }
+        if start > now_ns.saturating_add(self.limits.max_future_skew_ns) {
+            return Err("start_time_unix_nano is too far in the future".into());
+        }
+        if start < min_start_ns {
+            return Err("start_time_unix_nano is older than the retention period".into());
+        }
+        let (attributes, dropped_attrs) = self.kvs(s.attributes);
+        let mut dropped_events = s.dropped_events_count;
+        let mut events = Vec::with_capacity(s.events.len().min(self.limits.max_events));
+        for e in s.events {
+            if events.len() == self.limits.max_events {
+                dropped_events = dropped_events.saturating_add(1);
+                continue;
+            }
+            let (attributes, dropped) = self.kvs(e.attributes);
+            events.push(Event {
+                time_ns: e.time_unix_nano,
+                name: self.string(e.name),
+                attributes,
+                dropped_attributes: e.dropped_attributes_count.saturating_add(dropped),
+            });
+        }
+        let mut dropped_links = s.dropped_links_count;
+        let mut links = Vec::with_capacity(s.links.len().min(self.limits.max_links));
+        for l in s.links {
+            let ids = id::<16>(&l.trace_id, "link trace_id").and_then(|t| Ok((t, id::<8>(&l.span_id, "link span_id")?)));
+            let Ok((trace_id, span_id)) = ids else {
+                dropped_links = dropped_links.saturating_add(1);
+                continue;
+            };
+            if links.len() == self.limits.max_links {
+                dropped_links = dropped_links.saturating_add(1);
+                continue;
+            }
+            let (attributes, dropped) = self.kvs(l.attributes);
+            links.push(Link {
+                trace_id,
+                span_id,
+                trace_state: self.string(l.trace_state),
+                attributes,
+                dropped_attributes: l.dropped_attributes_count.saturating_add(dropped),
+                flags: l.flags,
+            });
+        }
+        let status = s.status.unwrap_or_default();
+        Ok(Span {
+            trace_id,
+            span_id,
+            parent_span_id,
+            trace_state: self.string(s.trace_state),
+            flags: s.flags,
+            service: service.to_owned(),
+            name: self.string(s.name),
+            kind: u8::try_from(s.kind).ok().filter(|k| *k <= 5).unwrap_or(0),
+            start_ns: start,
+            duration_ns: end - start,
+            status_code: u8::try_from(status.code).ok().filter(|c| *c <= 2).unwrap_or(0),
+            status_message: self.string(status.message),
+            scope_name: scope_name.to_owned(),
+            scope_version: scope_version.to_owned(),
+            attributes,
+            events,
+            links,
+            dropped_attributes: s.dropped_attributes_count.saturating_add(dropped_attrs),
+            dropped_events,
+            dropped_links,
+            resource: resource.clone(),
+        })
+    }
+
+    /// Keys made unique (the last value wins, as in the SDKs), then cut to the count limit.
+    fn kvs(&mut self, kvs: Vec<OtlpKeyValue>) -> (Vec<KeyValue>, u32) {
+        let mut out: Vec<KeyValue> = Vec::with_capacity(kvs.len().min(self.limits.max_attributes));
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut dropped = 0u32;
+        for kv in kvs {
+            let key = self.string(kv.key);
+            let value = self.value(kv.value, 0);
+            match index.get(&key) {
+                Some(&i) => out[i].1 = value,
+                None if out.len() < self.limits.max_attributes => {
+                    index.insert(key.clone(), out.len());
+                    out.push((key, value));
+                }
+                None => dropped = dropped.saturating_add(1),
+            }
+        }
+        if dropped > 0 {
+            self.truncated += 1;
+        }
+        (out, dropped)
+    }
+
+    fn value(&mut self, v: Option<AnyValue>, depth: usize) -> Value {
+        let Some(v) = v.and_then(|v| v.value) else { return Value::Empty };
+        match v {
+            any_value::Value::StringValue(s) => Value::Str(self.string(s)),
+            any_value::Value::BoolValue(b) => Value::Bool(b),
+            any_value::Value::IntValue(i) => Value::Int(i),
+            any_value::Value::DoubleValue(d) => Value::Double(d),
+            any_value::Value::BytesValue(mut b) => {
+                if b.len() > self.limits.max_value_bytes {
+                    b.truncate(self.limits.max_value_bytes);
+                    self.truncated += 1;
+                }
+                Value::Bytes(b)
+            }
+            any_value::Value::ArrayValue(_) | any_value::Value::KvlistValue(_) if depth >= self.limits.max_value_depth => {
+                self.truncated += 1;
+                Value::Empty
+            }
+            any_value::Value::ArrayValue(a) => {
+                if a.values.len() > self.limits.max_array_len {
+                    self.truncated += 1;
+                }
+                Value::Array(
+                    a.values.into_iter().take(self.limits.max_array_len).map(|v| self.value(Some(v), depth + 1)).collect(),
+                )
+            }
+            any_value::Value::KvlistValue(l) => {
+                if l.values.len() > self.limits.max_array_len {
+                    self.truncated += 1;
+                }
+                Value::KvList(
+                    l.values
+                        .into_iter()
+                        .take(self.limits.max_array_len)
+                        .map(|kv| (self.string(kv.key), self.value(kv.value, depth + 1)))
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    /// Cut at the byte limit, on a character boundary.
+    fn string(&mut self, mut s: String) -> String {
+        let max = self.limits.max_value_bytes;
+        if s.len() > max {
+            let mut cut = max;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s.truncate(cut);
+            self.truncated += 1;
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rewind_agent_proto::otlp::common::v1::{ArrayValue, InstrumentationScope};
+    use rewind_agent_proto::otlp::resource::v1::Resource as OtlpResource;
+
+    const NOW: u64 = 1_750_000_000_000_000_000;
+
+    fn kv(k: &str, v: any_value::Value) -> OtlpKeyValue {
+        OtlpKeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
+    }
+
+    fn good_span() -> otlp::Span {
+        otlp::Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "GET /".into(),
+            kind: 2,
+            start_time_unix_nano: NOW - 1_000,
+            end_time_unix_nano: NOW,
+            ..Default::default()
+        }
+    }
+
+    fn request(spans: Vec<otlp::Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![otlp::ResourceSpans {
+                resource: Some(OtlpResource {
+                    attributes: vec![kv("service.name", any_value::Value::StringValue("shop".into()))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![otlp::ScopeSpans {
+                    scope: Some(InstrumentationScope { name: "lib".into(), version: "2".into(), ..Default::default() }),
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn run(spans: Vec<otlp::Span>) -> Converted {
+        convert(request(spans), &Limits::default(), NOW, NOW - 86_400_000_000_000)
+    }
+
+    #[test]
+    fn a_valid_span_converts_field_for_field() {
+        let mut s = good_span();
+        s.parent_span_id = vec![3; 8];
+        s.status = Some(otlp::Status { code: 2, message: "boom".into() });
+        s.attributes = vec![kv("http.route", any_value::Value::StringValue("/".into()))];
+        let c = run(vec![s]);
+        assert_eq!(c.rejected, 0);
+        let s = &c.spans[0];
+        assert_eq!((s.service.as_str(), s.scope_name.as_str(), s.scope_version.as_str()), ("shop", "lib", "2"));
+        assert_eq!((s.trace_id, s.span_id, s.parent_span_id), ([1; 16], [2; 8], Some([3; 8])));
+        assert_eq!((s.start_ns, s.duration_ns, s.kind, s.status_code), (NOW - 1000, 1000, 2, 2));
+        assert_eq!(s.attribute("http.route"), Some(&Value::Str("/".into())));
+    }
+
+    #[test]
+    fn invalid_spans_are_rejected_one_by_one_with_reasons() {
+        let cases: Vec<(fn(&mut otlp::Span), &str)> = vec![
+            (|s| s.trace_id = vec![0; 16], "trace_id is all zeros"),
+            (|s| s.trace_id = vec![1; 15], "trace_id must be 16 bytes"),
+            (|s| s.span_id = vec![], "span_id must be 8 bytes"),
+            (|s| s.span_id = vec![0; 8], "span_id is all zeros"),
+            (|s| s.parent_span_id = vec![1; 3], "parent_span_id must be 8 bytes"),
+            (|s| s.parent_span_id = vec![2; 8], "its own parent"),
+            (|s| s.start_time_unix_nano = 0, "missing"),
+            (|s| s.end_time_unix_nano = s.start_time_unix_nano - 1, "before start"),
+            (
+                |s| {
+                    s.start_time_unix_nano = NOW + 10 * 365 * 86_400_000_000_000;
+                    s.end_time_unix_nano = s.start_time_unix_nano + 1;
+                },
+                "future",
+            ),
+            (|s| s.start_time_unix_nano = 1_000, "retention"),
+        ];
+        for (break_it, reason) in cases {
+            let mut bad = good_span();
+            break_it(&mut bad);
+            let c = run(vec![good_span(), bad]);
+            assert_eq!((c.spans.len(), c.rejected), (1, 1), "{reason}");
+            assert!(c.message().contains(reason), "{} does not say {reason}", c.message());
+        }
+    }
+
+    #[test]
+    fn zero_parent_means_root_and_unknown_enums_clamp() {
+        let mut s = good_span();
+        s.parent_span_id = vec![0; 8];
+        s.kind = 99;
+        s.status = Some(otlp::Status { code: -4, message: String::new() });
+        let c = run(vec![s]);
+        assert_eq!((c.spans[0].parent_span_id, c.spans[0].kind, c.spans[0].status_code), (None, 0, 0));
+    }
+
+    #[test]
+    fn floods_are_truncated_to_the_limits_and_counted() {
+        let mut s = good_span();
+        s.attributes = (0..10_000).map(|i| kv(&format!("k{i}"), any_value::Value::IntValue(i))).collect();
+        s.attributes.push(kv("big", any_value::Value::StringValue("é".repeat(600_000))));
+        let mut deep = AnyValue { value: Some(any_value::Value::IntValue(1)) };
+        for _ in 0..100 {
+            deep = AnyValue { value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![deep] })) };
+        }
+        s.attributes.insert(0, OtlpKeyValue { key: "deep".into(), value: Some(deep), ..Default::default() });
+        s.events = (0..500).map(|i| otlp::span::Event { name: format!("e{i}"), ..Default::default() }).collect();
+        let c = run(vec![s]);
+        let s = &c.spans[0];
+        assert_eq!(s.attributes.len(), 128);
+        assert_eq!(s.dropped_attributes, 10_001 - 127);
+        assert_eq!(s.events.len(), 128);
+        assert_eq!(s.dropped_events, 372);
+        let mut depth = 0;
+        let mut v = s.attribute("deep").unwrap();
+        while let Value::Array(items) = v {
+            depth += 1;
+            v = &items[0];
+        }
+        assert_eq!(depth, 8);
+        assert!(c.truncated > 0);
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_value() {
+        let mut s = good_span();
+        s.attributes = vec![kv("a", any_value::Value::IntValue(1)), kv("a", any_value::Value::IntValue(2))];
+        let c = run(vec![s]);
+        assert_eq!(c.spans[0].attributes, vec![("a".to_string(), Value::Int(2))]);
+    }
+
+    #[test]
+    fn long_strings_are_cut_on_a_character_boundary() {
+        let mut s = good_span();
+        s.name = "é".repeat(20_000);
+        let c = run(vec![s]);
+        assert!(c.spans[0].name.len() <= 16 * 1024);
+        assert!(c.spans[0].name.chars().all(|ch| ch == 'é'));
+    }
+}

@@ -1,0 +1,154 @@
+//! OTLP/HTTP `POST /v1/traces`: protobuf or JSON, optionally gzip'd. Answers in the request's
+//! content type, errors as `google.rpc.Status`.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use prost::Message;
+use rewind_agent_proto::RpcStatus;
+
+use crate::error::{CollectorError, RETRY_AFTER};
+use crate::grpc::response;
+use crate::ingest::{Format, Ingest};
+
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    Router::new().route("/v1/traces", post(export)).with_state(ingest)
+}
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+
+fn format_of(headers: &HeaderMap) -> Result<Format, CollectorError> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match mime.as_str() {
+        PROTOBUF | "application/protobuf" => Ok(Format::Protobuf),
+        JSON => Ok(Format::Json),
+        _ => Err(CollectorError::UnsupportedMediaType(ct.to_owned())),
+    }
+}
+
+async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
+    // Errors before the content type is known are answered in protobuf, OTLP's default.
+    let format = match format_of(&headers) {
+        Ok(f) => f,
+        Err(e) => return error(Format::Protobuf, &e),
+    };
+    let transport = if format == Format::Json { "http_json" } else { "http_protobuf" };
+    match read_body(&ingest, &headers, body).await {
+        Ok(bytes) => match ingest.export(bytes, format, transport).await {
+            Ok(o) => success(format, o.rejected, o.message),
+            Err(e) => error(format, &e),
+        },
+        Err(e) => {
+            crate::metrics::refused(transport, e.reason());
+            error(format, &e)
+        }
+    }
+}
+
+async fn read_body(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<Bytes, CollectorError> {
+    ingest.check_token(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes))?;
+    let limit = ingest.config().max_message_bytes;
+    let too_large = |size| CollectorError::TooLarge { size, limit };
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
+        if len > limit {
+            return Err(too_large(len));
+        }
+    }
+    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+            too_large(limit + 1)
+        } else {
+            CollectorError::InvalidArgument(format!("reading the body: {e}"))
+        }
+    })?;
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
+    match encoding.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(raw),
+        "gzip" => tokio::task::spawn_blocking(move || gunzip(&raw, limit))
+            .await
+            .map_err(|e| CollectorError::Unavailable(e.to_string()))?,
+        other => Err(CollectorError::UnsupportedEncoding(other.to_owned())),
+    }
+}
+
+/// Decompresses at most `limit` bytes: a gzip bomb ends as 413, not as memory.
+fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, CollectorError> {
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    let mut dec = flate2::read::GzDecoder::new(raw).take(limit as u64 + 1);
+    dec.read_to_end(&mut out).map_err(|e| CollectorError::InvalidArgument(format!("invalid gzip body: {e}")))?;
+    if out.len() > limit {
+        return Err(CollectorError::TooLarge { size: out.len(), limit });
+    }
+    Ok(out.into())
+}
+
+fn success(format: Format, rejected: u64, message: String) -> Response {
+    let resp = response(rejected, message);
+    match format {
+        Format::Protobuf => ([(header::CONTENT_TYPE, PROTOBUF)], resp.encode_to_vec()).into_response(),
+        Format::Json => {
+            let body = match resp.partial_success {
+                None => serde_json::json!({}),
+                Some(p) => serde_json::json!({"partialSuccess": {
+                    // int64 is a string in proto3 JSON.
+                    "rejectedSpans": p.rejected_spans.to_string(),
+                    "errorMessage": p.error_message,
+                }}),
+            };
+            ([(header::CONTENT_TYPE, JSON)], body.to_string()).into_response()
+        }
+    }
+}
+
+fn error(format: Format, e: &CollectorError) -> Response {
+    let status = RpcStatus { code: e.grpc_code() as i32, message: e.to_string() };
+    let mut resp = match format {
+        Format::Protobuf => ([(header::CONTENT_TYPE, PROTOBUF)], status.encode_to_vec()).into_response(),
+        Format::Json => (
+            [(header::CONTENT_TYPE, JSON)],
+            serde_json::json!({"code": status.code, "message": status.message}).to_string(),
+        )
+            .into_response(),
+    };
+    *resp.status_mut() = e.http_status();
+    if e.retryable() {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
+    }
+    if e.http_status() == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_bombs_and_truncated_gzip_are_refused() {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![0u8; 10 << 20]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(matches!(gunzip(&bomb, 1 << 20), Err(CollectorError::TooLarge { .. })));
+        assert!(matches!(gunzip(&bomb[..bomb.len() / 2], 64 << 20), Err(CollectorError::InvalidArgument(_))));
+        assert_eq!(gunzip(&bomb, 16 << 20).unwrap().len(), 10 << 20);
+    }
+
+    #[test]
+    fn content_types_are_recognised_with_parameters() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        assert_eq!(format_of(&h).unwrap(), Format::Json);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(matches!(format_of(&h), Err(CollectorError::UnsupportedMediaType(_))));
+    }
+}

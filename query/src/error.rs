@@ -1,0 +1,51 @@
+//! Query errors, each with its HTTP status and a stable machine-readable code, answered as
+//! `{"error":{"code":"...","message":"..."}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("invalid parameter `{param}`: {message}")]
+    BadParameter { param: &'static str, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("missing or wrong bearer token")]
+    Unauthenticated,
+    #[error("storage error: {0}")]
+    Storage(#[from] rewind_storage::StorageError),
+    #[error("query task failed: {0}")]
+    Internal(String),
+}
+
+impl QueryError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadParameter { .. } => "bad_parameter",
+            Self::NotFound(_) => "not_found",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Storage(_) => "storage",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for QueryError {
+    fn into_response(self) -> Response {
+        if self.status().is_server_error() {
+            tracing::error!(error = %self, "query failed");
+        }
+        let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
+        (self.status(), Json(body)).into_response()
+    }
+}

@@ -1,0 +1,234 @@
+//! Configuration, in layers: built-in defaults, then the TOML file (`--config`), then `REWIND_*`
+//! environment variables, then flags. Validated once, at start-up, with messages that name the
+//! setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+
+/// Flags of `rewind serve`; each also reads its `REWIND_*` environment variable.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (flags and environment win over it).
+    #[arg(long, env = "REWIND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the RocksDB store [default: ./rewind-data].
+    #[arg(long, env = "REWIND_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// OTLP/gRPC listen address [default: 0.0.0.0:4317].
+    #[arg(long, env = "REWIND_GRPC_LISTEN")]
+    pub grpc_listen: Option<String>,
+    /// OTLP/HTTP listen address [default: 0.0.0.0:4318].
+    #[arg(long, env = "REWIND_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// Query API and UI listen address [default: 0.0.0.0:8080].
+    #[arg(long, env = "REWIND_QUERY_LISTEN")]
+    pub query_listen: Option<String>,
+    /// Keep data this long, e.g. 7d, 36h [default: 7d].
+    #[arg(long, env = "REWIND_RETENTION")]
+    pub retention: Option<String>,
+    /// Drop the oldest partitions beyond this many bytes on disk, e.g. 50GiB [default: none].
+    #[arg(long, env = "REWIND_MAX_DISK_BYTES")]
+    pub max_disk_bytes: Option<String>,
+    /// Largest export request accepted, e.g. 16MiB [default: 16MiB].
+    #[arg(long, env = "REWIND_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<String>,
+    /// Export bytes in flight before the collector answers "retry later" [default: 128MiB].
+    #[arg(long, env = "REWIND_QUEUE_BYTES")]
+    pub queue_bytes: Option<String>,
+    /// Require `authorization: Bearer <token>` on exports.
+    #[arg(long, env = "REWIND_INGEST_TOKEN", hide_env_values = true)]
+    pub ingest_token: Option<String>,
+    /// Require `authorization: Bearer <token>` on /api/*.
+    #[arg(long, env = "REWIND_QUERY_TOKEN", hide_env_values = true)]
+    pub query_token: Option<String>,
+    /// fsync each acknowledged write (true) or rely on the OS page cache, which survives a process
+    /// crash but not a power cut (false) [default: true].
+    #[arg(long, env = "REWIND_SYNC")]
+    pub sync: Option<bool>,
+    /// Seal unsealed spans into column chunks at least this often [default: 10s].
+    #[arg(long, env = "REWIND_SEAL_INTERVAL")]
+    pub seal_interval: Option<String>,
+    /// ... or once this many are waiting [default: 100000].
+    #[arg(long, env = "REWIND_SEAL_ROWS")]
+    pub seal_rows: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    grpc_listen: Option<String>,
+    http_listen: Option<String>,
+    query_listen: Option<String>,
+    retention: Option<String>,
+    max_disk_bytes: Option<String>,
+    max_message_bytes: Option<String>,
+    queue_bytes: Option<String>,
+    ingest_token: Option<String>,
+    query_token: Option<String>,
+    sync: Option<bool>,
+    seal_interval: Option<String>,
+    seal_rows: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub grpc_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub query_listen: SocketAddr,
+    pub retention: Duration,
+    pub max_disk_bytes: Option<u64>,
+    pub max_message_bytes: usize,
+    pub queue_bytes: usize,
+    pub ingest_token: Option<String>,
+    pub query_token: Option<String>,
+    pub sync: bool,
+    pub seal_interval: Duration,
+    pub seal_rows: usize,
+}
+
+impl Config {
+    pub fn load(args: ServeArgs) -> anyhow::Result<Self> {
+        let file: FileConfig = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        macro_rules! pick {
+            ($name:ident, $default:expr) => {
+                args.$name.or(file.$name).unwrap_or_else(|| $default.into())
+            };
+        }
+        let addr = |name: &str, v: String| -> anyhow::Result<SocketAddr> {
+            v.parse().with_context(|| format!("{name}: {v:?} is not an address like 0.0.0.0:4317"))
+        };
+        let max_disk_bytes = args.max_disk_bytes.or(file.max_disk_bytes).map(|v| parse_bytes("max-disk-bytes", &v)).transpose()?;
+        let config = Config {
+            data_dir: pick!(data_dir, PathBuf::from("./rewind-data")),
+            grpc_listen: addr("grpc-listen", pick!(grpc_listen, "0.0.0.0:4317"))?,
+            http_listen: addr("http-listen", pick!(http_listen, "0.0.0.0:4318"))?,
+            query_listen: addr("query-listen", pick!(query_listen, "0.0.0.0:8080"))?,
+            retention: parse_duration("retention", &pick!(retention, "7d"))?,
+            max_disk_bytes,
+            max_message_bytes: parse_bytes("max-message-bytes", &pick!(max_message_bytes, "16MiB"))? as usize,
+            queue_bytes: parse_bytes("queue-bytes", &pick!(queue_bytes, "128MiB"))? as usize,
+            ingest_token: args.ingest_token.or(file.ingest_token).filter(|t| !t.is_empty()),
+            query_token: args.query_token.or(file.query_token).filter(|t| !t.is_empty()),
+            sync: args.sync.or(file.sync).unwrap_or(true),
+            seal_interval: parse_duration("seal-interval", &pick!(seal_interval, "10s"))?,
+            seal_rows: args.seal_rows.or(file.seal_rows).unwrap_or(100_000),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.retention < Duration::from_secs(3600) {
+            bail!("retention: must be at least 1h (data is dropped by whole one-hour partitions)");
+        }
+        if self.max_message_bytes < 1024 || self.max_message_bytes > 1 << 30 {
+            bail!("max-message-bytes: must be between 1KiB and 1GiB");
+        }
+        if self.queue_bytes < self.max_message_bytes {
+            bail!("queue-bytes: must be at least max-message-bytes, or the largest request could never be admitted");
+        }
+        if self.queue_bytes > u32::MAX as usize {
+            bail!("queue-bytes: at most 4GiB");
+        }
+        if !(1..=10_000_000).contains(&self.seal_rows) {
+            bail!("seal-rows: must be between 1 and 10000000");
+        }
+        if self.seal_interval.is_zero() || self.seal_interval > Duration::from_secs(3600) {
+            bail!("seal-interval: must be between 1ms and 1h");
+        }
+        let addrs = [self.grpc_listen, self.http_listen, self.query_listen];
+        for (i, a) in addrs.iter().enumerate() {
+            if a.port() != 0 && addrs[..i].contains(a) {
+                bail!("listen addresses must differ: {a} is used twice");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `500ms`, `10s`, `30m`, `36h`, `7d`; a bare number is seconds.
+pub fn parse_duration(name: &str, v: &str) -> anyhow::Result<Duration> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().with_context(|| format!("{name}: {v:?} is not a duration like 7d, 12h, 30m, 10s"))?;
+    let secs = |m: u64| Duration::from_secs(n.saturating_mul(m));
+    Ok(match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        other => bail!("{name}: unknown unit {other:?} in {v:?}; use ms, s, m, h or d"),
+    })
+}
+
+/// `1024`, `64KiB`, `16MiB`, `50GiB`, `1GB` (decimal units too).
+pub fn parse_bytes(name: &str, v: &str) -> anyhow::Result<u64> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().with_context(|| format!("{name}: {v:?} is not a size like 16MiB or 50GiB"))?;
+    let m: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => bail!("{name}: unknown unit {other:?} in {v:?}; use KiB, MiB, GiB or TiB"),
+    };
+    n.checked_mul(m).with_context(|| format!("{name}: {v:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_parse() {
+        assert_eq!(parse_duration("x", "7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(parse_duration("x", "250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("x", "90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("x", "7w").unwrap_err().to_string().contains("unknown unit"));
+        assert_eq!(parse_bytes("x", "16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_bytes("x", "2GB").unwrap(), 2_000_000_000);
+        assert!(parse_bytes("x", "lots").is_err());
+    }
+
+    #[test]
+    fn layers_apply_in_order_and_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rewind.toml");
+        std::fs::write(&file, "retention = \"2d\"\nquery_listen = \"127.0.0.1:9000\"\n").unwrap();
+        let c = Config::load(ServeArgs { config: Some(file.clone()), retention: Some("3d".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.retention, Duration::from_secs(3 * 86400), "flag beats file");
+        assert_eq!(c.query_listen.port(), 9000, "file beats default");
+        assert_eq!(c.grpc_listen.port(), 4317, "default");
+
+        std::fs::write(&file, "retension = \"2d\"\n").unwrap();
+        let e = Config::load(ServeArgs { config: Some(file.clone()), ..Default::default() }).unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field `retension`"), "{e:#}");
+
+        let e = Config::load(ServeArgs { queue_bytes: Some("1MiB".into()), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().contains("queue-bytes"), "{e}");
+        let e = Config::load(ServeArgs { grpc_listen: Some("nowhere".into()), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().contains("grpc-listen"), "{e}");
+    }
+}

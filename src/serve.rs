@@ -1,0 +1,120 @@
+//! `rewind serve`: wiring and lifecycle. Start-up opens the store, then binds every listener,
+//! then reports ready; shutdown (SIGTERM or Ctrl-C) stops the listeners, lets in-flight exports
+//! finish, drains the writer so every acknowledged span is durable, and seals the memtable.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use rewind_collector::{Ingest, IngestConfig, Limits, OtlpTraceService};
+use rewind_query::QueryState;
+use rewind_storage::{Maintenance, Store, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// How long in-flight requests get to finish once shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let prometheus = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
+    rewind_storage::metrics::describe();
+    rewind_collector::metrics::describe();
+    rewind_query::metrics::describe();
+
+    let mut store_config = StoreConfig::new(&config.data_dir);
+    store_config.retention = config.retention;
+    store_config.max_disk_bytes = config.max_disk_bytes;
+    store_config.sync = config.sync;
+    store_config.seal_interval = config.seal_interval;
+    store_config.seal_rows = config.seal_rows;
+    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+        .await?
+        .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
+    let mut maintenance = Maintenance::start(store.clone());
+    let ingest = Ingest::new(
+        store.clone(),
+        IngestConfig {
+            limits: Limits::default(),
+            queue_bytes: config.queue_bytes,
+            max_message_bytes: config.max_message_bytes,
+            token: config.ingest_token.clone(),
+        },
+    );
+
+    let bind = |addr, what: &'static str| async move {
+        TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
+    };
+    let grpc_listener = bind(config.grpc_listen, "OTLP/gRPC").await?;
+    let http_listener = bind(config.http_listen, "OTLP/HTTP").await?;
+    let query_listener = bind(config.query_listen, "query").await?;
+    let (grpc_addr, http_addr, query_addr) =
+        (grpc_listener.local_addr()?, http_listener.local_addr()?, query_listener.local_addr()?);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let grpc = tonic::transport::Server::builder()
+        .add_service(OtlpTraceService::new(ingest.clone()))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), stopped(stop_rx.clone()));
+    let http = axum::serve(http_listener, rewind_collector::http::router(ingest.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = QueryState {
+        store: store.clone(),
+        ready: ready.clone(),
+        metrics: Arc::new(move || prometheus.render()),
+        token: config.query_token.clone(),
+    };
+    let query = axum::serve(query_listener, rewind_query::router(state).merge(rewind_ui::router()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let servers = tokio::spawn(async move {
+        let (g, h, q) = tokio::join!(grpc, http, query);
+        g.context("OTLP/gRPC server")?;
+        h.context("OTLP/HTTP server")?;
+        q.context("query server")?;
+        anyhow::Ok(())
+    });
+
+    ready.store(true, Ordering::Release);
+    tracing::info!(%grpc_addr, %http_addr, %query_addr, data_dir = %config.data_dir.display(), "rewind is ready");
+    // One machine-readable line for scripts and tests that start rewind on port 0.
+    println!("rewind listening grpc={grpc_addr} http={http_addr} query={query_addr}");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    ready.store(false, Ordering::Release);
+    let _ = stop_tx.send(true);
+    match tokio::time::timeout(DRAIN_TIMEOUT, servers).await {
+        Ok(joined) => joined??,
+        Err(_) => tracing::warn!("in-flight requests did not finish in {DRAIN_TIMEOUT:?}; stopping anyway"),
+    }
+    tokio::task::spawn_blocking(move || {
+        ingest.shutdown();
+        maintenance.shutdown();
+        store.seal()
+    })
+    .await?
+    .context("sealing on shutdown (the spans stay in the write-ahead log)")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -37,12 +37,16 @@ impl Default for Limits {
     }
 }
 
+/// Distinct rejection reasons named in the partial-success message.
+const MAX_REASONS: usize = 8;
+
 #[derive(Debug, Default)]
 pub struct Converted {
     pub spans: Vec<Span>,
     pub rejected: u64,
-    /// Distinct rejection reasons, in order of first appearance (bounded).
+    /// Distinct rejection reasons, in order of first appearance (at most `MAX_REASONS`).
     pub reasons: Vec<String>,
+    more_reasons: bool,
     /// Values or collections cut to the limits.
     pub truncated: u64,
 }
@@ -52,13 +56,18 @@ impl Converted {
         if self.rejected == 0 {
             return String::new();
         }
-        format!("rejected {} span(s): {}", self.rejected, self.reasons.join("; "))
+        let more = if self.more_reasons { "; and other reasons" } else { "" };
+        format!("rejected {} span(s): {}{more}", self.rejected, self.reasons.join("; "))
     }
 
     fn reject(&mut self, reason: String) {
         self.rejected += 1;
-        if self.reasons.len() < 5 && !self.reasons.contains(&reason) {
-            self.reasons.push(reason);
+        if !self.reasons.contains(&reason) {
+            if self.reasons.len() < MAX_REASONS {
+                self.reasons.push(reason);
+            } else {
+                self.more_reasons = true;
+            }
         }
     }
 }

@@ -53,22 +53,18 @@ async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
     }
 }
 
+/// Past the limit the body is still read, up to this much more, and thrown away: a client that is
+/// still writing when the 413 comes would otherwise see a broken pipe instead of the answer.
+const DRAIN_MAX: usize = 64 << 20;
+
 async fn read_body(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<Bytes, CollectorError> {
     ingest.check_token(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes))?;
     let limit = ingest.config().max_message_bytes;
-    let too_large = |size| CollectorError::TooLarge { size, limit };
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
-        if len > limit {
-            return Err(too_large(len));
-        }
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if let Some(len) = declared.filter(|len| *len > limit + DRAIN_MAX) {
+        return Err(CollectorError::TooLarge { size: len, limit });
     }
-    let raw = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
-            too_large(limit + 1)
-        } else {
-            CollectorError::InvalidArgument(format!("reading the body: {e}"))
-        }
-    })?;
+    let raw = collect_limited(body, limit).await?;
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
     match encoding.trim().to_ascii_lowercase().as_str() {
         "" | "identity" => Ok(raw),
@@ -77,6 +73,27 @@ async fn read_body(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<B
             .map_err(|e| CollectorError::Unavailable(e.to_string()))?,
         other => Err(CollectorError::UnsupportedEncoding(other.to_owned())),
     }
+}
+
+async fn collect_limited(mut body: Body, limit: usize) -> Result<Bytes, CollectorError> {
+    use http_body_util::BodyExt;
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| CollectorError::InvalidArgument(format!("reading the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= limit {
+                buf.extend_from_slice(&data);
+            } else if total > limit + DRAIN_MAX {
+                break;
+            }
+        }
+    }
+    if total > limit {
+        return Err(CollectorError::TooLarge { size: total, limit });
+    }
+    Ok(buf.freeze())
 }
 
 /// Decompresses at most `limit` bytes: a gzip bomb ends as 413, not as memory.

@@ -1,1 +1,10 @@
-mod x {}
+//! End-to-end tests: the real `rewind` binary on ephemeral ports, real clients. One test binary
+//! for the whole package so CI links RocksDB once.
+
+mod agents;
+mod cli;
+mod crash;
+mod data;
+mod harness;
+mod hostile;
+mod roundtrip;

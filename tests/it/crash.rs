@@ -1,0 +1,51 @@
+//! Nothing acknowledged is lost: SIGKILL the server while exports are in flight, restart it, and
+//! every span whose export was acknowledged is there.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::data::{request, trace_id};
+use crate::harness::Server;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_spans_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Seal often, so the crash lands among sealed segments and unsealed WAL records alike.
+    let server = Server::start(&data, &["--seal-interval", "300ms"]);
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for worker in 0..4u64 {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        let mut client = server.grpc_client().await;
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let seed = 10_000 + worker * 100_000 + n;
+                match client.export(request(seed, 1, 8)).await {
+                    Ok(r) if r.get_ref().partial_success.is_none() => acked.lock().unwrap().push(seed),
+                    Ok(r) => panic!("unexpected partial success {:?}", r.into_inner()),
+                    Err(_) => break, // the server is gone
+                }
+                n += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill while the workers are still sending: some exports are mid-flight.
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 20, "only {} exports acknowledged before the kill", acked.len());
+
+    let server = Server::start(&data, &[]);
+    for seed in &acked {
+        let body = server.trace(&hex::encode(trace_id(*seed, 0))).await;
+        assert_eq!(body["span_count"], 8, "trace of export {seed}");
+    }
+}

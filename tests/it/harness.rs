@@ -1,0 +1,189 @@
+//! Starts the real `rewind` binary on ephemeral ports against a data directory, and talks to it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut};
+use prost::Message;
+use rewind_agent_proto::{ExportTraceServiceRequest, ExportTraceServiceResponse, TraceServiceClient};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::transport::Channel;
+
+pub struct Server {
+    child: Child,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub query: SocketAddr,
+    pub log: PathBuf,
+}
+
+fn parse_addr(line: &str, key: &str) -> SocketAddr {
+    let v = line.split_whitespace().find_map(|w| w.strip_prefix(key)).expect("address in line");
+    v.parse().expect("socket address")
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let log = data_dir.with_extension(format!("log{}", std::process::id()));
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("REWIND_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn rewind");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("rewind listening") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("rewind did not start; its log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        };
+        Server { grpc: parse_addr(&line, "grpc="), http: parse_addr(&line, "http="), query: parse_addr(&line, "query="), child, log }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        self.child.wait().expect("wait")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn grpc_endpoint(&self) -> String {
+        self.grpc.to_string()
+    }
+
+    pub fn http_endpoint(&self) -> String {
+        self.http.to_string()
+    }
+
+    pub fn query_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.query, path)
+    }
+
+    pub fn traces_url(&self) -> String {
+        format!("http://{}/v1/traces", self.http)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = reqwest::get(self.query_url(path)).await.expect("query request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("JSON body"))
+    }
+
+    pub async fn trace(&self, trace_id: &str) -> serde_json::Value {
+        let (status, body) = self.get_json(&format!("/api/traces/{trace_id}")).await;
+        assert_eq!(status, 200, "trace {trace_id}: {body}\nserver log:\n{}", self.log());
+        body
+    }
+
+    pub async fn grpc_client(&self) -> TraceServiceClient<Channel> {
+        TraceServiceClient::connect(format!("http://{}", self.grpc))
+            .await
+            .expect("connect gRPC")
+            .max_encoding_message_size(64 << 20)
+    }
+
+    /// Sends raw bytes as the Export message: for malformed protobuf.
+    pub async fn grpc_raw(&self, body: Vec<u8>) -> Result<ExportTraceServiceResponse, tonic::Status> {
+        let channel = Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.expect("connect");
+        let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
+        grpc.ready().await.expect("ready");
+        let path = http::uri::PathAndQuery::from_static(rewind_agent_proto::OTLP_TRACE_EXPORT_PATH);
+        grpc.unary(tonic::Request::new(body), path, RawCodec).await.map(tonic::Response::into_inner)
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(self.query_url("/metrics")).await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until every acknowledged span is sealed into column chunks.
+    pub async fn wait_sealed(&self) {
+        for _ in 0..200 {
+            if self.metric("rewind_storage_sealed_spans_total").await > 0.0
+                && self.metric("rewind_storage_memtable_spans").await == 0.0
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("spans were not sealed in time");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn export_grpc(server: &Server, req: ExportTraceServiceRequest) -> ExportTraceServiceResponse {
+    server.grpc_client().await.export(req).await.expect("gRPC export").into_inner()
+}
+
+#[derive(Clone, Copy)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = ExportTraceServiceResponse;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = ExportTraceServiceResponse;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
+        let bytes = src.copy_to_bytes(src.remaining());
+        ExportTraceServiceResponse::decode(bytes).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}

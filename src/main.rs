@@ -6,7 +6,11 @@ mod serve;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "rewind", version, about = "APM tracing backend: OTLP in, server maps, call stacks and incident replay out")]
+#[command(
+    name = "rewind",
+    version,
+    about = "APM tracing backend: OTLP in, server maps, call stacks and incident replay out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,14 +26,18 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REWIND_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("REWIND_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
         Command::Serve(args) => {
             let config = config::Config::load(args)?;
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rewind").build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("rewind")
+                .build()?;
             rt.block_on(serve::run(config))
         }
     }

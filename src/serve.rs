@@ -20,7 +20,9 @@ use crate::config::Config;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let prometheus = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
+    let prometheus = PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
     rewind_storage::metrics::describe();
     rewind_collector::metrics::describe();
     rewind_query::metrics::describe();
@@ -46,13 +48,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
 
     let bind = |addr, what: &'static str| async move {
-        TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the {what} listener on {addr}"))
     };
     let grpc_listener = bind(config.grpc_listen, "OTLP/gRPC").await?;
     let http_listener = bind(config.http_listen, "OTLP/HTTP").await?;
     let query_listener = bind(config.query_listen, "query").await?;
-    let (grpc_addr, http_addr, query_addr) =
-        (grpc_listener.local_addr()?, http_listener.local_addr()?, query_listener.local_addr()?);
+    let (grpc_addr, http_addr, query_addr) = (
+        grpc_listener.local_addr()?,
+        http_listener.local_addr()?,
+        query_listener.local_addr()?,
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -61,9 +68,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let grpc = tonic::transport::Server::builder()
         .add_service(OtlpTraceService::new(ingest.clone()))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), stopped(stop_rx.clone()));
-    let http = axum::serve(http_listener, rewind_collector::http::router(ingest.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            stopped(stop_rx.clone()),
+        );
+    let http = axum::serve(
+        http_listener,
+        rewind_collector::http::router(ingest.clone()),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
     let ready = Arc::new(AtomicBool::new(false));
     let state = QueryState {
         store: store.clone(),
@@ -71,8 +84,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: Arc::new(move || prometheus.render()),
         token: config.query_token.clone(),
     };
-    let query = axum::serve(query_listener, rewind_query::router(state).merge(rewind_ui::router()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let query = axum::serve(
+        query_listener,
+        rewind_query::router(state).merge(rewind_ui::router()),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
     let servers = tokio::spawn(async move {
         let (g, h, q) = tokio::join!(grpc, http, query);
         g.context("OTLP/gRPC server")?;
@@ -92,7 +108,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     match tokio::time::timeout(DRAIN_TIMEOUT, servers).await {
         Ok(joined) => joined??,
-        Err(_) => tracing::warn!("in-flight requests did not finish in {DRAIN_TIMEOUT:?}; stopping anyway"),
+        Err(_) => tracing::warn!(
+            "in-flight requests did not finish in {DRAIN_TIMEOUT:?}; stopping anyway"
+        ),
     }
     tokio::task::spawn_blocking(move || {
         ingest.shutdown();
@@ -109,7 +127,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

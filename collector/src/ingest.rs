@@ -49,9 +49,17 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new(store: Arc<Store>, config: IngestConfig) -> Arc<Self> {
-        assert!(config.queue_bytes >= config.max_message_bytes, "validated at start-up");
+        assert!(
+            config.queue_bytes >= config.max_message_bytes,
+            "validated at start-up"
+        );
         let writer = Writer::start(store.clone());
-        Arc::new(Self { store, writer, budget: Arc::new(Semaphore::new(config.queue_bytes)), config })
+        Arc::new(Self {
+            store,
+            writer,
+            budget: Arc::new(Semaphore::new(config.queue_bytes)),
+            config,
+        })
     }
 
     pub fn config(&self) -> &IngestConfig {
@@ -59,8 +67,12 @@ impl Ingest {
     }
 
     pub fn check_token(&self, authorization: Option<&[u8]>) -> Result<(), CollectorError> {
-        let Some(token) = &self.config.token else { return Ok(()) };
-        let given = authorization.and_then(|h| h.strip_prefix(b"Bearer ")).unwrap_or_default();
+        let Some(token) = &self.config.token else {
+            return Ok(());
+        };
+        let given = authorization
+            .and_then(|h| h.strip_prefix(b"Bearer "))
+            .unwrap_or_default();
         if constant_time_eq(given, token.as_bytes()) {
             Ok(())
         } else {
@@ -68,12 +80,22 @@ impl Ingest {
         }
     }
 
-    pub async fn export(&self, body: Bytes, format: Format, transport: &'static str) -> Result<Outcome, CollectorError> {
+    pub async fn export(
+        &self,
+        body: Bytes,
+        format: Format,
+        transport: &'static str,
+    ) -> Result<Outcome, CollectorError> {
         let started = Instant::now();
         metrics::received(transport, body.len());
         let result = self.export_inner(body, format).await;
         match &result {
-            Ok(o) => metrics::exported(transport, o.accepted, o.rejected, started.elapsed().as_secs_f64()),
+            Ok(o) => metrics::exported(
+                transport,
+                o.accepted,
+                o.rejected,
+                started.elapsed().as_secs_f64(),
+            ),
             Err(e) => metrics::refused(transport, e.reason()),
         }
         result
@@ -81,13 +103,20 @@ impl Ingest {
 
     async fn export_inner(&self, body: Bytes, format: Format) -> Result<Outcome, CollectorError> {
         if body.len() > self.config.max_message_bytes {
-            return Err(CollectorError::TooLarge { size: body.len(), limit: self.config.max_message_bytes });
+            return Err(CollectorError::TooLarge {
+                size: body.len(),
+                limit: self.config.max_message_bytes,
+            });
         }
         let weight = body.len().max(1);
-        let permit = self.budget.clone().try_acquire_many_owned(weight as u32).map_err(|_| CollectorError::Overloaded {
-            queued: self.config.queue_bytes - self.budget.available_permits(),
-            budget: self.config.queue_bytes,
-        })?;
+        let permit = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(weight as u32)
+            .map_err(|_| CollectorError::Overloaded {
+                queued: self.config.queue_bytes - self.budget.available_permits(),
+                budget: self.config.queue_bytes,
+            })?;
         metrics::queue_bytes(self.config.queue_bytes - self.budget.available_permits());
 
         let limits = self.config.limits.clone();
@@ -95,13 +124,20 @@ impl Ingest {
         let min_start = self.store.min_accepted_start_ns(now);
         let decoded = tokio::task::spawn_blocking(move || {
             let req = match format {
-                Format::Protobuf => ExportTraceServiceRequest::decode(body)
-                    .map_err(|e| CollectorError::InvalidArgument(format!("invalid protobuf: {e}")))?,
-                Format::Json => crate::json::decode(&body).map_err(CollectorError::InvalidArgument)?,
+                Format::Protobuf => ExportTraceServiceRequest::decode(body).map_err(|e| {
+                    CollectorError::InvalidArgument(format!("invalid protobuf: {e}"))
+                })?,
+                Format::Json => {
+                    crate::json::decode(&body).map_err(CollectorError::InvalidArgument)?
+                }
             };
             let converted = convert(req, &limits, now, min_start);
             let message = converted.message();
-            Ok::<_, CollectorError>((EncodedBatch::new(converted.spans), converted.rejected, message))
+            Ok::<_, CollectorError>((
+                EncodedBatch::new(converted.spans),
+                converted.rejected,
+                message,
+            ))
         })
         .await
         .map_err(|e| CollectorError::Unavailable(format!("decoder task failed: {e}")))?;
@@ -109,14 +145,19 @@ impl Ingest {
         let accepted = batch.spans.len() as u64;
         if accepted > 0 {
             let (tx, rx) = oneshot::channel();
-            self.writer.submit(batch, Box::new(move |r| drop(tx.send(r))));
+            self.writer
+                .submit(batch, Box::new(move |r| drop(tx.send(r))));
             rx.await
                 .map_err(|_| CollectorError::Unavailable("writer stopped".into()))?
                 .map_err(|e| CollectorError::Unavailable(e.to_string()))?;
         }
         drop(permit);
         metrics::queue_bytes(self.config.queue_bytes - self.budget.available_permits());
-        Ok(Outcome { accepted, rejected, message })
+        Ok(Outcome {
+            accepted,
+            rejected,
+            message,
+        })
     }
 
     /// Writes everything already queued, then refuses further exports as unavailable.

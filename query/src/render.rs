@@ -14,7 +14,16 @@ pub fn value(v: &Value) -> J {
         Value::Int(i) => J::from(*i),
         // JSON has no NaN or infinities: spell them as proto3 JSON does.
         Value::Double(d) if d.is_finite() => J::from(*d),
-        Value::Double(d) => J::String(if d.is_nan() { "NaN" } else if *d > 0.0 { "Infinity" } else { "-Infinity" }.into()),
+        Value::Double(d) => J::String(
+            if d.is_nan() {
+                "NaN"
+            } else if *d > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            }
+            .into(),
+        ),
         Value::Bytes(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
         Value::Array(items) => J::Array(items.iter().map(value).collect()),
         Value::KvList(kvs) => attributes(kvs),
@@ -22,7 +31,11 @@ pub fn value(v: &Value) -> J {
 }
 
 pub fn attributes(kvs: &[KeyValue]) -> J {
-    J::Object(kvs.iter().map(|(k, v)| (k.clone(), value(v))).collect::<Map<_, _>>())
+    J::Object(
+        kvs.iter()
+            .map(|(k, v)| (k.clone(), value(v)))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 fn ms(ns: u64) -> f64 {

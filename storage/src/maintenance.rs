@@ -16,7 +16,9 @@ pub struct Maintenance {
 }
 
 pub fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Maintenance {
@@ -43,7 +45,10 @@ impl Maintenance {
                 }
             })
             .expect("spawn maintenance thread");
-        Self { stop, thread: Some(thread) }
+        Self {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn shutdown(&mut self) {

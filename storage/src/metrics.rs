@@ -5,15 +5,36 @@ use std::time::Duration;
 use crate::store::StoreStats;
 
 pub fn describe() {
-    metrics::describe_counter!("rewind_storage_sealed_spans_total", "Spans sealed into column chunks");
-    metrics::describe_counter!("rewind_storage_sealed_bytes_total", "Compressed chunk bytes written by seals");
-    metrics::describe_histogram!("rewind_storage_seal_duration_seconds", "Time to seal one memtable");
-    metrics::describe_counter!("rewind_storage_partitions_dropped_total", "Partitions dropped by retention or disk budget");
-    metrics::describe_gauge!("rewind_storage_memtable_spans", "Acknowledged spans not yet sealed");
-    metrics::describe_gauge!("rewind_storage_memtable_bytes", "Encoded bytes of unsealed spans");
+    metrics::describe_counter!(
+        "rewind_storage_sealed_spans_total",
+        "Spans sealed into column chunks"
+    );
+    metrics::describe_counter!(
+        "rewind_storage_sealed_bytes_total",
+        "Compressed chunk bytes written by seals"
+    );
+    metrics::describe_histogram!(
+        "rewind_storage_seal_duration_seconds",
+        "Time to seal one memtable"
+    );
+    metrics::describe_counter!(
+        "rewind_storage_partitions_dropped_total",
+        "Partitions dropped by retention or disk budget"
+    );
+    metrics::describe_gauge!(
+        "rewind_storage_memtable_spans",
+        "Acknowledged spans not yet sealed"
+    );
+    metrics::describe_gauge!(
+        "rewind_storage_memtable_bytes",
+        "Encoded bytes of unsealed spans"
+    );
     metrics::describe_gauge!("rewind_storage_segments", "Sealed segments");
     metrics::describe_gauge!("rewind_storage_partitions", "Time partitions held");
-    metrics::describe_gauge!("rewind_storage_disk_bytes", "Bytes of the store's files on disk");
+    metrics::describe_gauge!(
+        "rewind_storage_disk_bytes",
+        "Bytes of the store's files on disk"
+    );
 }
 
 pub(crate) fn sealed(spans: usize, bytes: u64, took: Duration) {

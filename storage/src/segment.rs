@@ -15,6 +15,9 @@ use crate::model::{Resource, Span, TraceId, Value};
 
 pub const PAGE_ROWS: usize = 4096;
 
+/// The stored chunks asked for, in order; `None` where a (column, page) has none.
+pub type Fetched = Result<Vec<Option<Vec<u8>>>, StorageError>;
+
 /// Column ids of the fixed columns; attribute key `i` of a segment is column `ATTR_BASE + i`.
 pub mod cols {
     pub const TRACE_ID: u16 = 0;
@@ -38,8 +41,24 @@ pub mod cols {
     /// Page 0 only: the segment's distinct resources.
     pub const RESOURCE_TABLE: u16 = 18;
     pub const FIXED: &[u16] = &[
-        TRACE_ID, SPAN_ID, PARENT, SERVICE, NAME, KIND, START, DURATION, STATUS_CODE, STATUS_MESSAGE,
-        SCOPE_NAME, SCOPE_VERSION, TRACE_STATE, FLAGS, DROPPED, EVENTS, LINKS, RESOURCE,
+        TRACE_ID,
+        SPAN_ID,
+        PARENT,
+        SERVICE,
+        NAME,
+        KIND,
+        START,
+        DURATION,
+        STATUS_CODE,
+        STATUS_MESSAGE,
+        SCOPE_NAME,
+        SCOPE_VERSION,
+        TRACE_STATE,
+        FLAGS,
+        DROPPED,
+        EVENTS,
+        LINKS,
+        RESOURCE,
     ];
     pub const ATTR_BASE: u16 = 32;
 }
@@ -87,7 +106,11 @@ impl TraceRows {
 
     pub fn decode_value(trace_id: TraceId, v: &[u8]) -> Result<Self, StorageError> {
         let mut r = Reader::new(v);
-        Ok(Self { trace_id, first_row: r.varint_u32()?, count: r.varint_u32()? })
+        Ok(Self {
+            trace_id,
+            first_row: r.varint_u32()?,
+            count: r.varint_u32()?,
+        })
     }
 }
 
@@ -161,15 +184,51 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
         let strs = |f: fn(&Span) -> &str| rows.iter().map(|s| f(s)).collect::<Vec<_>>();
         push(cols::SERVICE, page, col::encode_dict(&strs(|s| &s.service)));
         push(cols::NAME, page, col::encode_dict(&strs(|s| &s.name)));
-        push(cols::STATUS_MESSAGE, page, col::encode_dict(&strs(|s| &s.status_message)));
-        push(cols::SCOPE_NAME, page, col::encode_dict(&strs(|s| &s.scope_name)));
-        push(cols::SCOPE_VERSION, page, col::encode_dict(&strs(|s| &s.scope_version)));
-        push(cols::TRACE_STATE, page, col::encode_dict(&strs(|s| &s.trace_state)));
-        push(cols::KIND, page, col::encode_u8(&rows.iter().map(|s| s.kind).collect::<Vec<_>>()));
-        push(cols::STATUS_CODE, page, col::encode_u8(&rows.iter().map(|s| s.status_code).collect::<Vec<_>>()));
-        push(cols::START, page, col::encode_delta(&rows.iter().map(|s| s.start_ns).collect::<Vec<_>>()));
-        push(cols::DURATION, page, col::encode_varints(&rows.iter().map(|s| s.duration_ns).collect::<Vec<_>>()));
-        push(cols::FLAGS, page, col::encode_varints(&rows.iter().map(|s| u64::from(s.flags)).collect::<Vec<_>>()));
+        push(
+            cols::STATUS_MESSAGE,
+            page,
+            col::encode_dict(&strs(|s| &s.status_message)),
+        );
+        push(
+            cols::SCOPE_NAME,
+            page,
+            col::encode_dict(&strs(|s| &s.scope_name)),
+        );
+        push(
+            cols::SCOPE_VERSION,
+            page,
+            col::encode_dict(&strs(|s| &s.scope_version)),
+        );
+        push(
+            cols::TRACE_STATE,
+            page,
+            col::encode_dict(&strs(|s| &s.trace_state)),
+        );
+        push(
+            cols::KIND,
+            page,
+            col::encode_u8(&rows.iter().map(|s| s.kind).collect::<Vec<_>>()),
+        );
+        push(
+            cols::STATUS_CODE,
+            page,
+            col::encode_u8(&rows.iter().map(|s| s.status_code).collect::<Vec<_>>()),
+        );
+        push(
+            cols::START,
+            page,
+            col::encode_delta(&rows.iter().map(|s| s.start_ns).collect::<Vec<_>>()),
+        );
+        push(
+            cols::DURATION,
+            page,
+            col::encode_varints(&rows.iter().map(|s| s.duration_ns).collect::<Vec<_>>()),
+        );
+        push(
+            cols::FLAGS,
+            page,
+            col::encode_varints(&rows.iter().map(|s| u64::from(s.flags)).collect::<Vec<_>>()),
+        );
         let dropped: Vec<u64> = rows
             .iter()
             .flat_map(|s| [s.dropped_attributes, s.dropped_events, s.dropped_links].map(u64::from))
@@ -198,7 +257,11 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
             .collect();
         push(cols::LINKS, page, col::encode_blobs(&links));
         let start = p * PAGE_ROWS;
-        push(cols::RESOURCE, page, col::encode_varints(&resource_idx[start..start + rows.len()]));
+        push(
+            cols::RESOURCE,
+            page,
+            col::encode_varints(&resource_idx[start..start + rows.len()]),
+        );
         for (key, c) in &attr_keys {
             let values: Vec<Option<&Value>> = rows.iter().map(|s| s.attribute(key)).collect();
             if values.iter().any(Option::is_some) {
@@ -212,7 +275,11 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
     for (i, s) in order.iter().enumerate() {
         match traces.last_mut() {
             Some(t) if t.trace_id == s.trace_id => t.count += 1,
-            _ => traces.push(TraceRows { trace_id: s.trace_id, first_row: i as u32, count: 1 }),
+            _ => traces.push(TraceRows {
+                trace_id: s.trace_id,
+                first_row: i as u32,
+                count: 1,
+            }),
         }
     }
     let meta = SegmentMeta {
@@ -225,7 +292,11 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
         resources: table.len() as u32,
         bytes: chunks.iter().map(|(_, _, b)| b.len() as u64).sum(),
     };
-    BuiltSegment { meta, chunks, traces }
+    BuiltSegment {
+        meta,
+        chunks,
+        traces,
+    }
 }
 
 /// Reads rows `[first, first + count)` of a segment back into spans. `fetch` returns the stored
@@ -234,9 +305,12 @@ pub fn read_rows(
     meta: &SegmentMeta,
     first: u32,
     count: u32,
-    fetch: impl Fn(&[(u16, u32)]) -> Result<Vec<Option<Vec<u8>>>, StorageError>,
+    fetch: impl Fn(&[(u16, u32)]) -> Fetched,
 ) -> Result<Vec<Span>, StorageError> {
-    let end = first.checked_add(count).filter(|e| *e <= meta.rows).ok_or_else(|| corrupt("row range"))?;
+    let end = first
+        .checked_add(count)
+        .filter(|e| *e <= meta.rows)
+        .ok_or_else(|| corrupt("row range"))?;
     if count == 0 {
         return Ok(Vec::new());
     }
@@ -248,20 +322,34 @@ pub fn read_rows(
         let page_start = page * PAGE_ROWS as u32;
         let lo = first.max(page_start) - page_start;
         let hi = end.min(page_start + PAGE_ROWS as u32) - page_start;
-        read_page(meta, page, lo as usize..hi as usize, &resources, &fetch, &mut out)?;
+        read_page(
+            meta,
+            page,
+            lo as usize..hi as usize,
+            &resources,
+            &fetch,
+            &mut out,
+        )?;
     }
     Ok(out)
 }
 
 fn read_resources(
     meta: &SegmentMeta,
-    fetch: &impl Fn(&[(u16, u32)]) -> Result<Vec<Option<Vec<u8>>>, StorageError>,
+    fetch: &impl Fn(&[(u16, u32)]) -> Fetched,
 ) -> Result<Vec<Arc<Resource>>, StorageError> {
-    let stored = fetch(&[(cols::RESOURCE_TABLE, 0)])?.pop().flatten().ok_or_else(|| corrupt("resource table"))?;
+    let stored = fetch(&[(cols::RESOURCE_TABLE, 0)])?
+        .pop()
+        .flatten()
+        .ok_or_else(|| corrupt("resource table"))?;
     let body = col::decompress(&stored)?;
     col::decode_blobs(&body, meta.resources as usize)?
         .into_iter()
-        .map(|b| Ok(Arc::new(Resource { attributes: read_kvs(&mut Reader::new(b))? })))
+        .map(|b| {
+            Ok(Arc::new(Resource {
+                attributes: read_kvs(&mut Reader::new(b))?,
+            }))
+        })
         .collect()
 }
 
@@ -270,7 +358,7 @@ fn read_page(
     page: u32,
     range: std::ops::Range<usize>,
     resources: &[Arc<Resource>],
-    fetch: &impl Fn(&[(u16, u32)]) -> Result<Vec<Option<Vec<u8>>>, StorageError>,
+    fetch: &impl Fn(&[(u16, u32)]) -> Fetched,
     out: &mut Vec<Span>,
 ) -> Result<(), StorageError> {
     let n = meta.page_rows(page);
@@ -279,7 +367,9 @@ fn read_page(
     let stored = fetch(&wanted)?;
     let body = |c: u16| -> Result<std::borrow::Cow<'_, [u8]>, StorageError> {
         let i = wanted.iter().position(|(w, _)| *w == c).expect("asked for");
-        let chunk = stored[i].as_deref().ok_or_else(|| corrupt("missing column chunk"))?;
+        let chunk = stored[i]
+            .as_deref()
+            .ok_or_else(|| corrupt("missing column chunk"))?;
         col::decompress(chunk)
     };
     let trace_ids = col::decode_trace_ids(&body(cols::TRACE_ID)?, n)?;
@@ -306,7 +396,10 @@ fn read_page(
     for (i, key) in meta.attr_keys.iter().enumerate() {
         let j = cols::FIXED.len() + i;
         if let Some(chunk) = stored[j].as_deref() {
-            attrs.push((key.as_str(), col::decode_values(&col::decompress(chunk)?, n)?));
+            attrs.push((
+                key.as_str(),
+                col::decode_values(&col::decompress(chunk)?, n)?,
+            ));
         }
     }
     let u32_of = |v: u64| u32::try_from(v).map_err(|_| corrupt("u32 column value"));
@@ -332,8 +425,16 @@ fn read_page(
             scope_name: scope_names[row].clone(),
             scope_version: scope_versions[row].clone(),
             attributes,
-            events: if events[row].is_empty() { Vec::new() } else { read_events(&mut Reader::new(events[row]), start_ns)? },
-            links: if links[row].is_empty() { Vec::new() } else { read_links(&mut Reader::new(links[row]))? },
+            events: if events[row].is_empty() {
+                Vec::new()
+            } else {
+                read_events(&mut Reader::new(events[row]), start_ns)?
+            },
+            links: if links[row].is_empty() {
+                Vec::new()
+            } else {
+                read_links(&mut Reader::new(links[row]))?
+            },
             dropped_attributes: u32_of(dropped[row * 3])?,
             dropped_events: u32_of(dropped[row * 3 + 1])?,
             dropped_links: u32_of(dropped[row * 3 + 2])?,
@@ -352,9 +453,15 @@ mod tests {
     use crate::codec::row::tests::arb_batch;
     use proptest::prelude::*;
 
-    fn fetch_from(chunks: &[(u16, u32, Vec<u8>)]) -> impl Fn(&[(u16, u32)]) -> Result<Vec<Option<Vec<u8>>>, StorageError> + '_ {
-        let map: HashMap<(u16, u32), &Vec<u8>> = chunks.iter().map(|(c, p, b)| ((*c, *p), b)).collect();
-        move |want| Ok(want.iter().map(|k| map.get(k).map(|b| b.to_vec())).collect())
+    fn fetch_from(chunks: &[(u16, u32, Vec<u8>)]) -> impl Fn(&[(u16, u32)]) -> Fetched + '_ {
+        let map: HashMap<(u16, u32), &Vec<u8>> =
+            chunks.iter().map(|(c, p, b)| ((*c, *p), b)).collect();
+        move |want| {
+            Ok(want
+                .iter()
+                .map(|k| map.get(k).map(|b| b.to_vec()))
+                .collect())
+        }
     }
 
     /// Attributes are a map: a segment keeps one value per key and returns them in column order.
@@ -395,12 +502,18 @@ mod tests {
 
     #[test]
     fn traces_spanning_pages_read_back() {
-        let res = Arc::new(Resource { attributes: vec![("service.name".into(), Value::Str("a".into()))] });
+        let res = Arc::new(Resource {
+            attributes: vec![("service.name".into(), Value::Str("a".into()))],
+        });
         let spans: Vec<Span> = (0..(PAGE_ROWS as u64 * 2 + 10))
             .map(|i| Span {
                 trace_id: [(i / 3000) as u8 + 1; 16],
                 span_id: (i + 1).to_be_bytes(),
-                parent_span_id: if i % 3000 == 0 { None } else { Some(i.to_be_bytes()) },
+                parent_span_id: if i % 3000 == 0 {
+                    None
+                } else {
+                    Some(i.to_be_bytes())
+                },
                 trace_state: String::new(),
                 flags: 0,
                 service: "a".into(),
@@ -412,7 +525,11 @@ mod tests {
                 status_message: String::new(),
                 scope_name: String::new(),
                 scope_version: String::new(),
-                attributes: if i % 2 == 0 { vec![("k".into(), Value::Int(i as i64))] } else { vec![] },
+                attributes: if i % 2 == 0 {
+                    vec![("k".into(), Value::Int(i as i64))]
+                } else {
+                    vec![]
+                },
                 events: vec![],
                 links: vec![],
                 dropped_attributes: 0,

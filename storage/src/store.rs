@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, ReadOptions,
-    WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options,
+    ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
 use crate::catalog::{Catalog, ServiceInfo};
@@ -111,12 +111,15 @@ fn cf_options(name: &str, floor: &Arc<AtomicU64>) -> Options {
             o.set_block_based_table_factory(&b);
             let floor = floor.clone();
             // Index entries of dropped partitions go away as compaction meets them.
-            o.set_compaction_filter("rewind_dropped_partitions", move |_lvl, key: &[u8], _v: &[u8]| {
-                match keys::parse_trace_index(key) {
-                    Some((part, _)) if part < floor.load(Ordering::Relaxed) => rocksdb::compaction_filter::Decision::Remove,
+            o.set_compaction_filter(
+                "rewind_dropped_partitions",
+                move |_lvl, key: &[u8], _v: &[u8]| match keys::parse_trace_index(key) {
+                    Some((part, _)) if part < floor.load(Ordering::Relaxed) => {
+                        rocksdb::compaction_filter::Decision::Remove
+                    }
                     _ => rocksdb::compaction_filter::Decision::Keep,
-                }
-            });
+                },
+            );
         }
         _ => o.set_compression_type(DBCompressionType::Lz4),
     }
@@ -130,15 +133,24 @@ impl Store {
         if !existed && dir_has_entries(&path)? {
             return Err(StorageError::NotARewindStore(path));
         }
-        std::fs::create_dir_all(&path).map_err(|source| StorageError::Io { path: path.clone(), source })?;
+        std::fs::create_dir_all(&path).map_err(|source| StorageError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let floor = Arc::new(AtomicU64::new(0));
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.increase_parallelism(2);
         db_opts.set_keep_log_file_num(4);
-        let mut cf_names: Vec<String> =
-            [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX].map(String::from).to_vec();
+        let mut cf_names: Vec<String> = [
+            keys::CF_META,
+            keys::CF_WAL,
+            keys::CF_CHUNKS,
+            keys::CF_TRACE_INDEX,
+        ]
+        .map(String::from)
+        .to_vec();
         if existed {
             // A store from another build may have column families this one does not know: open
             // them all so the version check below can speak, instead of RocksDB refusing first.
@@ -148,24 +160,44 @@ impl Store {
                 }
             }
         }
-        let cfs = cf_names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &floor)));
+        let cfs = cf_names
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &floor)));
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
 
         let meta = db.cf_handle(keys::CF_META).expect("opened");
         let partition_ns = match db.get_cf(meta, keys::META_FORMAT_VERSION)? {
             Some(v) => {
-                let found = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| crate::codec::corrupt("version"))?);
+                let found = u32::from_be_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| crate::codec::corrupt("version"))?,
+                );
                 if found != FORMAT_VERSION {
-                    return Err(StorageError::UnsupportedVersion { path, found, supported: FORMAT_VERSION });
+                    return Err(StorageError::UnsupportedVersion {
+                        path,
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
                 }
-                let p = db.get_cf(meta, keys::META_PARTITION_NS)?.ok_or_else(|| crate::codec::corrupt("partition width"))?;
-                u64::from_be_bytes(p.as_slice().try_into().map_err(|_| crate::codec::corrupt("partition width"))?)
+                let p = db
+                    .get_cf(meta, keys::META_PARTITION_NS)?
+                    .ok_or_else(|| crate::codec::corrupt("partition width"))?;
+                u64::from_be_bytes(
+                    p.as_slice()
+                        .try_into()
+                        .map_err(|_| crate::codec::corrupt("partition width"))?,
+                )
             }
             None if existed => return Err(StorageError::NotARewindStore(path)),
             None => {
                 let p = config.partition.as_nanos().max(1) as u64;
                 let mut b = WriteBatch::default();
-                b.put_cf(meta, keys::META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes());
+                b.put_cf(
+                    meta,
+                    keys::META_FORMAT_VERSION,
+                    FORMAT_VERSION.to_be_bytes(),
+                );
                 b.put_cf(meta, keys::META_PARTITION_NS, p.to_be_bytes());
                 let mut w = WriteOptions::default();
                 w.set_sync(true);
@@ -180,7 +212,14 @@ impl Store {
             );
         }
         if let Some(f) = db.get_cf(meta, keys::META_FLOOR_PARTITION)? {
-            floor.store(u64::from_be_bytes(f.as_slice().try_into().map_err(|_| crate::codec::corrupt("floor"))?), Ordering::Relaxed);
+            floor.store(
+                u64::from_be_bytes(
+                    f.as_slice()
+                        .try_into()
+                        .map_err(|_| crate::codec::corrupt("floor"))?,
+                ),
+                Ordering::Relaxed,
+            );
         }
 
         let mut partitions: BTreeMap<u64, Vec<SegmentMeta>> = BTreeMap::new();
@@ -189,16 +228,23 @@ impl Store {
             let (k, v) = item?;
             match k.first() {
                 Some(&keys::META_SEGMENT_PREFIX) => {
-                    let m: SegmentMeta = serde_json::from_slice(&v).map_err(|e| crate::codec::corrupt(&format!("segment meta: {e}")))?;
+                    let m: SegmentMeta = serde_json::from_slice(&v)
+                        .map_err(|e| crate::codec::corrupt(&format!("segment meta: {e}")))?;
                     partitions.entry(m.partition).or_default().push(m);
                 }
-                Some(&keys::META_SERVICE_PREFIX) => {
-                    services.push(serde_json::from_slice(&v).map_err(|e| crate::codec::corrupt(&format!("service: {e}")))?)
-                }
+                Some(&keys::META_SERVICE_PREFIX) => services.push(
+                    serde_json::from_slice(&v)
+                        .map_err(|e| crate::codec::corrupt(&format!("service: {e}")))?,
+                ),
                 _ => {}
             }
         }
-        let next_segment = partitions.values().flatten().map(|m| m.id + 1).max().unwrap_or(1);
+        let next_segment = partitions
+            .values()
+            .flatten()
+            .map(|m| m.id + 1)
+            .max()
+            .unwrap_or(1);
 
         let store = Self {
             db,
@@ -226,7 +272,11 @@ impl Store {
         let mut recovered = 0usize;
         for item in self.db.iterator_cf(wal, IteratorMode::Start) {
             let (k, v) = item?;
-            let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| crate::codec::corrupt("wal key"))?);
+            let seq = u64::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| crate::codec::corrupt("wal key"))?,
+            );
             let spans = row::decode_batch(&v)?;
             recovered += spans.len();
             spans.iter().for_each(|s| catalog.observe(s));
@@ -235,7 +285,10 @@ impl Store {
         }
         *self.next_seq.lock() = next;
         if recovered > 0 {
-            tracing::info!(spans = recovered, "recovered unsealed spans from the write-ahead log");
+            tracing::info!(
+                spans = recovered,
+                "recovered unsealed spans from the write-ahead log"
+            );
         }
         Ok(())
     }
@@ -250,7 +303,10 @@ impl Store {
 
     /// Spans starting before this are refused: their partition is gone or about to go.
     pub fn min_accepted_start_ns(&self, now_ns: u64) -> u64 {
-        let by_floor = self.floor.load(Ordering::Relaxed).saturating_mul(self.partition_ns);
+        let by_floor = self
+            .floor
+            .load(Ordering::Relaxed)
+            .saturating_mul(self.partition_ns);
         by_floor.max(now_ns.saturating_sub(self.config.retention.as_nanos() as u64))
     }
 
@@ -282,7 +338,8 @@ impl Store {
     pub fn should_seal(&self) -> bool {
         let st = self.state.read();
         !st.active.is_empty()
-            && (st.active.len() >= self.config.seal_rows || st.active.created.elapsed() >= self.config.seal_interval)
+            && (st.active.len() >= self.config.seal_rows
+                || st.active.created.elapsed() >= self.config.seal_interval)
     }
 
     /// Writes the memtable out as one segment per partition it touches and drops its WAL records,
@@ -321,14 +378,22 @@ impl Store {
                 wb.put_cf(chunks, keys::chunk(part, id, *c, *page), bytes);
             }
             for t in &built.traces {
-                wb.put_cf(tindex, keys::trace_index(&t.trace_id, part, id), t.encode_value());
+                wb.put_cf(
+                    tindex,
+                    keys::trace_index(&t.trace_id, part, id),
+                    t.encode_value(),
+                );
             }
             let m = serde_json::to_vec(&built.meta).expect("segment meta serializes");
             wb.put_cf(meta, keys::segment_meta(part, id), m);
             metas.push(built.meta);
         }
         for s in self.catalog.lock().take_dirty() {
-            wb.put_cf(meta, keys::service(&s.name), serde_json::to_vec(&s).expect("service serializes"));
+            wb.put_cf(
+                meta,
+                keys::service(&s.name),
+                serde_json::to_vec(&s).expect("service serializes"),
+            );
         }
         let max_seq = frozen.max_seq.expect("non-empty memtable has a sequence");
         wb.delete_range_cf(wal, keys::wal(0), keys::wal(max_seq + 1));
@@ -360,7 +425,12 @@ impl Store {
         self.state.write().frozen = None;
         metrics::sealed(sealed, bytes, started.elapsed());
         self.publish_gauges();
-        tracing::debug!(spans = sealed, bytes, elapsed_ms = started.elapsed().as_millis() as u64, "sealed memtable");
+        tracing::debug!(
+            spans = sealed,
+            bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sealed memtable"
+        );
         Ok(sealed)
     }
 
@@ -371,7 +441,11 @@ impl Store {
         let cutoff = now_ns.saturating_sub(self.config.retention.as_nanos() as u64);
         let expired: Vec<u64> = {
             let parts = self.partitions.read();
-            parts.keys().copied().filter(|p| (p + 1).saturating_mul(self.partition_ns) <= cutoff).collect()
+            parts
+                .keys()
+                .copied()
+                .filter(|p| (p + 1).saturating_mul(self.partition_ns) <= cutoff)
+                .collect()
         };
         let mut dropped = Vec::new();
         for p in expired {
@@ -396,13 +470,22 @@ impl Store {
                 };
                 match oldest {
                     Some(p) if used > budget => {
-                        tracing::info!(partition = p, used, budget, "over the disk budget: dropping the oldest partition");
+                        tracing::info!(
+                            partition = p,
+                            used,
+                            budget,
+                            "over the disk budget: dropping the oldest partition"
+                        );
                         self.drop_partition(p)?;
                         dropped.push(p);
                     }
                     _ => {
                         if used > budget {
-                            tracing::warn!(used, budget, "over the disk budget with only the newest partition left");
+                            tracing::warn!(
+                                used,
+                                budget,
+                                "over the disk budget with only the newest partition left"
+                            );
                         }
                         break;
                     }
@@ -415,7 +498,8 @@ impl Store {
 
     fn set_floor(&self, floor: u64) -> Result<(), StorageError> {
         let meta = self.db.cf_handle(keys::CF_META).expect("opened");
-        self.db.put_cf(meta, keys::META_FLOOR_PARTITION, floor.to_be_bytes())?;
+        self.db
+            .put_cf(meta, keys::META_FLOOR_PARTITION, floor.to_be_bytes())?;
         self.floor.fetch_max(floor, Ordering::Relaxed);
         Ok(())
     }
@@ -424,18 +508,37 @@ impl Store {
         let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
         let meta = self.db.cf_handle(keys::CF_META).expect("opened");
         let mut wb = WriteBatch::default();
-        wb.delete_range_cf(chunks, keys::chunk_partition_start(p), keys::chunk_partition_start(p + 1));
-        wb.delete_range_cf(meta, keys::segment_meta_partition_start(p), keys::segment_meta_partition_start(p + 1));
-        wb.put_cf(meta, keys::META_FLOOR_PARTITION, (p + 1).max(self.floor.load(Ordering::Relaxed)).to_be_bytes());
+        wb.delete_range_cf(
+            chunks,
+            keys::chunk_partition_start(p),
+            keys::chunk_partition_start(p + 1),
+        );
+        wb.delete_range_cf(
+            meta,
+            keys::segment_meta_partition_start(p),
+            keys::segment_meta_partition_start(p + 1),
+        );
+        wb.put_cf(
+            meta,
+            keys::META_FLOOR_PARTITION,
+            (p + 1)
+                .max(self.floor.load(Ordering::Relaxed))
+                .to_be_bytes(),
+        );
         let mut w = WriteOptions::default();
         w.set_sync(true);
         self.db.write_opt(wb, &w)?;
         self.floor.fetch_max(p + 1, Ordering::Relaxed);
         self.partitions.write().remove(&p);
         // Range deletes only hide data; compaction gives the space back.
-        self.db.compact_range_cf(chunks, Some(keys::chunk_partition_start(p)), Some(keys::chunk_partition_start(p + 1)));
+        self.db.compact_range_cf(
+            chunks,
+            Some(keys::chunk_partition_start(p)),
+            Some(keys::chunk_partition_start(p + 1)),
+        );
         let tindex = self.db.cf_handle(keys::CF_TRACE_INDEX).expect("opened");
-        self.db.compact_range_cf(tindex, None::<&[u8]>, None::<&[u8]>);
+        self.db
+            .compact_range_cf(tindex, None::<&[u8]>, None::<&[u8]>);
         metrics::partition_dropped();
         Ok(())
     }
@@ -443,7 +546,10 @@ impl Store {
     /// Bytes of the store's files on disk.
     pub fn disk_bytes(&self) -> Result<u64, StorageError> {
         let path = &self.config.path;
-        let io = |source| StorageError::Io { path: path.clone(), source };
+        let io = |source| StorageError::Io {
+            path: path.clone(),
+            source,
+        };
         let mut total = 0;
         for e in std::fs::read_dir(path).map_err(io)? {
             let e = e.map_err(io)?;
@@ -472,22 +578,34 @@ impl Store {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(next_prefix(id));
         let mut hits = Vec::new();
-        for item in self.db.iterator_cf_opt(tindex, ro, IteratorMode::From(id, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf_opt(tindex, ro, IteratorMode::From(id, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(id) {
                 break;
             }
-            let (part, seg) = keys::parse_trace_index(&k).ok_or_else(|| crate::codec::corrupt("trace index key"))?;
+            let (part, seg) = keys::parse_trace_index(&k)
+                .ok_or_else(|| crate::codec::corrupt("trace index key"))?;
             hits.push((part, seg, TraceRows::decode_value(*id, &v)?));
         }
         for (part, seg, rows) in hits {
             let meta = {
                 let parts = self.partitions.read();
-                parts.get(&part).and_then(|segs| segs.iter().find(|m| m.id == seg)).cloned()
+                parts
+                    .get(&part)
+                    .and_then(|segs| segs.iter().find(|m| m.id == seg))
+                    .cloned()
             };
             // Absent: the partition was dropped and compaction has not yet met its index entry.
             let Some(meta) = meta else { continue };
-            out.extend(segment::read_rows(&meta, rows.first_row, rows.count, |want| self.fetch_chunks(part, seg, want))?);
+            out.extend(segment::read_rows(
+                &meta,
+                rows.first_row,
+                rows.count,
+                |want| self.fetch_chunks(part, seg, want),
+            )?);
         }
         // A span can be both in the frozen memtable and in its fresh segment while a seal
         // finishes, and a retried export stores a span twice: show it once.
@@ -497,10 +615,22 @@ impl Store {
         Ok(out)
     }
 
-    fn fetch_chunks(&self, part: u64, seg: u64, want: &[(u16, u32)]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+    fn fetch_chunks(
+        &self,
+        part: u64,
+        seg: u64,
+        want: &[(u16, u32)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
         let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
-        let keys: Vec<_> = want.iter().map(|(c, p)| (chunks, keys::chunk(part, seg, *c, *p))).collect();
-        self.db.multi_get_cf(keys).into_iter().map(|r| r.map_err(StorageError::from)).collect()
+        let keys: Vec<_> = want
+            .iter()
+            .map(|(c, p)| (chunks, keys::chunk(part, seg, *c, *p)))
+            .collect();
+        self.db
+            .multi_get_cf(keys)
+            .into_iter()
+            .map(|r| r.map_err(StorageError::from))
+            .collect()
     }
 
     pub fn services(&self) -> Vec<ServiceInfo> {
@@ -522,7 +652,12 @@ impl Store {
 
     /// Compacts every column family fully: for measuring bytes on disk.
     pub fn compact(&self) {
-        for cf in [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX] {
+        for cf in [
+            keys::CF_META,
+            keys::CF_WAL,
+            keys::CF_CHUNKS,
+            keys::CF_TRACE_INDEX,
+        ] {
             let h = self.db.cf_handle(cf).expect("opened");
             self.db.compact_range_cf(h, None::<&[u8]>, None::<&[u8]>);
         }
@@ -559,6 +694,9 @@ fn dir_has_entries(path: &Path) -> Result<bool, StorageError> {
     match std::fs::read_dir(path) {
         Ok(mut d) => Ok(d.next().is_some()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(StorageError::Io { path: path.to_owned(), source }),
+        Err(source) => Err(StorageError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }

@@ -5,21 +5,44 @@ use std::process::Command;
 fn serve(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rewind"))
         .arg("serve")
-        .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0"])
+        .args([
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--query-listen",
+            "127.0.0.1:0",
+        ])
         .args(args)
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn bad_settings_and_foreign_directories_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, err) = serve(&["--data-dir", dir.path().to_str().unwrap(), "--retention", "5parsecs"]);
+    let (ok, err) = serve(&[
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--retention",
+        "5parsecs",
+    ]);
     assert!(!ok);
-    assert!(err.contains("retention") && err.contains("unknown unit"), "{err}");
+    assert!(
+        err.contains("retention") && err.contains("unknown unit"),
+        "{err}"
+    );
 
-    let (ok, err) = serve(&["--data-dir", dir.path().to_str().unwrap(), "--queue-bytes", "1KiB"]);
+    let (ok, err) = serve(&[
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--queue-bytes",
+        "1KiB",
+    ]);
     assert!(!ok);
     assert!(err.contains("queue-bytes"), "{err}");
 
@@ -36,5 +59,9 @@ fn bad_settings_and_foreign_directories_are_refused_clearly() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("seal_rows"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("seal_rows"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

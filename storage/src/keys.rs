@@ -27,6 +27,18 @@ pub fn chunk(part: u64, seg: u64, col: u16, page: u32) -> [u8; 22] {
     k
 }
 
+/// (partition, segment, column) of a chunk key.
+pub fn parse_chunk(key: &[u8]) -> Option<(u64, u64, u16)> {
+    if key.len() != 22 {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(key[..8].try_into().ok()?),
+        u64::from_be_bytes(key[8..16].try_into().ok()?),
+        u16::from_be_bytes(key[16..18].try_into().ok()?),
+    ))
+}
+
 /// First key of a partition's chunks; `chunk_partition_start(p + 1)` bounds it.
 pub fn chunk_partition_start(part: u64) -> [u8; 8] {
     part.to_be_bytes()

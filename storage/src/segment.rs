@@ -61,6 +61,31 @@ pub mod cols {
         RESOURCE,
     ];
     pub const ATTR_BASE: u16 = 32;
+
+    pub fn name(col: u16) -> &'static str {
+        match col {
+            TRACE_ID => "trace_id",
+            SPAN_ID => "span_id",
+            PARENT => "parent_span_id",
+            SERVICE => "service",
+            NAME => "name",
+            KIND => "kind",
+            START => "start",
+            DURATION => "duration",
+            STATUS_CODE => "status_code",
+            STATUS_MESSAGE => "status_message",
+            SCOPE_NAME => "scope_name",
+            SCOPE_VERSION => "scope_version",
+            TRACE_STATE => "trace_state",
+            FLAGS => "flags",
+            DROPPED => "dropped_counts",
+            EVENTS => "events",
+            LINKS => "links",
+            RESOURCE => "resource",
+            RESOURCE_TABLE => "resource_table",
+            _ => "unknown",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

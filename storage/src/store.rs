@@ -650,6 +650,35 @@ impl Store {
         }
     }
 
+    /// Stored (compressed) chunk bytes per column name, attribute columns as `attr:<key>`: where
+    /// the bytes go, for benchmarks and tuning.
+    pub fn column_bytes(&self) -> Result<BTreeMap<String, u64>, StorageError> {
+        let names: std::collections::HashMap<(u64, u64), Vec<String>> = self
+            .partitions
+            .read()
+            .values()
+            .flatten()
+            .map(|m| ((m.partition, m.id), m.attr_keys.clone()))
+            .collect();
+        let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
+        let mut out = BTreeMap::new();
+        for item in self.db.iterator_cf(chunks, IteratorMode::Start) {
+            let (k, v) = item?;
+            let Some((part, seg, col)) = keys::parse_chunk(&k) else {
+                continue;
+            };
+            let name = match col.checked_sub(segment::cols::ATTR_BASE) {
+                Some(i) => names
+                    .get(&(part, seg))
+                    .and_then(|n| n.get(i as usize))
+                    .map_or_else(|| "attr:?".to_string(), |k| format!("attr:{k}")),
+                None => segment::cols::name(col).to_string(),
+            };
+            *out.entry(name).or_default() += v.len() as u64;
+        }
+        Ok(out)
+    }
+
     /// Compacts every column family fully: for measuring bytes on disk.
     pub fn compact(&self) {
         for cf in [

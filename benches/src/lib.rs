@@ -1,5 +1,7 @@
 //! Shared pieces of the benchmark binaries: argument parsing, result files, tables.
 
+pub mod server;
+
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -2,7 +2,7 @@
 //! success); oversized content is truncated to the limits and counted as dropped, as the OTel SDKs
 //! do with their span limits.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use rewind_agent_proto::otlp::common::v1::{any_value, AnyValue, KeyValue as OtlpKeyValue};
@@ -249,15 +249,30 @@ impl Cx<'_> {
     /// Keys made unique (the last value wins, as in the SDKs), then cut to the count limit.
     fn kvs(&mut self, kvs: Vec<OtlpKeyValue>) -> (Vec<KeyValue>, u32) {
         let mut out: Vec<KeyValue> = Vec::with_capacity(kvs.len().min(self.limits.max_attributes));
-        let mut index: HashMap<String, usize> = HashMap::new();
+        // Spans carry a dozen attributes: a linear scan beats hashing until lists get long.
+        let mut index: Option<FxHashMap<String, usize>> = None;
         let mut dropped = 0u32;
         for kv in kvs {
             let key = self.string(kv.key);
             let value = self.value(kv.value, 0);
-            match index.get(&key) {
-                Some(&i) => out[i].1 = value,
+            if index.is_none() && out.len() >= 32 {
+                index = Some(
+                    out.iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| (k.clone(), i))
+                        .collect(),
+                );
+            }
+            let existing = match &index {
+                Some(map) => map.get(&key).copied(),
+                None => out.iter().position(|(k, _)| *k == key),
+            };
+            match existing {
+                Some(i) => out[i].1 = value,
                 None if out.len() < self.limits.max_attributes => {
-                    index.insert(key.clone(), out.len());
+                    if let Some(map) = &mut index {
+                        map.insert(key.clone(), out.len());
+                    }
                     out.push((key, value));
                 }
                 None => dropped = dropped.saturating_add(1),

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::{Buf, Bytes};
 use prost::Message;
 use rewind_agent_proto::{
     ExportTracePartialSuccess, ExportTraceServiceResponse, OTLP_TRACE_EXPORT_PATH,
@@ -148,9 +148,8 @@ impl Decoder for PassThrough {
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        // Splits the message off tonic's buffer without copying it.
         let n = src.remaining();
-        let mut out = bytes::BytesMut::with_capacity(n);
-        out.put(src.take(n));
-        Ok(Some(out.freeze()))
+        Ok(Some(src.copy_to_bytes(n)))
     }
 }

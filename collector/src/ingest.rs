@@ -44,6 +44,9 @@ pub struct Ingest {
     store: Arc<Store>,
     writer: Writer,
     budget: Arc<Semaphore>,
+    /// Decoding is CPU-bound: more of it at once than there are cores only multiplies the memory
+    /// of decoded requests in flight.
+    decoders: Semaphore,
     config: IngestConfig,
 }
 
@@ -54,10 +57,12 @@ impl Ingest {
             "validated at start-up"
         );
         let writer = Writer::start(store.clone());
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Arc::new(Self {
             store,
             writer,
             budget: Arc::new(Semaphore::new(config.queue_bytes)),
+            decoders: Semaphore::new(cores),
             config,
         })
     }
@@ -122,6 +127,11 @@ impl Ingest {
         let limits = self.config.limits.clone();
         let now = now_ns();
         let min_start = self.store.min_accepted_start_ns(now);
+        let decoding = self
+            .decoders
+            .acquire()
+            .await
+            .map_err(|_| CollectorError::Unavailable("shutting down".into()))?;
         let decoded = tokio::task::spawn_blocking(move || {
             let req = match format {
                 Format::Protobuf => ExportTraceServiceRequest::decode(body).map_err(|e| {
@@ -141,6 +151,7 @@ impl Ingest {
         })
         .await
         .map_err(|e| CollectorError::Unavailable(format!("decoder task failed: {e}")))?;
+        drop(decoding);
         let (batch, rejected, message) = decoded?;
         let accepted = batch.spans.len() as u64;
         if accepted > 0 {

@@ -76,8 +76,13 @@ impl Catalog {
     }
 
     pub fn observe(&mut self, span: &Span) {
-        let instance = span.resource.instance().map(str::to_owned);
-        self.note(&span.service, NodeKind::Server, instance, span.start_ns, 1);
+        self.note(
+            &span.service,
+            NodeKind::Server,
+            span.resource.instance(),
+            span.start_ns,
+            1,
+        );
         if let Some((name, k)) = peer_node(span) {
             self.note(&name, k, None, span.start_ns, 0);
         }
@@ -86,28 +91,32 @@ impl Catalog {
         }
     }
 
-    fn note(&mut self, name: &str, kind: NodeKind, instance: Option<String>, t: u64, spans: u64) {
-        let e = self
-            .services
-            .entry(name.to_owned())
-            .or_insert_with(|| ServiceInfo {
+    /// Called for every span: allocates only for what it has not seen before.
+    fn note(&mut self, name: &str, kind: NodeKind, instance: Option<&str>, t: u64, spans: u64) {
+        if !self.services.contains_key(name) {
+            let info = ServiceInfo {
                 name: name.to_owned(),
                 kind,
                 instances: BTreeSet::new(),
                 first_seen_ns: t,
                 last_seen_ns: t,
                 span_count: 0,
-            });
+            };
+            self.services.insert(name.to_owned(), info);
+        }
+        let e = self.services.get_mut(name).expect("inserted above");
         e.kind = e.kind.min(kind);
         if let Some(i) = instance {
-            if e.instances.len() < MAX_INSTANCES {
-                e.instances.insert(i);
+            if e.instances.len() < MAX_INSTANCES && !e.instances.contains(i) {
+                e.instances.insert(i.to_owned());
             }
         }
         e.first_seen_ns = e.first_seen_ns.min(t);
         e.last_seen_ns = e.last_seen_ns.max(t);
         e.span_count += spans;
-        self.dirty.insert(name.to_owned());
+        if !self.dirty.contains(name) {
+            self.dirty.insert(name.to_owned());
+        }
     }
 
     pub fn list(&self) -> Vec<ServiceInfo> {

@@ -1,7 +1,7 @@
 //! Spans acknowledged but not yet sealed into column chunks. They are durable in the `wal`
 //! column family; this is their queryable in-memory copy.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::time::Instant;
 
 use crate::model::{Span, TraceId};
@@ -20,7 +20,7 @@ impl Default for Memtable {
     fn default() -> Self {
         Self {
             spans: Vec::new(),
-            by_trace: HashMap::new(),
+            by_trace: HashMap::default(),
             max_seq: None,
             created: Instant::now(),
             bytes: 0,

@@ -2,7 +2,7 @@
 //! one chunk per (column, page of `PAGE_ROWS` rows). A query reads only the columns and pages it
 //! needs; trace-by-id reads the pages that hold the trace's rows.
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use crate::codec::column as col;
 use crate::codec::row::{put_events, put_kvs, put_links, read_events, read_kvs, read_links};
 use crate::codec::{corrupt, varint, Reader};
 use crate::error::StorageError;
-use crate::model::{Resource, Span, TraceId, Value};
+use crate::model::{Resource, Span, SpanId, TraceId, Value};
 
 pub const PAGE_ROWS: usize = 4096;
 
@@ -146,42 +146,53 @@ pub struct BuiltSegment {
     pub traces: Vec<TraceRows>,
 }
 
+/// (trace's earliest start, trace id, start, span id)
+type SortKey = (u64, TraceId, u64, SpanId);
+
 /// Sorts spans by (trace's earliest start, trace id, start) and encodes them column by column.
 /// Ordering traces by their start keeps neighbouring rows close in time, so timestamps delta-encode
 /// small, and keeps a trace's rows contiguous, so trace ids run-length encode and parents become
 /// short back-references.
 pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
-    let mut trace_start: HashMap<TraceId, u64> = HashMap::new();
+    let mut trace_start: FxHashMap<TraceId, u64> = FxHashMap::default();
     for s in spans {
         let e = trace_start.entry(s.trace_id).or_insert(s.start_ns);
         *e = (*e).min(s.start_ns);
     }
-    let mut order: Vec<&Span> = spans.to_vec();
-    order.sort_by(|a, b| {
-        (trace_start[&a.trace_id], a.trace_id, a.start_ns, a.span_id).cmp(&(
-            trace_start[&b.trace_id],
-            b.trace_id,
-            b.start_ns,
-            b.span_id,
-        ))
-    });
+    // Sort keys computed once, not per comparison.
+    let mut keyed: Vec<(SortKey, &Span)> = spans
+        .iter()
+        .map(|s| {
+            (
+                (trace_start[&s.trace_id], s.trace_id, s.start_ns, s.span_id),
+                *s,
+            )
+        })
+        .collect();
+    keyed.sort_unstable_by_key(|(k, _)| *k);
+    let order: Vec<&Span> = keyed.into_iter().map(|(_, s)| s).collect();
 
-    let mut attr_cols: BTreeMap<&str, u16> = BTreeMap::new();
-    for s in &order {
-        for (k, _) in &s.attributes {
-            let next = attr_cols.len() as u16;
-            attr_cols.entry(k.as_str()).or_insert(next);
+    // Attribute columns, numbered by first appearance; each row's attributes are placed in one
+    // pass over them (not one lookup per column per row).
+    let mut attr_col: FxHashMap<&str, usize> = FxHashMap::default();
+    let mut attr_keys: Vec<&str> = Vec::new();
+    let mut attr_rows: Vec<Vec<(u32, &Value)>> = Vec::new();
+    for (row, s) in order.iter().enumerate() {
+        for (k, v) in &s.attributes {
+            let c = *attr_col.entry(k.as_str()).or_insert_with(|| {
+                attr_keys.push(k.as_str());
+                attr_rows.push(Vec::new());
+                attr_keys.len() - 1
+            });
+            attr_rows[c].push((row as u32, v));
         }
     }
-    // Column numbers follow first appearance; keep that order in the meta.
-    let mut attr_keys: Vec<(&str, u16)> = attr_cols.iter().map(|(k, c)| (*k, *c)).collect();
-    attr_keys.sort_by_key(|(_, c)| *c);
 
     // Resources dedup by pointer first (spans of one request share an Arc), then by encoding
     // (the same resource arriving in many requests).
     let mut table: Vec<Vec<u8>> = Vec::new();
-    let mut by_ptr: HashMap<*const Resource, u64> = HashMap::new();
-    let mut by_bytes: HashMap<Vec<u8>, u64> = HashMap::new();
+    let mut by_ptr: FxHashMap<*const Resource, u64> = FxHashMap::default();
+    let mut by_bytes: FxHashMap<Vec<u8>, u64> = FxHashMap::default();
     let resource_idx: Vec<u64> = order
         .iter()
         .map(|s| {
@@ -197,7 +208,11 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
         .collect();
 
     let mut chunks = Vec::new();
-    let mut push = |c: u16, page: u32, body: Vec<u8>| chunks.push((c, page, col::compress(&body)));
+    let mut compressor = col::Compressor::new();
+    let mut push =
+        |c: u16, page: u32, body: Vec<u8>| chunks.push((c, page, compressor.compress(&body)));
+    // Per attribute column, how far its (row, value) list has been consumed by earlier pages.
+    let mut attr_cursor = vec![0usize; attr_keys.len()];
     for (p, rows) in order.chunks(PAGE_ROWS).enumerate() {
         let page = p as u32;
         let span_ids: Vec<_> = rows.iter().map(|s| s.span_id).collect();
@@ -287,11 +302,27 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
             page,
             col::encode_varints(&resource_idx[start..start + rows.len()]),
         );
-        for (key, c) in &attr_keys {
-            let values: Vec<Option<&Value>> = rows.iter().map(|s| s.attribute(key)).collect();
-            if values.iter().any(Option::is_some) {
-                push(cols::ATTR_BASE + c, page, col::encode_values(&values));
+        let page_end = (start + rows.len()) as u32;
+        for (c, present) in attr_rows.iter().enumerate() {
+            let from = attr_cursor[c];
+            let to = from
+                + present[from..]
+                    .iter()
+                    .take_while(|(r, _)| *r < page_end)
+                    .count();
+            attr_cursor[c] = to;
+            if from == to {
+                continue;
             }
+            let mut values: Vec<Option<&Value>> = vec![None; rows.len()];
+            for (r, v) in &present[from..to] {
+                values[*r as usize - start] = Some(*v);
+            }
+            push(
+                cols::ATTR_BASE + c as u16,
+                page,
+                col::encode_values(&values),
+            );
         }
     }
     push(cols::RESOURCE_TABLE, 0, col::encode_blobs(&table));
@@ -313,7 +344,7 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
         rows: order.len() as u32,
         min_start_ns: order.iter().map(|s| s.start_ns).min().unwrap_or(0),
         max_end_ns: order.iter().map(|s| s.end_ns()).max().unwrap_or(0),
-        attr_keys: attr_keys.iter().map(|(k, _)| k.to_string()).collect(),
+        attr_keys: attr_keys.iter().map(|k| k.to_string()).collect(),
         resources: table.len() as u32,
         bytes: chunks.iter().map(|(_, _, b)| b.len() as u64).sum(),
     };
@@ -479,7 +510,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn fetch_from(chunks: &[(u16, u32, Vec<u8>)]) -> impl Fn(&[(u16, u32)]) -> Fetched + '_ {
-        let map: HashMap<(u16, u32), &Vec<u8>> =
+        let map: std::collections::HashMap<(u16, u32), &Vec<u8>> =
             chunks.iter().map(|(c, p, b)| ((*c, *p), b)).collect();
         move |want| {
             Ok(want

@@ -121,6 +121,11 @@ fn cf_options(name: &str, floor: &Arc<AtomicU64>) -> Options {
                 },
             );
         }
+        keys::CF_WAL => {
+            // Records live until the next seal deletes them, a second or so under load: most
+            // never reach an SST, and compressing the few that do is wasted work.
+            o.set_compression_type(DBCompressionType::None);
+        }
         _ => o.set_compression_type(DBCompressionType::Lz4),
     }
     o

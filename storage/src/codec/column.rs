@@ -5,7 +5,7 @@ use super::row::{put_value, read_value};
 use super::{corrupt, put_str, varint, Reader};
 use crate::error::StorageError;
 use crate::model::{SpanId, TraceId, Value};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
@@ -16,21 +16,49 @@ const ZSTD_LEVEL: i32 = 3;
 const MAX_PAGE_BYTES: usize = 256 << 20;
 
 pub fn compress(body: &[u8]) -> Vec<u8> {
-    if body.len() >= 64 {
-        if let Ok(z) = zstd::bulk::compress(body, ZSTD_LEVEL) {
-            if z.len() + 5 < body.len() {
-                let mut out = Vec::with_capacity(z.len() + 6);
-                out.push(ZSTD);
-                varint::put(&mut out, body.len() as u64);
-                out.extend_from_slice(&z);
-                return out;
-            }
+    Compressor::new().compress(body)
+}
+
+/// Keeps one zstd context across the pages of a seal instead of creating one per page.
+pub struct Compressor(Option<zstd::bulk::Compressor<'static>>);
+
+impl Default for Compressor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Compressor {
+    pub fn new() -> Self {
+        Self(zstd::bulk::Compressor::new(ZSTD_LEVEL).ok())
+    }
+
+    pub fn compress(&mut self, body: &[u8]) -> Vec<u8> {
+        match &mut self.0 {
+            Some(z) if body.len() >= 64 => compress_with(z, body),
+            _ => raw(body),
         }
     }
+}
+
+fn raw(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 1);
     out.push(RAW);
     out.extend_from_slice(body);
     out
+}
+
+fn compress_with(z: &mut zstd::bulk::Compressor<'static>, body: &[u8]) -> Vec<u8> {
+    match z.compress(body) {
+        Ok(c) if c.len() + 5 < body.len() => {
+            let mut out = Vec::with_capacity(c.len() + 6);
+            out.push(ZSTD);
+            varint::put(&mut out, body.len() as u64);
+            out.extend_from_slice(&c);
+            out
+        }
+        _ => raw(body),
+    }
 }
 
 pub fn decompress(stored: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, StorageError> {
@@ -109,7 +137,7 @@ const PARENT_BACK: u8 = 2;
 /// adjacent and sorted by start, so the parent is usually a few rows up.
 pub fn encode_parents(parents: &[Option<SpanId>], span_ids: &[SpanId]) -> Vec<u8> {
     let mut out = Vec::with_capacity(parents.len() * 2);
-    let mut seen: HashMap<SpanId, usize> = HashMap::with_capacity(span_ids.len());
+    let mut seen: HashMap<SpanId, usize> = HashMap::default();
     for (i, parent) in parents.iter().enumerate() {
         match parent {
             None => out.push(PARENT_NONE),
@@ -154,7 +182,7 @@ pub fn decode_parents(
 
 /// Strings through a page-local dictionary.
 pub fn encode_dict<S: AsRef<str>>(values: &[S]) -> Vec<u8> {
-    let mut dict: HashMap<&str, u64> = HashMap::new();
+    let mut dict: HashMap<&str, u64> = HashMap::default();
     let mut order: Vec<&str> = Vec::new();
     let codes: Vec<u64> = values
         .iter()
@@ -250,7 +278,7 @@ pub fn decode_varints(body: &[u8], rows: usize) -> Result<Vec<u64>, StorageError
 /// strings through a page-local dictionary.
 pub fn encode_values(values: &[Option<&Value>]) -> Vec<u8> {
     let mut bitmap = vec![0u8; values.len().div_ceil(8)];
-    let mut dict: HashMap<&str, u64> = HashMap::new();
+    let mut dict: HashMap<&str, u64> = HashMap::default();
     let mut order: Vec<&str> = Vec::new();
     let mut body = Vec::new();
     for (i, v) in values.iter().enumerate() {

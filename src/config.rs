@@ -97,10 +97,9 @@ impl Config {
     pub fn load(args: ServeArgs) -> anyhow::Result<Self> {
         let file: FileConfig = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str(&text)
-                    .with_context(|| format!("in config file {}", path.display()))?
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -110,14 +109,10 @@ impl Config {
             };
         }
         let addr = |name: &str, v: String| -> anyhow::Result<SocketAddr> {
-            v.parse()
-                .with_context(|| format!("{name}: {v:?} is not an address like 0.0.0.0:4317"))
+            v.parse().with_context(|| format!("{name}: {v:?} is not an address like 0.0.0.0:4317"))
         };
-        let max_disk_bytes = args
-            .max_disk_bytes
-            .or(file.max_disk_bytes)
-            .map(|v| parse_bytes("max-disk-bytes", &v))
-            .transpose()?;
+        let max_disk_bytes =
+            args.max_disk_bytes.or(file.max_disk_bytes).map(|v| parse_bytes("max-disk-bytes", &v)).transpose()?;
         let config = Config {
             data_dir: pick!(data_dir, PathBuf::from("./rewind-data")),
             grpc_listen: addr("grpc-listen", pick!(grpc_listen, "0.0.0.0:4317"))?,
@@ -125,17 +120,10 @@ impl Config {
             query_listen: addr("query-listen", pick!(query_listen, "0.0.0.0:8080"))?,
             retention: parse_duration("retention", &pick!(retention, "7d"))?,
             max_disk_bytes,
-            max_message_bytes: parse_bytes("max-message-bytes", &pick!(max_message_bytes, "16MiB"))?
-                as usize,
+            max_message_bytes: parse_bytes("max-message-bytes", &pick!(max_message_bytes, "16MiB"))? as usize,
             queue_bytes: parse_bytes("queue-bytes", &pick!(queue_bytes, "128MiB"))? as usize,
-            ingest_token: args
-                .ingest_token
-                .or(file.ingest_token)
-                .filter(|t| !t.is_empty()),
-            query_token: args
-                .query_token
-                .or(file.query_token)
-                .filter(|t| !t.is_empty()),
+            ingest_token: args.ingest_token.or(file.ingest_token).filter(|t| !t.is_empty()),
+            query_token: args.query_token.or(file.query_token).filter(|t| !t.is_empty()),
             sync: args.sync.or(file.sync).unwrap_or(true),
             seal_interval: parse_duration("seal-interval", &pick!(seal_interval, "10s"))?,
             seal_rows: args.seal_rows.or(file.seal_rows).unwrap_or(100_000),
@@ -178,9 +166,7 @@ pub fn parse_duration(name: &str, v: &str) -> anyhow::Result<Duration> {
     let v = v.trim();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("{name}: {v:?} is not a duration like 7d, 12h, 30m, 10s"))?;
+    let n: u64 = num.parse().with_context(|| format!("{name}: {v:?} is not a duration like 7d, 12h, 30m, 10s"))?;
     let secs = |m: u64| Duration::from_secs(n.saturating_mul(m));
     Ok(match unit.trim() {
         "ms" => Duration::from_millis(n),
@@ -197,9 +183,7 @@ pub fn parse_bytes(name: &str, v: &str) -> anyhow::Result<u64> {
     let v = v.trim();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("{name}: {v:?} is not a size like 16MiB or 50GiB"))?;
+    let n: u64 = num.parse().with_context(|| format!("{name}: {v:?} is not a size like 16MiB or 50GiB"))?;
     let m: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kib" => 1 << 10,
@@ -212,8 +196,7 @@ pub fn parse_bytes(name: &str, v: &str) -> anyhow::Result<u64> {
         "tb" => 1_000_000_000_000,
         other => bail!("{name}: unknown unit {other:?} in {v:?}; use KiB, MiB, GiB or TiB"),
     };
-    n.checked_mul(m)
-        .with_context(|| format!("{name}: {v:?} is too large"))
+    n.checked_mul(m).with_context(|| format!("{name}: {v:?} is too large"))
 }
 
 #[cfg(test)]
@@ -222,19 +205,10 @@ mod tests {
 
     #[test]
     fn units_parse() {
-        assert_eq!(
-            parse_duration("x", "7d").unwrap(),
-            Duration::from_secs(7 * 86400)
-        );
-        assert_eq!(
-            parse_duration("x", "250ms").unwrap(),
-            Duration::from_millis(250)
-        );
+        assert_eq!(parse_duration("x", "7d").unwrap(), Duration::from_secs(7 * 86400));
+        assert_eq!(parse_duration("x", "250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("x", "90").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("x", "7w")
-            .unwrap_err()
-            .to_string()
-            .contains("unknown unit"));
+        assert!(parse_duration("x", "7w").unwrap_err().to_string().contains("unknown unit"));
         assert_eq!(parse_bytes("x", "16MiB").unwrap(), 16 << 20);
         assert_eq!(parse_bytes("x", "2GB").unwrap(), 2_000_000_000);
         assert!(parse_bytes("x", "lots").is_err());
@@ -244,47 +218,21 @@ mod tests {
     fn layers_apply_in_order_and_are_validated() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rewind.toml");
-        std::fs::write(
-            &file,
-            "retention = \"2d\"\nquery_listen = \"127.0.0.1:9000\"\n",
-        )
-        .unwrap();
-        let c = Config::load(ServeArgs {
-            config: Some(file.clone()),
-            retention: Some("3d".into()),
-            ..Default::default()
-        })
-        .unwrap();
-        assert_eq!(
-            c.retention,
-            Duration::from_secs(3 * 86400),
-            "flag beats file"
-        );
+        std::fs::write(&file, "retention = \"2d\"\nquery_listen = \"127.0.0.1:9000\"\n").unwrap();
+        let c =
+            Config::load(ServeArgs { config: Some(file.clone()), retention: Some("3d".into()), ..Default::default() })
+                .unwrap();
+        assert_eq!(c.retention, Duration::from_secs(3 * 86400), "flag beats file");
         assert_eq!(c.query_listen.port(), 9000, "file beats default");
         assert_eq!(c.grpc_listen.port(), 4317, "default");
 
         std::fs::write(&file, "retension = \"2d\"\n").unwrap();
-        let e = Config::load(ServeArgs {
-            config: Some(file.clone()),
-            ..Default::default()
-        })
-        .unwrap_err();
-        assert!(
-            format!("{e:#}").contains("unknown field `retension`"),
-            "{e:#}"
-        );
+        let e = Config::load(ServeArgs { config: Some(file.clone()), ..Default::default() }).unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field `retension`"), "{e:#}");
 
-        let e = Config::load(ServeArgs {
-            queue_bytes: Some("1MiB".into()),
-            ..Default::default()
-        })
-        .unwrap_err();
+        let e = Config::load(ServeArgs { queue_bytes: Some("1MiB".into()), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("queue-bytes"), "{e}");
-        let e = Config::load(ServeArgs {
-            grpc_listen: Some("nowhere".into()),
-            ..Default::default()
-        })
-        .unwrap_err();
+        let e = Config::load(ServeArgs { grpc_listen: Some("nowhere".into()), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("grpc-listen"), "{e}");
     }
 }

@@ -1,6 +1,8 @@
 //! `rewind`: the collector, the store and the query service in one process.
 
 mod config;
+mod demo;
+mod loadgen;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -25,25 +27,25 @@ struct Cli {
 enum Command {
     /// Run the collector (OTLP gRPC and HTTP), the store and the query API with the UI.
     Serve(config::ServeArgs),
+    /// `serve`, fed with the shop workload: an hour of history with an incident, then live traffic.
+    Demo(demo::DemoArgs),
+    /// Send the shop workload to a collector: live, backfilled, pre-encoded or replayed.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REWIND_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("REWIND_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rewind").build()?;
     match cli.command {
         Command::Serve(args) => {
             let config = config::Config::load(args)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("rewind")
-                .build()?;
             rt.block_on(serve::run(config))
         }
+        Command::Demo(args) => rt.block_on(demo::run(args)),
+        Command::Loadgen(args) => rt.block_on(loadgen::run(args)),
     }
 }

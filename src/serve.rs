@@ -19,10 +19,21 @@ use crate::config::Config;
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// What `serve` hands to whoever runs beside it (the demo's feeder) once it is ready.
+pub struct Ready {
+    pub grpc_addr: std::net::SocketAddr,
+    pub query_addr: std::net::SocketAddr,
+    pub store: Arc<Store>,
+    /// Turns true when shutdown starts.
+    pub stopping: watch::Receiver<bool>,
+}
+
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let prometheus = PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    run_with(config, |_| {}).await
+}
+
+pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::Result<()> {
+    let prometheus = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
     rewind_storage::metrics::describe();
     rewind_collector::metrics::describe();
     rewind_query::metrics::describe();
@@ -48,18 +59,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
 
     let bind = |addr, what: &'static str| async move {
-        TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding the {what} listener on {addr}"))
+        TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
     };
     let grpc_listener = bind(config.grpc_listen, "OTLP/gRPC").await?;
     let http_listener = bind(config.http_listen, "OTLP/HTTP").await?;
     let query_listener = bind(config.query_listen, "query").await?;
-    let (grpc_addr, http_addr, query_addr) = (
-        grpc_listener.local_addr()?,
-        http_listener.local_addr()?,
-        query_listener.local_addr()?,
-    );
+    let (grpc_addr, http_addr, query_addr) =
+        (grpc_listener.local_addr()?, http_listener.local_addr()?, query_listener.local_addr()?);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -72,11 +78,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
             stopped(stop_rx.clone()),
         );
-    let http = axum::serve(
-        http_listener,
-        rewind_collector::http::router(ingest.clone()),
-    )
-    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let http = axum::serve(http_listener, rewind_collector::http::router(ingest.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
     let ready = Arc::new(AtomicBool::new(false));
     let state = QueryState {
         store: store.clone(),
@@ -84,11 +87,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: Arc::new(move || prometheus.render()),
         token: config.query_token.clone(),
     };
-    let query = axum::serve(
-        query_listener,
-        rewind_query::router(state).merge(rewind_ui::router()),
-    )
-    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let query = axum::serve(query_listener, rewind_query::router(state).merge(rewind_ui::router()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
     let servers = tokio::spawn(async move {
         let (g, h, q) = tokio::join!(grpc, http, query);
         g.context("OTLP/gRPC server")?;
@@ -101,6 +101,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%grpc_addr, %http_addr, %query_addr, data_dir = %config.data_dir.display(), "rewind is ready");
     // One machine-readable line for scripts and tests that start rewind on port 0.
     println!("rewind listening grpc={grpc_addr} http={http_addr} query={query_addr}");
+    on_ready(Ready { grpc_addr, query_addr, store: store.clone(), stopping: stop_rx.clone() });
 
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
@@ -108,9 +109,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     match tokio::time::timeout(DRAIN_TIMEOUT, servers).await {
         Ok(joined) => joined??,
-        Err(_) => tracing::warn!(
-            "in-flight requests did not finish in {DRAIN_TIMEOUT:?}; stopping anyway"
-        ),
+        Err(_) => tracing::warn!("in-flight requests did not finish in {DRAIN_TIMEOUT:?}; stopping anyway"),
     }
     tokio::task::spawn_blocking(move || {
         ingest.shutdown();
@@ -127,8 +126,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -10,8 +10,7 @@ pub use otlp::collector::trace::v1::{
 };
 
 /// The full gRPC path of OTLP's trace export.
-pub const OTLP_TRACE_EXPORT_PATH: &str =
-    "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+pub const OTLP_TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 pub const OTLP_TRACE_SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
 
 /// `google.rpc.Status`: OTLP/HTTP answers errors with it.

@@ -13,22 +13,15 @@ impl Args {
         let mut map = BTreeMap::new();
         let mut it = std::env::args().skip(1);
         while let Some(a) = it.next() {
-            let Some(name) = a.strip_prefix("--") else {
-                panic!("unexpected argument {a:?}")
-            };
-            let value = it
-                .next()
-                .unwrap_or_else(|| panic!("--{name} needs a value"));
+            let Some(name) = a.strip_prefix("--") else { panic!("unexpected argument {a:?}") };
+            let value = it.next().unwrap_or_else(|| panic!("--{name} needs a value"));
             map.insert(name.to_string(), value);
         }
         Self(map)
     }
 
     pub fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
-        self.0.get(name).map_or(default, |v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("--{name}: cannot parse {v:?}"))
-        })
+        self.0.get(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("--{name}: cannot parse {v:?}")))
     }
 
     pub fn string(&self, name: &str) -> Option<String> {
@@ -37,10 +30,7 @@ impl Args {
 }
 
 pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
 /// Writes a benchmark's figures as JSON next to the others (`benches/results/<name>.json`, or

@@ -5,10 +5,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use bytes::{Buf, BufMut, Bytes};
-use rewind_agent_proto::ExportTraceServiceResponse;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-
 pub struct Server {
     pub child: Child,
     pub grpc: SocketAddr,
@@ -19,11 +15,7 @@ pub struct Server {
 pub fn rewind_binary() -> PathBuf {
     let me = std::env::current_exe().expect("own path");
     let bin = me.with_file_name("rewind");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (cargo build --release --bin rewind)",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} is missing: build it first (cargo build --release --bin rewind)", bin.display());
     bin
 }
 
@@ -33,42 +25,23 @@ impl Server {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--query-listen",
-                "127.0.0.1:0",
-            ])
+            .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0"])
             .args(extra)
             .env("REWIND_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
             .expect("start rewind");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("listening line");
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("listening line");
         let addr = |key: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(key))
-                .expect("address")
-                .trim()
-                .parse()
-                .expect("addr")
+            line.split_whitespace().find_map(|w| w.strip_prefix(key)).expect("address").trim().parse().expect("addr")
         };
-        Self {
-            grpc: addr("grpc="),
-            query: addr("query="),
-            child,
-        }
+        Self { grpc: addr("grpc="), query: addr("query="), child }
     }
 
     /// User + system CPU seconds the server has used.
     pub fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
         let rest = stat.rsplit(')').next().unwrap_or("");
         let f: Vec<&str> = rest.split_whitespace().collect();
@@ -78,8 +51,7 @@ impl Server {
 
     /// Peak resident set size in bytes (VmHWM).
     pub fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -88,53 +60,12 @@ impl Server {
     }
 
     pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
     }
 }
 
 fn clock_ticks() -> f64 {
     let out = Command::new("getconf").arg("CLK_TCK").output();
-    out.ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// Sends already-encoded export requests as they are: the load client spends no CPU encoding.
-#[derive(Clone, Copy, Default)]
-pub struct PreEncoded;
-
-impl Codec for PreEncoded {
-    type Encode = Bytes;
-    type Decode = ExportTraceServiceResponse;
-    type Encoder = PreEncoded;
-    type Decoder = PreEncoded;
-    fn encoder(&mut self) -> Self {
-        PreEncoded
-    }
-    fn decoder(&mut self) -> Self {
-        PreEncoded
-    }
-}
-
-impl Encoder for PreEncoded {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for PreEncoded {
-    type Item = ExportTraceServiceResponse;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
-        let b = src.copy_to_bytes(src.remaining());
-        prost::Message::decode(b)
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(e.to_string()))
-    }
+    out.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
 }

@@ -56,16 +56,8 @@ impl Converted {
         if self.rejected == 0 {
             return String::new();
         }
-        let more = if self.more_reasons {
-            "; and other reasons"
-        } else {
-            ""
-        };
-        format!(
-            "rejected {} span(s): {}{more}",
-            self.rejected,
-            self.reasons.join("; ")
-        )
+        let more = if self.more_reasons { "; and other reasons" } else { "" };
+        format!("rejected {} span(s): {}{more}", self.rejected, self.reasons.join("; "))
     }
 
     fn reject(&mut self, reason: String) {
@@ -83,40 +75,19 @@ impl Converted {
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// `min_start_ns`: spans starting earlier fall outside retention and are rejected.
-pub fn convert(
-    req: ExportTraceServiceRequest,
-    limits: &Limits,
-    now_ns: u64,
-    min_start_ns: u64,
-) -> Converted {
+pub fn convert(req: ExportTraceServiceRequest, limits: &Limits, now_ns: u64, min_start_ns: u64) -> Converted {
     let mut out = Converted::default();
-    let mut cx = Cx {
-        limits,
-        truncated: 0,
-    };
+    let mut cx = Cx { limits, truncated: 0 };
     for rs in req.resource_spans {
         let (attributes, dropped) = cx.kvs(rs.resource.map(|r| r.attributes).unwrap_or_default());
         let _ = dropped;
         let resource = Arc::new(Resource { attributes });
-        let service = resource
-            .get_str("service.name")
-            .unwrap_or(UNKNOWN_SERVICE)
-            .to_owned();
+        let service = resource.get_str("service.name").unwrap_or(UNKNOWN_SERVICE).to_owned();
         for ss in rs.scope_spans {
-            let (scope_name, scope_version) = ss
-                .scope
-                .map(|s| (cx.string(s.name), cx.string(s.version)))
-                .unwrap_or_default();
+            let (scope_name, scope_version) =
+                ss.scope.map(|s| (cx.string(s.name), cx.string(s.version))).unwrap_or_default();
             for span in ss.spans {
-                match cx.span(
-                    span,
-                    &resource,
-                    &service,
-                    &scope_name,
-                    &scope_version,
-                    now_ns,
-                    min_start_ns,
-                ) {
+                match cx.span(span, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
                     Ok(s) => out.spans.push(s),
                     Err(reason) => out.reject(reason),
                 }
@@ -133,9 +104,7 @@ struct Cx<'a> {
 }
 
 fn id<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], String> {
-    let id: [u8; N] = bytes
-        .try_into()
-        .map_err(|_| format!("{what} must be {N} bytes, got {}", bytes.len()))?;
+    let id: [u8; N] = bytes.try_into().map_err(|_| format!("{what} must be {N} bytes, got {}", bytes.len()))?;
     if id == [0; N] {
         return Err(format!("{what} is all zeros"));
     }
@@ -197,8 +166,8 @@ impl Cx<'_> {
         let mut dropped_links = s.dropped_links_count;
         let mut links = Vec::with_capacity(s.links.len().min(self.limits.max_links));
         for l in s.links {
-            let ids = id::<16>(&l.trace_id, "link trace_id")
-                .and_then(|t| Ok((t, id::<8>(&l.span_id, "link span_id")?)));
+            let ids =
+                id::<16>(&l.trace_id, "link trace_id").and_then(|t| Ok((t, id::<8>(&l.span_id, "link span_id")?)));
             let Ok((trace_id, span_id)) = ids else {
                 dropped_links = dropped_links.saturating_add(1);
                 continue;
@@ -229,10 +198,7 @@ impl Cx<'_> {
             kind: u8::try_from(s.kind).ok().filter(|k| *k <= 5).unwrap_or(0),
             start_ns: start,
             duration_ns: end - start,
-            status_code: u8::try_from(status.code)
-                .ok()
-                .filter(|c| *c <= 2)
-                .unwrap_or(0),
+            status_code: u8::try_from(status.code).ok().filter(|c| *c <= 2).unwrap_or(0),
             status_message: self.string(status.message),
             scope_name: scope_name.to_owned(),
             scope_version: scope_version.to_owned(),
@@ -256,12 +222,7 @@ impl Cx<'_> {
             let key = self.string(kv.key);
             let value = self.value(kv.value, 0);
             if index.is_none() && out.len() >= 32 {
-                index = Some(
-                    out.iter()
-                        .enumerate()
-                        .map(|(i, (k, _))| (k.clone(), i))
-                        .collect(),
-                );
+                index = Some(out.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
             }
             let existing = match &index {
                 Some(map) => map.get(&key).copied(),
@@ -357,10 +318,7 @@ mod tests {
     const NOW: u64 = 1_750_000_000_000_000_000;
 
     fn kv(k: &str, v: any_value::Value) -> OtlpKeyValue {
-        OtlpKeyValue {
-            key: k.into(),
-            value: Some(AnyValue { value: Some(v) }),
-        }
+        OtlpKeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }) }
     }
 
     fn good_span() -> otlp::Span {
@@ -379,18 +337,11 @@ mod tests {
         ExportTraceServiceRequest {
             resource_spans: vec![otlp::ResourceSpans {
                 resource: Some(OtlpResource {
-                    attributes: vec![kv(
-                        "service.name",
-                        any_value::Value::StringValue("shop".into()),
-                    )],
+                    attributes: vec![kv("service.name", any_value::Value::StringValue("shop".into()))],
                     ..Default::default()
                 }),
                 scope_spans: vec![otlp::ScopeSpans {
-                    scope: Some(InstrumentationScope {
-                        name: "lib".into(),
-                        version: "2".into(),
-                        ..Default::default()
-                    }),
+                    scope: Some(InstrumentationScope { name: "lib".into(), version: "2".into(), ..Default::default() }),
                     spans,
                     ..Default::default()
                 }],
@@ -400,42 +351,21 @@ mod tests {
     }
 
     fn run(spans: Vec<otlp::Span>) -> Converted {
-        convert(
-            request(spans),
-            &Limits::default(),
-            NOW,
-            NOW - 86_400_000_000_000,
-        )
+        convert(request(spans), &Limits::default(), NOW, NOW - 86_400_000_000_000)
     }
 
     #[test]
     fn a_valid_span_converts_field_for_field() {
         let mut s = good_span();
         s.parent_span_id = vec![3; 8];
-        s.status = Some(otlp::Status {
-            code: 2,
-            message: "boom".into(),
-        });
+        s.status = Some(otlp::Status { code: 2, message: "boom".into() });
         s.attributes = vec![kv("http.route", any_value::Value::StringValue("/".into()))];
         let c = run(vec![s]);
         assert_eq!(c.rejected, 0);
         let s = &c.spans[0];
-        assert_eq!(
-            (
-                s.service.as_str(),
-                s.scope_name.as_str(),
-                s.scope_version.as_str()
-            ),
-            ("shop", "lib", "2")
-        );
-        assert_eq!(
-            (s.trace_id, s.span_id, s.parent_span_id),
-            ([1; 16], [2; 8], Some([3; 8]))
-        );
-        assert_eq!(
-            (s.start_ns, s.duration_ns, s.kind, s.status_code),
-            (NOW - 1000, 1000, 2, 2)
-        );
+        assert_eq!((s.service.as_str(), s.scope_name.as_str(), s.scope_version.as_str()), ("shop", "lib", "2"));
+        assert_eq!((s.trace_id, s.span_id, s.parent_span_id), ([1; 16], [2; 8], Some([3; 8])));
+        assert_eq!((s.start_ns, s.duration_ns, s.kind, s.status_code), (NOW - 1000, 1000, 2, 2));
         assert_eq!(s.attribute("http.route"), Some(&Value::Str("/".into())));
     }
 
@@ -447,16 +377,10 @@ mod tests {
             (|s| s.trace_id = vec![1; 15], "trace_id must be 16 bytes"),
             (|s| s.span_id = vec![], "span_id must be 8 bytes"),
             (|s| s.span_id = vec![0; 8], "span_id is all zeros"),
-            (
-                |s| s.parent_span_id = vec![1; 3],
-                "parent_span_id must be 8 bytes",
-            ),
+            (|s| s.parent_span_id = vec![1; 3], "parent_span_id must be 8 bytes"),
             (|s| s.parent_span_id = vec![2; 8], "its own parent"),
             (|s| s.start_time_unix_nano = 0, "missing"),
-            (
-                |s| s.end_time_unix_nano = s.start_time_unix_nano - 1,
-                "before start",
-            ),
+            (|s| s.end_time_unix_nano = s.start_time_unix_nano - 1, "before start"),
             (
                 |s| {
                     s.start_time_unix_nano = NOW + 10 * 365 * 86_400_000_000_000;
@@ -471,11 +395,7 @@ mod tests {
             break_it(&mut bad);
             let c = run(vec![good_span(), bad]);
             assert_eq!((c.spans.len(), c.rejected), (1, 1), "{reason}");
-            assert!(
-                c.message().contains(reason),
-                "{} does not say {reason}",
-                c.message()
-            );
+            assert!(c.message().contains(reason), "{} does not say {reason}", c.message());
         }
     }
 
@@ -484,54 +404,22 @@ mod tests {
         let mut s = good_span();
         s.parent_span_id = vec![0; 8];
         s.kind = 99;
-        s.status = Some(otlp::Status {
-            code: -4,
-            message: String::new(),
-        });
+        s.status = Some(otlp::Status { code: -4, message: String::new() });
         let c = run(vec![s]);
-        assert_eq!(
-            (
-                c.spans[0].parent_span_id,
-                c.spans[0].kind,
-                c.spans[0].status_code
-            ),
-            (None, 0, 0)
-        );
+        assert_eq!((c.spans[0].parent_span_id, c.spans[0].kind, c.spans[0].status_code), (None, 0, 0));
     }
 
     #[test]
     fn floods_are_truncated_to_the_limits_and_counted() {
         let mut s = good_span();
-        s.attributes = (0..10_000)
-            .map(|i| kv(&format!("k{i}"), any_value::Value::IntValue(i)))
-            .collect();
-        s.attributes.push(kv(
-            "big",
-            any_value::Value::StringValue("é".repeat(600_000)),
-        ));
-        let mut deep = AnyValue {
-            value: Some(any_value::Value::IntValue(1)),
-        };
+        s.attributes = (0..10_000).map(|i| kv(&format!("k{i}"), any_value::Value::IntValue(i))).collect();
+        s.attributes.push(kv("big", any_value::Value::StringValue("é".repeat(600_000))));
+        let mut deep = AnyValue { value: Some(any_value::Value::IntValue(1)) };
         for _ in 0..100 {
-            deep = AnyValue {
-                value: Some(any_value::Value::ArrayValue(ArrayValue {
-                    values: vec![deep],
-                })),
-            };
+            deep = AnyValue { value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![deep] })) };
         }
-        s.attributes.insert(
-            0,
-            OtlpKeyValue {
-                key: "deep".into(),
-                value: Some(deep),
-            },
-        );
-        s.events = (0..500)
-            .map(|i| otlp::span::Event {
-                name: format!("e{i}"),
-                ..Default::default()
-            })
-            .collect();
+        s.attributes.insert(0, OtlpKeyValue { key: "deep".into(), value: Some(deep) });
+        s.events = (0..500).map(|i| otlp::span::Event { name: format!("e{i}"), ..Default::default() }).collect();
         let c = run(vec![s]);
         let s = &c.spans[0];
         assert_eq!(s.attributes.len(), 128);
@@ -551,15 +439,9 @@ mod tests {
     #[test]
     fn duplicate_keys_keep_the_last_value() {
         let mut s = good_span();
-        s.attributes = vec![
-            kv("a", any_value::Value::IntValue(1)),
-            kv("a", any_value::Value::IntValue(2)),
-        ];
+        s.attributes = vec![kv("a", any_value::Value::IntValue(1)), kv("a", any_value::Value::IntValue(2))];
         let c = run(vec![s]);
-        assert_eq!(
-            c.spans[0].attributes,
-            vec![("a".to_string(), Value::Int(2))]
-        );
+        assert_eq!(c.spans[0].attributes, vec![("a".to_string(), Value::Int(2))]);
     }
 
     #[test]

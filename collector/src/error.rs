@@ -27,9 +27,9 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 impl CollectorError {
     pub fn grpc_code(&self) -> tonic::Code {
         match self {
-            Self::InvalidArgument(_)
-            | Self::UnsupportedMediaType(_)
-            | Self::UnsupportedEncoding(_) => tonic::Code::InvalidArgument,
+            Self::InvalidArgument(_) | Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => {
+                tonic::Code::InvalidArgument
+            }
             Self::TooLarge { .. } => tonic::Code::ResourceExhausted,
             Self::Overloaded { .. } | Self::Unavailable(_) => tonic::Code::Unavailable,
             Self::Unauthenticated => tonic::Code::Unauthenticated,

@@ -9,9 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use prost::Message;
-use rewind_agent_proto::{
-    ExportTracePartialSuccess, ExportTraceServiceResponse, OTLP_TRACE_EXPORT_PATH,
-};
+use rewind_agent_proto::{ExportTracePartialSuccess, ExportTraceServiceResponse, OTLP_TRACE_EXPORT_PATH};
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
@@ -54,10 +52,7 @@ where
                 return Ok(Status::unimplemented("unknown method").into_http());
             }
             // Checked before the body is read: an unauthenticated client costs no decoding.
-            let auth = req
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .map(|v| v.as_bytes());
+            let auth = req.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
             if let Err(e) = ingest.check_token(auth) {
                 return Ok(e.to_status().into_http());
             }
@@ -71,10 +66,7 @@ where
             // RESOURCE_EXHAUSTED (without retry info). Export itself never says OUT_OF_RANGE.
             let out_of_range = http::HeaderValue::from(tonic::Code::OutOfRange as i32);
             if res.headers().get("grpc-status") == Some(&out_of_range) {
-                res.headers_mut().insert(
-                    "grpc-status",
-                    http::HeaderValue::from(tonic::Code::ResourceExhausted as i32),
-                );
+                res.headers_mut().insert("grpc-status", http::HeaderValue::from(tonic::Code::ResourceExhausted as i32));
             }
             Ok(res)
         })
@@ -90,26 +82,17 @@ impl tonic::server::UnaryService<Bytes> for Export {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let ingest = self.0.clone();
         Box::pin(async move {
-            let outcome = ingest
-                .export(request.into_inner(), Format::Protobuf, "grpc")
-                .await
-                .map_err(|e| e.to_status())?;
-            Ok(tonic::Response::new(response(
-                outcome.rejected,
-                outcome.message,
-            )))
+            let outcome =
+                ingest.export(request.into_inner(), Format::Protobuf, "grpc").await.map_err(|e| e.to_status())?;
+            Ok(tonic::Response::new(response(outcome.rejected, outcome.message)))
         })
     }
 }
 
 pub fn response(rejected: u64, message: String) -> ExportTraceServiceResponse {
     ExportTraceServiceResponse {
-        partial_success: (rejected > 0 || !message.is_empty()).then_some(
-            ExportTracePartialSuccess {
-                rejected_spans: rejected as i64,
-                error_message: message,
-            },
-        ),
+        partial_success: (rejected > 0 || !message.is_empty())
+            .then_some(ExportTracePartialSuccess { rejected_spans: rejected as i64, error_message: message }),
     }
 }
 
@@ -138,8 +121,7 @@ impl Encoder for PassThrough {
 
     fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         dst.reserve(item.encoded_len());
-        item.encode(dst)
-            .map_err(|e| Status::internal(e.to_string()))
+        item.encode(dst).map_err(|e| Status::internal(e.to_string()))
     }
 }
 

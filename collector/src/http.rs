@@ -18,25 +18,15 @@ use crate::grpc::response;
 use crate::ingest::{Format, Ingest};
 
 pub fn router(ingest: Arc<Ingest>) -> Router {
-    Router::new()
-        .route("/v1/traces", post(export))
-        .with_state(ingest)
+    Router::new().route("/v1/traces", post(export)).with_state(ingest)
 }
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
 fn format_of(headers: &HeaderMap) -> Result<Format, CollectorError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match mime.as_str() {
         PROTOBUF | "application/protobuf" => Ok(Format::Protobuf),
         JSON => Ok(Format::Json),
@@ -50,11 +40,7 @@ async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
         Ok(f) => f,
         Err(e) => return error(Format::Protobuf, &e),
     };
-    let transport = if format == Format::Json {
-        "http_json"
-    } else {
-        "http_protobuf"
-    };
+    let transport = if format == Format::Json { "http_json" } else { "http_protobuf" };
     match read_body(&ingest, &headers, body).await {
         Ok(bytes) => match ingest.export(bytes, format, transport).await {
             Ok(o) => success(format, o.rejected, o.message),
@@ -71,28 +57,15 @@ async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
 /// still writing when the 413 comes would otherwise see a broken pipe instead of the answer.
 const DRAIN_MAX: usize = 64 << 20;
 
-async fn read_body(
-    ingest: &Ingest,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Bytes, CollectorError> {
-    ingest.check_token(
-        headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    )?;
+async fn read_body(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<Bytes, CollectorError> {
+    ingest.check_token(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes))?;
     let limit = ingest.config().max_message_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if let Some(len) = declared.filter(|len| *len > limit + DRAIN_MAX) {
         return Err(CollectorError::TooLarge { size: len, limit });
     }
     let raw = collect_limited(body, limit).await?;
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity");
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
     match encoding.trim().to_ascii_lowercase().as_str() {
         "" | "identity" => Ok(raw),
         "gzip" => tokio::task::spawn_blocking(move || gunzip(&raw, limit))
@@ -107,8 +80,7 @@ async fn collect_limited(mut body: Body, limit: usize) -> Result<Bytes, Collecto
     let mut buf = bytes::BytesMut::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| CollectorError::InvalidArgument(format!("reading the body: {e}")))?;
+        let frame = frame.map_err(|e| CollectorError::InvalidArgument(format!("reading the body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             total += data.len();
             if total <= limit {
@@ -128,13 +100,9 @@ async fn collect_limited(mut body: Body, limit: usize) -> Result<Bytes, Collecto
 fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, CollectorError> {
     let mut out = Vec::with_capacity(raw.len() * 4);
     let mut dec = flate2::read::GzDecoder::new(raw).take(limit as u64 + 1);
-    dec.read_to_end(&mut out)
-        .map_err(|e| CollectorError::InvalidArgument(format!("invalid gzip body: {e}")))?;
+    dec.read_to_end(&mut out).map_err(|e| CollectorError::InvalidArgument(format!("invalid gzip body: {e}")))?;
     if out.len() > limit {
-        return Err(CollectorError::TooLarge {
-            size: out.len(),
-            limit,
-        });
+        return Err(CollectorError::TooLarge { size: out.len(), limit });
     }
     Ok(out.into())
 }
@@ -142,9 +110,7 @@ fn gunzip(raw: &[u8], limit: usize) -> Result<Bytes, CollectorError> {
 fn success(format: Format, rejected: u64, message: String) -> Response {
     let resp = response(rejected, message);
     match format {
-        Format::Protobuf => {
-            ([(header::CONTENT_TYPE, PROTOBUF)], resp.encode_to_vec()).into_response()
-        }
+        Format::Protobuf => ([(header::CONTENT_TYPE, PROTOBUF)], resp.encode_to_vec()).into_response(),
         Format::Json => {
             let body = match resp.partial_success {
                 None => serde_json::json!({}),
@@ -160,14 +126,9 @@ fn success(format: Format, rejected: u64, message: String) -> Response {
 }
 
 fn error(format: Format, e: &CollectorError) -> Response {
-    let status = RpcStatus {
-        code: e.grpc_code() as i32,
-        message: e.to_string(),
-    };
+    let status = RpcStatus { code: e.grpc_code() as i32, message: e.to_string() };
     let mut resp = match format {
-        Format::Protobuf => {
-            ([(header::CONTENT_TYPE, PROTOBUF)], status.encode_to_vec()).into_response()
-        }
+        Format::Protobuf => ([(header::CONTENT_TYPE, PROTOBUF)], status.encode_to_vec()).into_response(),
         Format::Json => (
             [(header::CONTENT_TYPE, JSON)],
             serde_json::json!({"code": status.code, "message": status.message}).to_string(),
@@ -176,14 +137,10 @@ fn error(format: Format, e: &CollectorError) -> Response {
     };
     *resp.status_mut() = e.http_status();
     if e.retryable() {
-        resp.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(RETRY_AFTER.as_secs()),
-        );
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
     }
     if e.http_status() == StatusCode::UNAUTHORIZED {
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     resp
 }
@@ -198,29 +155,17 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(&vec![0u8; 10 << 20]).unwrap();
         let bomb = enc.finish().unwrap();
-        assert!(matches!(
-            gunzip(&bomb, 1 << 20),
-            Err(CollectorError::TooLarge { .. })
-        ));
-        assert!(matches!(
-            gunzip(&bomb[..bomb.len() / 2], 64 << 20),
-            Err(CollectorError::InvalidArgument(_))
-        ));
+        assert!(matches!(gunzip(&bomb, 1 << 20), Err(CollectorError::TooLarge { .. })));
+        assert!(matches!(gunzip(&bomb[..bomb.len() / 2], 64 << 20), Err(CollectorError::InvalidArgument(_))));
         assert_eq!(gunzip(&bomb, 16 << 20).unwrap().len(), 10 << 20);
     }
 
     #[test]
     fn content_types_are_recognised_with_parameters() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         assert_eq!(format_of(&h).unwrap(), Format::Json);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        assert!(matches!(
-            format_of(&h),
-            Err(CollectorError::UnsupportedMediaType(_))
-        ));
+        assert!(matches!(format_of(&h), Err(CollectorError::UnsupportedMediaType(_))));
     }
 }

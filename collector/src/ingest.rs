@@ -52,10 +52,7 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new(store: Arc<Store>, config: IngestConfig) -> Arc<Self> {
-        assert!(
-            config.queue_bytes >= config.max_message_bytes,
-            "validated at start-up"
-        );
+        assert!(config.queue_bytes >= config.max_message_bytes, "validated at start-up");
         let writer = Writer::start(store.clone());
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Arc::new(Self {
@@ -75,9 +72,7 @@ impl Ingest {
         let Some(token) = &self.config.token else {
             return Ok(());
         };
-        let given = authorization
-            .and_then(|h| h.strip_prefix(b"Bearer "))
-            .unwrap_or_default();
+        let given = authorization.and_then(|h| h.strip_prefix(b"Bearer ")).unwrap_or_default();
         if constant_time_eq(given, token.as_bytes()) {
             Ok(())
         } else {
@@ -95,12 +90,7 @@ impl Ingest {
         metrics::received(transport, body.len());
         let result = self.export_inner(body, format).await;
         match &result {
-            Ok(o) => metrics::exported(
-                transport,
-                o.accepted,
-                o.rejected,
-                started.elapsed().as_secs_f64(),
-            ),
+            Ok(o) => metrics::exported(transport, o.accepted, o.rejected, started.elapsed().as_secs_f64()),
             Err(e) => metrics::refused(transport, e.reason()),
         }
         result
@@ -108,17 +98,11 @@ impl Ingest {
 
     async fn export_inner(&self, body: Bytes, format: Format) -> Result<Outcome, CollectorError> {
         if body.len() > self.config.max_message_bytes {
-            return Err(CollectorError::TooLarge {
-                size: body.len(),
-                limit: self.config.max_message_bytes,
-            });
+            return Err(CollectorError::TooLarge { size: body.len(), limit: self.config.max_message_bytes });
         }
         let weight = body.len().max(1);
-        let permit = self
-            .budget
-            .clone()
-            .try_acquire_many_owned(weight as u32)
-            .map_err(|_| CollectorError::Overloaded {
+        let permit =
+            self.budget.clone().try_acquire_many_owned(weight as u32).map_err(|_| CollectorError::Overloaded {
                 queued: self.config.queue_bytes - self.budget.available_permits(),
                 budget: self.config.queue_bytes,
             })?;
@@ -127,27 +111,17 @@ impl Ingest {
         let limits = self.config.limits.clone();
         let now = now_ns();
         let min_start = self.store.min_accepted_start_ns(now);
-        let decoding = self
-            .decoders
-            .acquire()
-            .await
-            .map_err(|_| CollectorError::Unavailable("shutting down".into()))?;
+        let decoding =
+            self.decoders.acquire().await.map_err(|_| CollectorError::Unavailable("shutting down".into()))?;
         let decoded = tokio::task::spawn_blocking(move || {
             let req = match format {
-                Format::Protobuf => ExportTraceServiceRequest::decode(body).map_err(|e| {
-                    CollectorError::InvalidArgument(format!("invalid protobuf: {e}"))
-                })?,
-                Format::Json => {
-                    crate::json::decode(&body).map_err(CollectorError::InvalidArgument)?
-                }
+                Format::Protobuf => ExportTraceServiceRequest::decode(body)
+                    .map_err(|e| CollectorError::InvalidArgument(format!("invalid protobuf: {e}")))?,
+                Format::Json => crate::json::decode(&body).map_err(CollectorError::InvalidArgument)?,
             };
             let converted = convert(req, &limits, now, min_start);
             let message = converted.message();
-            Ok::<_, CollectorError>((
-                EncodedBatch::new(converted.spans),
-                converted.rejected,
-                message,
-            ))
+            Ok::<_, CollectorError>((EncodedBatch::new(converted.spans), converted.rejected, message))
         })
         .await
         .map_err(|e| CollectorError::Unavailable(format!("decoder task failed: {e}")))?;
@@ -156,19 +130,14 @@ impl Ingest {
         let accepted = batch.spans.len() as u64;
         if accepted > 0 {
             let (tx, rx) = oneshot::channel();
-            self.writer
-                .submit(batch, Box::new(move |r| drop(tx.send(r))));
+            self.writer.submit(batch, Box::new(move |r| drop(tx.send(r))));
             rx.await
                 .map_err(|_| CollectorError::Unavailable("writer stopped".into()))?
                 .map_err(|e| CollectorError::Unavailable(e.to_string()))?;
         }
         drop(permit);
         metrics::queue_bytes(self.config.queue_bytes - self.budget.available_permits());
-        Ok(Outcome {
-            accepted,
-            rejected,
-            message,
-        })
+        Ok(Outcome { accepted, rejected, message })
     }
 
     /// Writes everything already queued, then refuses further exports as unavailable.

@@ -17,41 +17,22 @@ pub fn decode(body: &[u8]) -> R<ExportTraceServiceRequest> {
     let v: J = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     let root = obj(&v, "request")?;
     Ok(ExportTraceServiceRequest {
-        resource_spans: list(
-            root,
-            "resourceSpans",
-            "resource_spans",
-            "resourceSpans",
-            resource_spans,
-        )?,
+        resource_spans: list(root, "resourceSpans", "resource_spans", "resourceSpans", resource_spans)?,
     })
 }
 
 fn field<'a>(o: &'a Map<String, J>, camel: &str, snake: &str) -> Option<&'a J> {
-    o.get(camel)
-        .or_else(|| o.get(snake))
-        .filter(|v| !v.is_null())
+    o.get(camel).or_else(|| o.get(snake)).filter(|v| !v.is_null())
 }
 
 fn obj<'a>(v: &'a J, path: &str) -> R<&'a Map<String, J>> {
-    v.as_object()
-        .ok_or_else(|| format!("{path}: expected an object"))
+    v.as_object().ok_or_else(|| format!("{path}: expected an object"))
 }
 
-fn list<T>(
-    o: &Map<String, J>,
-    camel: &str,
-    snake: &str,
-    path: &str,
-    f: impl Fn(&J, &str) -> R<T>,
-) -> R<Vec<T>> {
+fn list<T>(o: &Map<String, J>, camel: &str, snake: &str, path: &str, f: impl Fn(&J, &str) -> R<T>) -> R<Vec<T>> {
     match field(o, camel, snake) {
         None => Ok(Vec::new()),
-        Some(J::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| f(v, &format!("{path}[{i}]")))
-            .collect(),
+        Some(J::Array(items)) => items.iter().enumerate().map(|(i, v)| f(v, &format!("{path}[{i}]"))).collect(),
         Some(_) => Err(format!("{path}: expected an array")),
     }
 }
@@ -67,28 +48,22 @@ fn string(o: &Map<String, J>, camel: &str, snake: &str, path: &str) -> R<String>
 fn u64_field(o: &Map<String, J>, camel: &str, snake: &str, path: &str) -> R<u64> {
     match field(o, camel, snake) {
         None => Ok(0),
-        Some(J::Number(n)) => n
-            .as_u64()
-            .ok_or_else(|| format!("{path}.{camel}: expected an unsigned integer")),
-        Some(J::String(s)) => s
-            .parse()
-            .map_err(|_| format!("{path}.{camel}: expected an unsigned integer")),
+        Some(J::Number(n)) => n.as_u64().ok_or_else(|| format!("{path}.{camel}: expected an unsigned integer")),
+        Some(J::String(s)) => s.parse().map_err(|_| format!("{path}.{camel}: expected an unsigned integer")),
         Some(_) => Err(format!("{path}.{camel}: expected an unsigned integer")),
     }
 }
 
 fn u32_field(o: &Map<String, J>, camel: &str, snake: &str, path: &str) -> R<u32> {
-    u32::try_from(u64_field(o, camel, snake, path)?)
-        .map_err(|_| format!("{path}.{camel}: out of range"))
+    u32::try_from(u64_field(o, camel, snake, path)?).map_err(|_| format!("{path}.{camel}: out of range"))
 }
 
 fn enum_field(o: &Map<String, J>, camel: &str, names: &[&str], path: &str) -> R<i32> {
     match field(o, camel, camel) {
         None => Ok(0),
-        Some(J::Number(n)) => n
-            .as_i64()
-            .and_then(|v| i32::try_from(v).ok())
-            .ok_or_else(|| format!("{path}.{camel}: expected an integer")),
+        Some(J::Number(n)) => {
+            n.as_i64().and_then(|v| i32::try_from(v).ok()).ok_or_else(|| format!("{path}.{camel}: expected an integer"))
+        }
         Some(J::String(s)) => names
             .iter()
             .position(|n| n == s)
@@ -114,32 +89,15 @@ fn resource_spans(v: &J, path: &str) -> R<ResourceSpans> {
         Some(r) => {
             let r = obj(r, path)?;
             Some(Resource {
-                attributes: list(
-                    r,
-                    "attributes",
-                    "attributes",
-                    &format!("{path}.resource.attributes"),
-                    key_value,
-                )?,
-                dropped_attributes_count: u32_field(
-                    r,
-                    "droppedAttributesCount",
-                    "dropped_attributes_count",
-                    path,
-                )?,
+                attributes: list(r, "attributes", "attributes", &format!("{path}.resource.attributes"), key_value)?,
+                dropped_attributes_count: u32_field(r, "droppedAttributesCount", "dropped_attributes_count", path)?,
                 ..Default::default()
             })
         }
     };
     Ok(ResourceSpans {
         resource,
-        scope_spans: list(
-            o,
-            "scopeSpans",
-            "scope_spans",
-            &format!("{path}.scopeSpans"),
-            scope_spans,
-        )?,
+        scope_spans: list(o, "scopeSpans", "scope_spans", &format!("{path}.scopeSpans"), scope_spans)?,
         schema_url: string(o, "schemaUrl", "schema_url", path)?,
     })
 }
@@ -153,19 +111,8 @@ fn scope_spans(v: &J, path: &str) -> R<ScopeSpans> {
             Some(InstrumentationScope {
                 name: string(s, "name", "name", path)?,
                 version: string(s, "version", "version", path)?,
-                attributes: list(
-                    s,
-                    "attributes",
-                    "attributes",
-                    &format!("{path}.scope.attributes"),
-                    key_value,
-                )?,
-                dropped_attributes_count: u32_field(
-                    s,
-                    "droppedAttributesCount",
-                    "dropped_attributes_count",
-                    path,
-                )?,
+                attributes: list(s, "attributes", "attributes", &format!("{path}.scope.attributes"), key_value)?,
+                dropped_attributes_count: u32_field(s, "droppedAttributesCount", "dropped_attributes_count", path)?,
             })
         }
     };
@@ -208,19 +155,8 @@ fn span(v: &J, path: &str) -> R<Span> {
         kind: enum_field(o, "kind", KINDS, path)?,
         start_time_unix_nano: u64_field(o, "startTimeUnixNano", "start_time_unix_nano", path)?,
         end_time_unix_nano: u64_field(o, "endTimeUnixNano", "end_time_unix_nano", path)?,
-        attributes: list(
-            o,
-            "attributes",
-            "attributes",
-            &format!("{path}.attributes"),
-            key_value,
-        )?,
-        dropped_attributes_count: u32_field(
-            o,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            path,
-        )?,
+        attributes: list(o, "attributes", "attributes", &format!("{path}.attributes"), key_value)?,
+        dropped_attributes_count: u32_field(o, "droppedAttributesCount", "dropped_attributes_count", path)?,
         events: list(o, "events", "events", &format!("{path}.events"), event)?,
         dropped_events_count: u32_field(o, "droppedEventsCount", "dropped_events_count", path)?,
         links: list(o, "links", "links", &format!("{path}.links"), link)?,
@@ -234,19 +170,8 @@ fn event(v: &J, path: &str) -> R<span::Event> {
     Ok(span::Event {
         time_unix_nano: u64_field(o, "timeUnixNano", "time_unix_nano", path)?,
         name: string(o, "name", "name", path)?,
-        attributes: list(
-            o,
-            "attributes",
-            "attributes",
-            &format!("{path}.attributes"),
-            key_value,
-        )?,
-        dropped_attributes_count: u32_field(
-            o,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            path,
-        )?,
+        attributes: list(o, "attributes", "attributes", &format!("{path}.attributes"), key_value)?,
+        dropped_attributes_count: u32_field(o, "droppedAttributesCount", "dropped_attributes_count", path)?,
     })
 }
 
@@ -256,19 +181,8 @@ fn link(v: &J, path: &str) -> R<span::Link> {
         trace_id: id(o, "traceId", "trace_id"),
         span_id: id(o, "spanId", "span_id"),
         trace_state: string(o, "traceState", "trace_state", path)?,
-        attributes: list(
-            o,
-            "attributes",
-            "attributes",
-            &format!("{path}.attributes"),
-            key_value,
-        )?,
-        dropped_attributes_count: u32_field(
-            o,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            path,
-        )?,
+        attributes: list(o, "attributes", "attributes", &format!("{path}.attributes"), key_value)?,
+        dropped_attributes_count: u32_field(o, "droppedAttributesCount", "dropped_attributes_count", path)?,
         flags: u32_field(o, "flags", "flags", path)?,
     })
 }
@@ -278,9 +192,7 @@ fn key_value(v: &J, path: &str) -> R<KeyValue> {
     let o = obj(v, path)?;
     Ok(KeyValue {
         key: string(o, "key", "key", path)?,
-        value: field(o, "value", "value")
-            .map(|v| any_value(v, &format!("{path}.value")))
-            .transpose()?,
+        value: field(o, "value", "value").map(|v| any_value(v, &format!("{path}.value"))).transpose()?,
     })
 }
 
@@ -314,19 +226,15 @@ fn any_value(v: &J, path: &str) -> R<AnyValue> {
     } else if let Some(b) = field(o, "bytesValue", "bytes_value") {
         let s = b.as_str().ok_or_else(|| bad("base64 bytes"))?;
         any_value::Value::BytesValue(
-            base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map_err(|_| bad("base64 bytes"))?,
+            base64::engine::general_purpose::STANDARD.decode(s).map_err(|_| bad("base64 bytes"))?,
         )
     } else if let Some(a) = field(o, "arrayValue", "array_value") {
         let a = obj(a, path)?;
         let values = match field(a, "values", "values") {
             None => Vec::new(),
-            Some(J::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| any_value(v, &format!("{path}[{i}]")))
-                .collect::<R<_>>()?,
+            Some(J::Array(items)) => {
+                items.iter().enumerate().map(|(i, v)| any_value(v, &format!("{path}[{i}]"))).collect::<R<_>>()?
+            }
             Some(_) => return Err(bad("an array of values")),
         };
         any_value::Value::ArrayValue(ArrayValue { values })
@@ -334,11 +242,9 @@ fn any_value(v: &J, path: &str) -> R<AnyValue> {
         let l = obj(l, path)?;
         let values = match field(l, "values", "values") {
             None => Vec::new(),
-            Some(J::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| key_value(v, &format!("{path}[{i}]")))
-                .collect::<R<_>>()?,
+            Some(J::Array(items)) => {
+                items.iter().enumerate().map(|(i, v)| key_value(v, &format!("{path}[{i}]"))).collect::<R<_>>()?
+            }
             Some(_) => return Err(bad("an array of key-values")),
         };
         any_value::Value::KvlistValue(KeyValueList { values })
@@ -372,14 +278,8 @@ mod tests {
             (1544712660000000000, 1544712661000000000, 2)
         );
         assert_eq!(s.status.as_ref().unwrap().code, 2);
-        assert_eq!(
-            s.attributes[1].value.as_ref().unwrap().value,
-            Some(any_value::Value::IntValue(-7))
-        );
-        assert_eq!(
-            s.attributes[3].value.as_ref().unwrap().value,
-            Some(any_value::Value::BytesValue(b"hi".to_vec()))
-        );
+        assert_eq!(s.attributes[1].value.as_ref().unwrap().value, Some(any_value::Value::IntValue(-7)));
+        assert_eq!(s.attributes[3].value.as_ref().unwrap().value, Some(any_value::Value::BytesValue(b"hi".to_vec())));
         assert_eq!(s.events[0].name, "exception");
     }
 
@@ -387,22 +287,18 @@ mod tests {
     fn malformed_json_is_a_clear_error() {
         assert!(decode(b"{not json").unwrap_err().contains("invalid JSON"));
         assert!(decode(b"[]").unwrap_err().contains("expected an object"));
-        let e = decode(
-            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#,
-        )
-        .unwrap_err();
-        assert!(
-            e.contains("resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano"),
-            "{e}"
-        );
+        let e =
+            decode(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#).unwrap_err();
+        assert!(e.contains("resourceSpans[0].scopeSpans[0].spans[0].startTimeUnixNano"), "{e}");
     }
 
     #[test]
     fn bad_hex_ids_leave_the_span_to_be_rejected_alone() {
-        let req = decode(br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz","spanId":"0102030405060708"}]}]}]}"#).unwrap();
-        assert!(req.resource_spans[0].scope_spans[0].spans[0]
-            .trace_id
-            .is_empty());
+        let req = decode(
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz","spanId":"0102030405060708"}]}]}]}"#,
+        )
+        .unwrap();
+        assert!(req.resource_spans[0].scope_spans[0].spans[0].trace_id.is_empty());
     }
 
     #[test]

@@ -2,26 +2,14 @@
 //! `http_json`; `reason` one of `CollectorError::reason`.
 
 pub fn describe() {
-    metrics::describe_counter!(
-        "rewind_collector_spans_accepted_total",
-        "Spans stored and acknowledged"
-    );
+    metrics::describe_counter!("rewind_collector_spans_accepted_total", "Spans stored and acknowledged");
     metrics::describe_counter!(
         "rewind_collector_spans_rejected_total",
         "Invalid spans rejected inside otherwise accepted requests (OTLP partial success)"
     );
-    metrics::describe_counter!(
-        "rewind_collector_requests_refused_total",
-        "Export requests refused as a whole"
-    );
-    metrics::describe_counter!(
-        "rewind_collector_received_bytes_total",
-        "Export request bytes received"
-    );
-    metrics::describe_gauge!(
-        "rewind_collector_queue_bytes",
-        "Request bytes admitted and not yet acknowledged"
-    );
+    metrics::describe_counter!("rewind_collector_requests_refused_total", "Export requests refused as a whole");
+    metrics::describe_counter!("rewind_collector_received_bytes_total", "Export request bytes received");
+    metrics::describe_gauge!("rewind_collector_queue_bytes", "Request bytes admitted and not yet acknowledged");
     metrics::describe_histogram!(
         "rewind_collector_export_duration_seconds",
         "Export request latency to acknowledgment"
@@ -29,17 +17,13 @@ pub fn describe() {
 }
 
 pub(crate) fn received(transport: &'static str, bytes: usize) {
-    metrics::counter!("rewind_collector_received_bytes_total", "transport" => transport)
-        .increment(bytes as u64);
+    metrics::counter!("rewind_collector_received_bytes_total", "transport" => transport).increment(bytes as u64);
 }
 
 pub(crate) fn exported(transport: &'static str, accepted: u64, rejected: u64, seconds: f64) {
-    metrics::counter!("rewind_collector_spans_accepted_total", "transport" => transport)
-        .increment(accepted);
-    metrics::counter!("rewind_collector_spans_rejected_total", "transport" => transport)
-        .increment(rejected);
-    metrics::histogram!("rewind_collector_export_duration_seconds", "transport" => transport)
-        .record(seconds);
+    metrics::counter!("rewind_collector_spans_accepted_total", "transport" => transport).increment(accepted);
+    metrics::counter!("rewind_collector_spans_rejected_total", "transport" => transport).increment(rejected);
+    metrics::histogram!("rewind_collector_export_duration_seconds", "transport" => transport).record(seconds);
 }
 
 pub(crate) fn refused(transport: &'static str, reason: &'static str) {

@@ -44,10 +44,7 @@ pub fn router(state: QueryState) -> Router {
 
 async fn auth(State(st): State<QueryState>, req: Request, next: Next) -> Response {
     if let Some(token) = &st.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
         if given != Some(token.as_bytes()) {
             return QueryError::Unauthenticated.into_response();
         }
@@ -64,19 +61,12 @@ async fn readyz(State(st): State<QueryState>) -> Response {
 }
 
 async fn metrics(State(st): State<QueryState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        (st.metrics)(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], (st.metrics)()).into_response()
 }
 
 /// 32 hex characters, not all zero (W3C trace context).
 pub fn parse_trace_id(s: &str) -> Result<TraceId, QueryError> {
-    let bad = |message: &str| QueryError::BadParameter {
-        param: "trace_id",
-        message: message.into(),
-    };
+    let bad = |message: &str| QueryError::BadParameter { param: "trace_id", message: message.into() };
     if s.len() != 32 {
         return Err(bad("a trace id is 32 hexadecimal characters"));
     }
@@ -88,20 +78,14 @@ pub fn parse_trace_id(s: &str) -> Result<TraceId, QueryError> {
     Ok(id)
 }
 
-async fn trace(
-    State(st): State<QueryState>,
-    Path(raw): Path<String>,
-) -> Result<Json<serde_json::Value>, QueryError> {
+async fn trace(State(st): State<QueryState>, Path(raw): Path<String>) -> Result<Json<serde_json::Value>, QueryError> {
     let id = parse_trace_id(&raw)?;
     let store = st.store.clone();
     let spans = tokio::task::spawn_blocking(move || store.trace(&id))
         .await
         .map_err(|e| QueryError::Internal(e.to_string()))??;
     if spans.is_empty() {
-        return Err(QueryError::NotFound(format!(
-            "trace {} not found",
-            hex::encode(id)
-        )));
+        return Err(QueryError::NotFound(format!("trace {} not found", hex::encode(id))));
     }
     Ok(Json(json!({
         "trace_id": hex::encode(id),
@@ -130,16 +114,7 @@ mod tests {
             "zz8efff798038103d269b633813fc60c",
             "00000000000000000000000000000000",
         ] {
-            assert!(
-                matches!(
-                    parse_trace_id(bad),
-                    Err(QueryError::BadParameter {
-                        param: "trace_id",
-                        ..
-                    })
-                ),
-                "{bad}"
-            );
+            assert!(matches!(parse_trace_id(bad), Err(QueryError::BadParameter { param: "trace_id", .. })), "{bad}");
         }
     }
 }

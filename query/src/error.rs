@@ -8,10 +8,7 @@ use axum::Json;
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error("invalid parameter `{param}`: {message}")]
-    BadParameter {
-        param: &'static str,
-        message: String,
-    },
+    BadParameter { param: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
     #[error("missing or wrong bearer token")]

@@ -8,22 +8,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 pub fn describe() {
-    metrics::describe_histogram!(
-        "rewind_query_request_duration_seconds",
-        "Query API request latency"
-    );
-    metrics::describe_counter!(
-        "rewind_query_requests_total",
-        "Query API requests by route and status class"
-    );
+    metrics::describe_histogram!("rewind_query_request_duration_seconds", "Query API request latency");
+    metrics::describe_counter!("rewind_query_requests_total", "Query API requests by route and status class");
 }
 
 pub async fn track(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
     let started = Instant::now();
     let resp = next.run(req).await;
     let class = match resp.status().as_u16() {
@@ -34,7 +24,6 @@ pub async fn track(req: Request, next: Next) -> Response {
     };
     metrics::histogram!("rewind_query_request_duration_seconds", "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!("rewind_query_requests_total", "route" => route, "status" => class)
-        .increment(1);
+    metrics::counter!("rewind_query_requests_total", "route" => route, "status" => class).increment(1);
     resp
 }

@@ -49,40 +49,25 @@ pub fn peer_node(span: &Span) -> Option<(String, NodeKind)> {
         return None;
     }
     let peer = span.attribute_str_any(&["peer.service", "service.peer.name"]);
-    let address =
-        span.attribute_str_any(&["server.address", "net.peer.name", "net.sock.peer.addr"]);
+    let address = span.attribute_str_any(&["server.address", "net.peer.name", "net.sock.peer.addr"]);
     if let Some(system) = span.attribute_str_any(&["db.system.name", "db.system"]) {
-        let k = if CACHE_SYSTEMS.contains(&system) {
-            NodeKind::Cache
-        } else {
-            NodeKind::Database
-        };
+        let k = if CACHE_SYSTEMS.contains(&system) { NodeKind::Cache } else { NodeKind::Database };
         return Some((peer.or(address).unwrap_or(system).to_owned(), k));
     }
     if let Some(system) = span.attribute_str_any(&["messaging.system"]) {
         let dest = span.attribute_str_any(&["messaging.destination.name", "messaging.destination"]);
         return Some((peer.or(dest).unwrap_or(system).to_owned(), NodeKind::Queue));
     }
-    peer.or(address)
-        .map(|name| (name.to_owned(), NodeKind::External))
+    peer.or(address).map(|name| (name.to_owned(), NodeKind::External))
 }
 
 impl Catalog {
     pub fn from_entries(entries: impl IntoIterator<Item = ServiceInfo>) -> Self {
-        Self {
-            services: entries.into_iter().map(|s| (s.name.clone(), s)).collect(),
-            dirty: BTreeSet::new(),
-        }
+        Self { services: entries.into_iter().map(|s| (s.name.clone(), s)).collect(), dirty: BTreeSet::new() }
     }
 
     pub fn observe(&mut self, span: &Span) {
-        self.note(
-            &span.service,
-            NodeKind::Server,
-            span.resource.instance(),
-            span.start_ns,
-            1,
-        );
+        self.note(&span.service, NodeKind::Server, span.resource.instance(), span.start_ns, 1);
         if let Some((name, k)) = peer_node(span) {
             self.note(&name, k, None, span.start_ns, 0);
         }
@@ -125,9 +110,6 @@ impl Catalog {
 
     /// Entries changed since the last call, to persist.
     pub fn take_dirty(&mut self) -> Vec<ServiceInfo> {
-        std::mem::take(&mut self.dirty)
-            .into_iter()
-            .filter_map(|n| self.services.get(&n).cloned())
-            .collect()
+        std::mem::take(&mut self.dirty).into_iter().filter_map(|n| self.services.get(&n).cloned()).collect()
     }
 }

@@ -79,8 +79,5 @@ pub fn parse_trace_index(key: &[u8]) -> Option<(u64, u64)> {
     if key.len() != 32 {
         return None;
     }
-    Some((
-        u64::from_be_bytes(key[16..24].try_into().ok()?),
-        u64::from_be_bytes(key[24..32].try_into().ok()?),
-    ))
+    Some((u64::from_be_bytes(key[16..24].try_into().ok()?), u64::from_be_bytes(key[24..32].try_into().ok()?)))
 }

@@ -16,9 +16,7 @@ pub struct Maintenance {
 }
 
 pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
 impl Maintenance {
@@ -39,16 +37,14 @@ impl Maintenance {
                         if let Err(e) = store.enforce_retention(now_ns()) {
                             tracing::error!(error = %e, "retention pass failed");
                         }
+                        store.compact_wal();
                         last_retention = Some(Instant::now());
                     }
                     std::thread::sleep(TICK);
                 }
             })
             .expect("spawn maintenance thread");
-        Self {
-            stop,
-            thread: Some(thread),
-        }
+        Self { stop, thread: Some(thread) }
     }
 
     pub fn shutdown(&mut self) {

@@ -18,23 +18,14 @@ pub struct Memtable {
 
 impl Default for Memtable {
     fn default() -> Self {
-        Self {
-            spans: Vec::new(),
-            by_trace: HashMap::default(),
-            max_seq: None,
-            created: Instant::now(),
-            bytes: 0,
-        }
+        Self { spans: Vec::new(), by_trace: HashMap::default(), max_seq: None, created: Instant::now(), bytes: 0 }
     }
 }
 
 impl Memtable {
     pub fn insert(&mut self, seq: u64, spans: Vec<Span>, encoded_bytes: usize) {
         for s in spans {
-            self.by_trace
-                .entry(s.trace_id)
-                .or_default()
-                .push(self.spans.len() as u32);
+            self.by_trace.entry(s.trace_id).or_default().push(self.spans.len() as u32);
             self.spans.push(s);
         }
         self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
@@ -54,10 +45,6 @@ impl Memtable {
     }
 
     pub fn trace(&self, id: &TraceId) -> impl Iterator<Item = &Span> {
-        self.by_trace
-            .get(id)
-            .into_iter()
-            .flatten()
-            .map(|&i| &self.spans[i as usize])
+        self.by_trace.get(id).into_iter().flatten().map(|&i| &self.spans[i as usize])
     }
 }

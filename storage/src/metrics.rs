@@ -5,36 +5,19 @@ use std::time::Duration;
 use crate::store::StoreStats;
 
 pub fn describe() {
-    metrics::describe_counter!(
-        "rewind_storage_sealed_spans_total",
-        "Spans sealed into column chunks"
-    );
-    metrics::describe_counter!(
-        "rewind_storage_sealed_bytes_total",
-        "Compressed chunk bytes written by seals"
-    );
-    metrics::describe_histogram!(
-        "rewind_storage_seal_duration_seconds",
-        "Time to seal one memtable"
-    );
+    metrics::describe_counter!("rewind_storage_sealed_spans_total", "Spans sealed into column chunks");
+    metrics::describe_counter!("rewind_storage_sealed_bytes_total", "Compressed chunk bytes written by seals");
+    metrics::describe_histogram!("rewind_storage_seal_duration_seconds", "Time to seal one memtable");
     metrics::describe_counter!(
         "rewind_storage_partitions_dropped_total",
         "Partitions dropped by retention or disk budget"
     );
-    metrics::describe_gauge!(
-        "rewind_storage_memtable_spans",
-        "Acknowledged spans not yet sealed"
-    );
-    metrics::describe_gauge!(
-        "rewind_storage_memtable_bytes",
-        "Encoded bytes of unsealed spans"
-    );
+    metrics::describe_gauge!("rewind_storage_memtable_spans", "Acknowledged spans not yet sealed");
+    metrics::describe_gauge!("rewind_storage_memtable_bytes", "Encoded bytes of unsealed spans");
     metrics::describe_gauge!("rewind_storage_segments", "Sealed segments");
     metrics::describe_gauge!("rewind_storage_partitions", "Time partitions held");
-    metrics::describe_gauge!(
-        "rewind_storage_disk_bytes",
-        "Bytes of the store's files on disk"
-    );
+    metrics::describe_gauge!("rewind_storage_disk_bytes", "Bytes of the store's files on disk");
+    metrics::describe_gauge!("rewind_storage_table_bytes", "Bytes of table (SST) files by column family");
 }
 
 pub(crate) fn sealed(spans: usize, bytes: u64, took: Duration) {
@@ -60,4 +43,9 @@ pub(crate) fn store(s: &StoreStats) {
 
 pub(crate) fn disk_bytes(b: u64) {
     metrics::gauge!("rewind_storage_disk_bytes").set(b as f64);
+}
+
+/// `cf` is one of the four column families of `keys`.
+pub(crate) fn table_bytes(cf: &'static str, b: u64) {
+    metrics::gauge!("rewind_storage_table_bytes", "cf" => cf).set(b as f64);
 }

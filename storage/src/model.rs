@@ -65,10 +65,7 @@ pub struct Resource {
 
 impl Resource {
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.attributes
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     pub fn get_str(&self, key: &str) -> Option<&str> {
@@ -77,14 +74,7 @@ impl Resource {
 
     /// The instance a span ran on, by the most specific attribute present.
     pub fn instance(&self) -> Option<&str> {
-        [
-            "service.instance.id",
-            "k8s.pod.name",
-            "host.name",
-            "container.id",
-        ]
-        .iter()
-        .find_map(|k| self.get_str(k))
+        ["service.instance.id", "k8s.pod.name", "host.name", "container.id"].iter().find_map(|k| self.get_str(k))
     }
 }
 
@@ -141,15 +131,11 @@ impl Span {
     }
 
     pub fn attribute(&self, key: &str) -> Option<&Value> {
-        self.attributes
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// The first of several attribute names present: semantic conventions renamed many of them.
     pub fn attribute_str_any(&self, keys: &[&str]) -> Option<&str> {
-        keys.iter()
-            .find_map(|k| self.attribute(k).and_then(Value::as_str))
+        keys.iter().find_map(|k| self.attribute(k).and_then(Value::as_str))
     }
 }

@@ -131,11 +131,7 @@ impl TraceRows {
 
     pub fn decode_value(trace_id: TraceId, v: &[u8]) -> Result<Self, StorageError> {
         let mut r = Reader::new(v);
-        Ok(Self {
-            trace_id,
-            first_row: r.varint_u32()?,
-            count: r.varint_u32()?,
-        })
+        Ok(Self { trace_id, first_row: r.varint_u32()?, count: r.varint_u32()? })
     }
 }
 
@@ -160,15 +156,8 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
         *e = (*e).min(s.start_ns);
     }
     // Sort keys computed once, not per comparison.
-    let mut keyed: Vec<(SortKey, &Span)> = spans
-        .iter()
-        .map(|s| {
-            (
-                (trace_start[&s.trace_id], s.trace_id, s.start_ns, s.span_id),
-                *s,
-            )
-        })
-        .collect();
+    let mut keyed: Vec<(SortKey, &Span)> =
+        spans.iter().map(|s| ((trace_start[&s.trace_id], s.trace_id, s.start_ns, s.span_id), *s)).collect();
     keyed.sort_unstable_by_key(|(k, _)| *k);
     let order: Vec<&Span> = keyed.into_iter().map(|(_, s)| s).collect();
 
@@ -209,8 +198,7 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
 
     let mut chunks = Vec::new();
     let mut compressor = col::Compressor::new();
-    let mut push =
-        |c: u16, page: u32, body: Vec<u8>| chunks.push((c, page, compressor.compress(&body)));
+    let mut push = |c: u16, page: u32, body: Vec<u8>| chunks.push((c, page, compressor.compress(&body)));
     // Per attribute column, how far its (row, value) list has been consumed by earlier pages.
     let mut attr_cursor = vec![0usize; attr_keys.len()];
     for (p, rows) in order.chunks(PAGE_ROWS).enumerate() {
@@ -224,51 +212,15 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
         let strs = |f: fn(&Span) -> &str| rows.iter().map(|s| f(s)).collect::<Vec<_>>();
         push(cols::SERVICE, page, col::encode_dict(&strs(|s| &s.service)));
         push(cols::NAME, page, col::encode_dict(&strs(|s| &s.name)));
-        push(
-            cols::STATUS_MESSAGE,
-            page,
-            col::encode_dict(&strs(|s| &s.status_message)),
-        );
-        push(
-            cols::SCOPE_NAME,
-            page,
-            col::encode_dict(&strs(|s| &s.scope_name)),
-        );
-        push(
-            cols::SCOPE_VERSION,
-            page,
-            col::encode_dict(&strs(|s| &s.scope_version)),
-        );
-        push(
-            cols::TRACE_STATE,
-            page,
-            col::encode_dict(&strs(|s| &s.trace_state)),
-        );
-        push(
-            cols::KIND,
-            page,
-            col::encode_u8(&rows.iter().map(|s| s.kind).collect::<Vec<_>>()),
-        );
-        push(
-            cols::STATUS_CODE,
-            page,
-            col::encode_u8(&rows.iter().map(|s| s.status_code).collect::<Vec<_>>()),
-        );
-        push(
-            cols::START,
-            page,
-            col::encode_delta(&rows.iter().map(|s| s.start_ns).collect::<Vec<_>>()),
-        );
-        push(
-            cols::DURATION,
-            page,
-            col::encode_varints(&rows.iter().map(|s| s.duration_ns).collect::<Vec<_>>()),
-        );
-        push(
-            cols::FLAGS,
-            page,
-            col::encode_varints(&rows.iter().map(|s| u64::from(s.flags)).collect::<Vec<_>>()),
-        );
+        push(cols::STATUS_MESSAGE, page, col::encode_dict(&strs(|s| &s.status_message)));
+        push(cols::SCOPE_NAME, page, col::encode_dict(&strs(|s| &s.scope_name)));
+        push(cols::SCOPE_VERSION, page, col::encode_dict(&strs(|s| &s.scope_version)));
+        push(cols::TRACE_STATE, page, col::encode_dict(&strs(|s| &s.trace_state)));
+        push(cols::KIND, page, col::encode_u8(&rows.iter().map(|s| s.kind).collect::<Vec<_>>()));
+        push(cols::STATUS_CODE, page, col::encode_u8(&rows.iter().map(|s| s.status_code).collect::<Vec<_>>()));
+        push(cols::START, page, col::encode_delta(&rows.iter().map(|s| s.start_ns).collect::<Vec<_>>()));
+        push(cols::DURATION, page, col::encode_varints(&rows.iter().map(|s| s.duration_ns).collect::<Vec<_>>()));
+        push(cols::FLAGS, page, col::encode_varints(&rows.iter().map(|s| u64::from(s.flags)).collect::<Vec<_>>()));
         let dropped: Vec<u64> = rows
             .iter()
             .flat_map(|s| [s.dropped_attributes, s.dropped_events, s.dropped_links].map(u64::from))
@@ -297,19 +249,11 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
             .collect();
         push(cols::LINKS, page, col::encode_blobs(&links));
         let start = p * PAGE_ROWS;
-        push(
-            cols::RESOURCE,
-            page,
-            col::encode_varints(&resource_idx[start..start + rows.len()]),
-        );
+        push(cols::RESOURCE, page, col::encode_varints(&resource_idx[start..start + rows.len()]));
         let page_end = (start + rows.len()) as u32;
         for (c, present) in attr_rows.iter().enumerate() {
             let from = attr_cursor[c];
-            let to = from
-                + present[from..]
-                    .iter()
-                    .take_while(|(r, _)| *r < page_end)
-                    .count();
+            let to = from + present[from..].iter().take_while(|(r, _)| *r < page_end).count();
             attr_cursor[c] = to;
             if from == to {
                 continue;
@@ -318,11 +262,7 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
             for (r, v) in &present[from..to] {
                 values[*r as usize - start] = Some(*v);
             }
-            push(
-                cols::ATTR_BASE + c as u16,
-                page,
-                col::encode_values(&values),
-            );
+            push(cols::ATTR_BASE + c as u16, page, col::encode_values(&values));
         }
     }
     push(cols::RESOURCE_TABLE, 0, col::encode_blobs(&table));
@@ -331,11 +271,7 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
     for (i, s) in order.iter().enumerate() {
         match traces.last_mut() {
             Some(t) if t.trace_id == s.trace_id => t.count += 1,
-            _ => traces.push(TraceRows {
-                trace_id: s.trace_id,
-                first_row: i as u32,
-                count: 1,
-            }),
+            _ => traces.push(TraceRows { trace_id: s.trace_id, first_row: i as u32, count: 1 }),
         }
     }
     let meta = SegmentMeta {
@@ -348,11 +284,7 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
         resources: table.len() as u32,
         bytes: chunks.iter().map(|(_, _, b)| b.len() as u64).sum(),
     };
-    BuiltSegment {
-        meta,
-        chunks,
-        traces,
-    }
+    BuiltSegment { meta, chunks, traces }
 }
 
 /// Reads rows `[first, first + count)` of a segment back into spans. `fetch` returns the stored
@@ -363,10 +295,7 @@ pub fn read_rows(
     count: u32,
     fetch: impl Fn(&[(u16, u32)]) -> Fetched,
 ) -> Result<Vec<Span>, StorageError> {
-    let end = first
-        .checked_add(count)
-        .filter(|e| *e <= meta.rows)
-        .ok_or_else(|| corrupt("row range"))?;
+    let end = first.checked_add(count).filter(|e| *e <= meta.rows).ok_or_else(|| corrupt("row range"))?;
     if count == 0 {
         return Ok(Vec::new());
     }
@@ -378,14 +307,7 @@ pub fn read_rows(
         let page_start = page * PAGE_ROWS as u32;
         let lo = first.max(page_start) - page_start;
         let hi = end.min(page_start + PAGE_ROWS as u32) - page_start;
-        read_page(
-            meta,
-            page,
-            lo as usize..hi as usize,
-            &resources,
-            &fetch,
-            &mut out,
-        )?;
+        read_page(meta, page, lo as usize..hi as usize, &resources, &fetch, &mut out)?;
     }
     Ok(out)
 }
@@ -394,18 +316,11 @@ fn read_resources(
     meta: &SegmentMeta,
     fetch: &impl Fn(&[(u16, u32)]) -> Fetched,
 ) -> Result<Vec<Arc<Resource>>, StorageError> {
-    let stored = fetch(&[(cols::RESOURCE_TABLE, 0)])?
-        .pop()
-        .flatten()
-        .ok_or_else(|| corrupt("resource table"))?;
+    let stored = fetch(&[(cols::RESOURCE_TABLE, 0)])?.pop().flatten().ok_or_else(|| corrupt("resource table"))?;
     let body = col::decompress(&stored)?;
     col::decode_blobs(&body, meta.resources as usize)?
         .into_iter()
-        .map(|b| {
-            Ok(Arc::new(Resource {
-                attributes: read_kvs(&mut Reader::new(b))?,
-            }))
-        })
+        .map(|b| Ok(Arc::new(Resource { attributes: read_kvs(&mut Reader::new(b))? })))
         .collect()
 }
 
@@ -423,9 +338,7 @@ fn read_page(
     let stored = fetch(&wanted)?;
     let body = |c: u16| -> Result<std::borrow::Cow<'_, [u8]>, StorageError> {
         let i = wanted.iter().position(|(w, _)| *w == c).expect("asked for");
-        let chunk = stored[i]
-            .as_deref()
-            .ok_or_else(|| corrupt("missing column chunk"))?;
+        let chunk = stored[i].as_deref().ok_or_else(|| corrupt("missing column chunk"))?;
         col::decompress(chunk)
     };
     let trace_ids = col::decode_trace_ids(&body(cols::TRACE_ID)?, n)?;
@@ -452,19 +365,14 @@ fn read_page(
     for (i, key) in meta.attr_keys.iter().enumerate() {
         let j = cols::FIXED.len() + i;
         if let Some(chunk) = stored[j].as_deref() {
-            attrs.push((
-                key.as_str(),
-                col::decode_values(&col::decompress(chunk)?, n)?,
-            ));
+            attrs.push((key.as_str(), col::decode_values(&col::decompress(chunk)?, n)?));
         }
     }
     let u32_of = |v: u64| u32::try_from(v).map_err(|_| corrupt("u32 column value"));
     for row in range {
         let start_ns = starts[row];
-        let attributes = attrs
-            .iter_mut()
-            .filter_map(|(k, vals)| vals[row].take().map(|v| (k.to_string(), v)))
-            .collect();
+        let attributes =
+            attrs.iter_mut().filter_map(|(k, vals)| vals[row].take().map(|v| (k.to_string(), v))).collect();
         out.push(Span {
             trace_id: trace_ids[row],
             span_id: span_ids[row],
@@ -486,18 +394,11 @@ fn read_page(
             } else {
                 read_events(&mut Reader::new(events[row]), start_ns)?
             },
-            links: if links[row].is_empty() {
-                Vec::new()
-            } else {
-                read_links(&mut Reader::new(links[row]))?
-            },
+            links: if links[row].is_empty() { Vec::new() } else { read_links(&mut Reader::new(links[row]))? },
             dropped_attributes: u32_of(dropped[row * 3])?,
             dropped_events: u32_of(dropped[row * 3 + 1])?,
             dropped_links: u32_of(dropped[row * 3 + 2])?,
-            resource: resources
-                .get(resource_idx[row] as usize)
-                .cloned()
-                .ok_or_else(|| corrupt("resource index"))?,
+            resource: resources.get(resource_idx[row] as usize).cloned().ok_or_else(|| corrupt("resource index"))?,
         });
     }
     Ok(())
@@ -512,12 +413,7 @@ mod tests {
     fn fetch_from(chunks: &[(u16, u32, Vec<u8>)]) -> impl Fn(&[(u16, u32)]) -> Fetched + '_ {
         let map: std::collections::HashMap<(u16, u32), &Vec<u8>> =
             chunks.iter().map(|(c, p, b)| ((*c, *p), b)).collect();
-        move |want| {
-            Ok(want
-                .iter()
-                .map(|k| map.get(k).map(|b| b.to_vec()))
-                .collect())
-        }
+        move |want| Ok(want.iter().map(|k| map.get(k).map(|b| b.to_vec())).collect())
     }
 
     /// Attributes are a map: a segment keeps one value per key and returns them in column order.
@@ -558,18 +454,12 @@ mod tests {
 
     #[test]
     fn traces_spanning_pages_read_back() {
-        let res = Arc::new(Resource {
-            attributes: vec![("service.name".into(), Value::Str("a".into()))],
-        });
+        let res = Arc::new(Resource { attributes: vec![("service.name".into(), Value::Str("a".into()))] });
         let spans: Vec<Span> = (0..(PAGE_ROWS as u64 * 2 + 10))
             .map(|i| Span {
                 trace_id: [(i / 3000) as u8 + 1; 16],
                 span_id: (i + 1).to_be_bytes(),
-                parent_span_id: if i % 3000 == 0 {
-                    None
-                } else {
-                    Some(i.to_be_bytes())
-                },
+                parent_span_id: if i % 3000 == 0 { None } else { Some(i.to_be_bytes()) },
                 trace_state: String::new(),
                 flags: 0,
                 service: "a".into(),
@@ -581,11 +471,7 @@ mod tests {
                 status_message: String::new(),
                 scope_name: String::new(),
                 scope_version: String::new(),
-                attributes: if i % 2 == 0 {
-                    vec![("k".into(), Value::Int(i as i64))]
-                } else {
-                    vec![]
-                },
+                attributes: if i % 2 == 0 { vec![("k".into(), Value::Int(i as i64))] } else { vec![] },
                 events: vec![],
                 links: vec![],
                 dropped_attributes: 0,

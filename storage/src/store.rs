@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options,
-    ReadOptions, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode, Options, ReadOptions,
+    WriteBatch, WriteOptions, DB,
 };
 
 use crate::catalog::{Catalog, ServiceInfo};
@@ -24,6 +24,9 @@ use crate::segment::{self, SegmentMeta, TraceRows};
 
 /// Version 1: column families meta/wal/chunks/tindex, row format 1, segment layout of `segment.rs`.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// RocksDB's own write-ahead logs, at most (beside the table files the disk budget counts).
+pub const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
 
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -111,15 +114,14 @@ fn cf_options(name: &str, floor: &Arc<AtomicU64>) -> Options {
             o.set_block_based_table_factory(&b);
             let floor = floor.clone();
             // Index entries of dropped partitions go away as compaction meets them.
-            o.set_compaction_filter(
-                "rewind_dropped_partitions",
-                move |_lvl, key: &[u8], _v: &[u8]| match keys::parse_trace_index(key) {
+            o.set_compaction_filter("rewind_dropped_partitions", move |_lvl, key: &[u8], _v: &[u8]| {
+                match keys::parse_trace_index(key) {
                     Some((part, _)) if part < floor.load(Ordering::Relaxed) => {
                         rocksdb::compaction_filter::Decision::Remove
                     }
                     _ => rocksdb::compaction_filter::Decision::Keep,
-                },
-            );
+                }
+            });
         }
         keys::CF_WAL => {
             // Records live until the next seal deletes them, a second or so under load: most
@@ -138,24 +140,19 @@ impl Store {
         if !existed && dir_has_entries(&path)? {
             return Err(StorageError::NotARewindStore(path));
         }
-        std::fs::create_dir_all(&path).map_err(|source| StorageError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&path).map_err(|source| StorageError::Io { path: path.clone(), source })?;
         let floor = Arc::new(AtomicU64::new(0));
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.increase_parallelism(2);
         db_opts.set_keep_log_file_num(4);
-        let mut cf_names: Vec<String> = [
-            keys::CF_META,
-            keys::CF_WAL,
-            keys::CF_CHUNKS,
-            keys::CF_TRACE_INDEX,
-        ]
-        .map(String::from)
-        .to_vec();
+        // RocksDB keeps a log file until every column family's data in it is flushed; `meta`
+        // takes only small writes and would pin gigabytes of logs behind it. Past this total, the
+        // column families holding the oldest log are flushed.
+        db_opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        let mut cf_names: Vec<String> =
+            [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX].map(String::from).to_vec();
         if existed {
             // A store from another build may have column families this one does not know: open
             // them all so the version check below can speak, instead of RocksDB refusing first.
@@ -165,44 +162,26 @@ impl Store {
                 }
             }
         }
-        let cfs = cf_names
-            .iter()
-            .map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &floor)));
+        let cfs = cf_names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &floor)));
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
 
         let meta = db.cf_handle(keys::CF_META).expect("opened");
         let partition_ns = match db.get_cf(meta, keys::META_FORMAT_VERSION)? {
             Some(v) => {
-                let found = u32::from_be_bytes(
-                    v.as_slice()
-                        .try_into()
-                        .map_err(|_| crate::codec::corrupt("version"))?,
-                );
+                let found = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| crate::codec::corrupt("version"))?);
                 if found != FORMAT_VERSION {
-                    return Err(StorageError::UnsupportedVersion {
-                        path,
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
+                    return Err(StorageError::UnsupportedVersion { path, found, supported: FORMAT_VERSION });
                 }
                 let p = db
                     .get_cf(meta, keys::META_PARTITION_NS)?
                     .ok_or_else(|| crate::codec::corrupt("partition width"))?;
-                u64::from_be_bytes(
-                    p.as_slice()
-                        .try_into()
-                        .map_err(|_| crate::codec::corrupt("partition width"))?,
-                )
+                u64::from_be_bytes(p.as_slice().try_into().map_err(|_| crate::codec::corrupt("partition width"))?)
             }
             None if existed => return Err(StorageError::NotARewindStore(path)),
             None => {
                 let p = config.partition.as_nanos().max(1) as u64;
                 let mut b = WriteBatch::default();
-                b.put_cf(
-                    meta,
-                    keys::META_FORMAT_VERSION,
-                    FORMAT_VERSION.to_be_bytes(),
-                );
+                b.put_cf(meta, keys::META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes());
                 b.put_cf(meta, keys::META_PARTITION_NS, p.to_be_bytes());
                 let mut w = WriteOptions::default();
                 w.set_sync(true);
@@ -218,11 +197,7 @@ impl Store {
         }
         if let Some(f) = db.get_cf(meta, keys::META_FLOOR_PARTITION)? {
             floor.store(
-                u64::from_be_bytes(
-                    f.as_slice()
-                        .try_into()
-                        .map_err(|_| crate::codec::corrupt("floor"))?,
-                ),
+                u64::from_be_bytes(f.as_slice().try_into().map_err(|_| crate::codec::corrupt("floor"))?),
                 Ordering::Relaxed,
             );
         }
@@ -233,23 +208,16 @@ impl Store {
             let (k, v) = item?;
             match k.first() {
                 Some(&keys::META_SEGMENT_PREFIX) => {
-                    let m: SegmentMeta = serde_json::from_slice(&v)
-                        .map_err(|e| crate::codec::corrupt(&format!("segment meta: {e}")))?;
+                    let m: SegmentMeta =
+                        serde_json::from_slice(&v).map_err(|e| crate::codec::corrupt(&format!("segment meta: {e}")))?;
                     partitions.entry(m.partition).or_default().push(m);
                 }
-                Some(&keys::META_SERVICE_PREFIX) => services.push(
-                    serde_json::from_slice(&v)
-                        .map_err(|e| crate::codec::corrupt(&format!("service: {e}")))?,
-                ),
+                Some(&keys::META_SERVICE_PREFIX) => services
+                    .push(serde_json::from_slice(&v).map_err(|e| crate::codec::corrupt(&format!("service: {e}")))?),
                 _ => {}
             }
         }
-        let next_segment = partitions
-            .values()
-            .flatten()
-            .map(|m| m.id + 1)
-            .max()
-            .unwrap_or(1);
+        let next_segment = partitions.values().flatten().map(|m| m.id + 1).max().unwrap_or(1);
 
         let store = Self {
             db,
@@ -277,11 +245,7 @@ impl Store {
         let mut recovered = 0usize;
         for item in self.db.iterator_cf(wal, IteratorMode::Start) {
             let (k, v) = item?;
-            let seq = u64::from_be_bytes(
-                k.as_ref()
-                    .try_into()
-                    .map_err(|_| crate::codec::corrupt("wal key"))?,
-            );
+            let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| crate::codec::corrupt("wal key"))?);
             let spans = row::decode_batch(&v)?;
             recovered += spans.len();
             spans.iter().for_each(|s| catalog.observe(s));
@@ -290,10 +254,7 @@ impl Store {
         }
         *self.next_seq.lock() = next;
         if recovered > 0 {
-            tracing::info!(
-                spans = recovered,
-                "recovered unsealed spans from the write-ahead log"
-            );
+            tracing::info!(spans = recovered, "recovered unsealed spans from the write-ahead log");
         }
         Ok(())
     }
@@ -308,10 +269,7 @@ impl Store {
 
     /// Spans starting before this are refused: their partition is gone or about to go.
     pub fn min_accepted_start_ns(&self, now_ns: u64) -> u64 {
-        let by_floor = self
-            .floor
-            .load(Ordering::Relaxed)
-            .saturating_mul(self.partition_ns);
+        let by_floor = self.floor.load(Ordering::Relaxed).saturating_mul(self.partition_ns);
         by_floor.max(now_ns.saturating_sub(self.config.retention.as_nanos() as u64))
     }
 
@@ -343,8 +301,7 @@ impl Store {
     pub fn should_seal(&self) -> bool {
         let st = self.state.read();
         !st.active.is_empty()
-            && (st.active.len() >= self.config.seal_rows
-                || st.active.created.elapsed() >= self.config.seal_interval)
+            && (st.active.len() >= self.config.seal_rows || st.active.created.elapsed() >= self.config.seal_interval)
     }
 
     /// Writes the memtable out as one segment per partition it touches and drops its WAL records,
@@ -383,22 +340,14 @@ impl Store {
                 wb.put_cf(chunks, keys::chunk(part, id, *c, *page), bytes);
             }
             for t in &built.traces {
-                wb.put_cf(
-                    tindex,
-                    keys::trace_index(&t.trace_id, part, id),
-                    t.encode_value(),
-                );
+                wb.put_cf(tindex, keys::trace_index(&t.trace_id, part, id), t.encode_value());
             }
             let m = serde_json::to_vec(&built.meta).expect("segment meta serializes");
             wb.put_cf(meta, keys::segment_meta(part, id), m);
             metas.push(built.meta);
         }
         for s in self.catalog.lock().take_dirty() {
-            wb.put_cf(
-                meta,
-                keys::service(&s.name),
-                serde_json::to_vec(&s).expect("service serializes"),
-            );
+            wb.put_cf(meta, keys::service(&s.name), serde_json::to_vec(&s).expect("service serializes"));
         }
         let max_seq = frozen.max_seq.expect("non-empty memtable has a sequence");
         wb.delete_range_cf(wal, keys::wal(0), keys::wal(max_seq + 1));
@@ -430,12 +379,7 @@ impl Store {
         self.state.write().frozen = None;
         metrics::sealed(sealed, bytes, started.elapsed());
         self.publish_gauges();
-        tracing::debug!(
-            spans = sealed,
-            bytes,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "sealed memtable"
-        );
+        tracing::debug!(spans = sealed, bytes, elapsed_ms = started.elapsed().as_millis() as u64, "sealed memtable");
         Ok(sealed)
     }
 
@@ -446,11 +390,7 @@ impl Store {
         let cutoff = now_ns.saturating_sub(self.config.retention.as_nanos() as u64);
         let expired: Vec<u64> = {
             let parts = self.partitions.read();
-            parts
-                .keys()
-                .copied()
-                .filter(|p| (p + 1).saturating_mul(self.partition_ns) <= cutoff)
-                .collect()
+            parts.keys().copied().filter(|p| (p + 1).saturating_mul(self.partition_ns) <= cutoff).collect()
         };
         let mut dropped = Vec::new();
         for p in expired {
@@ -464,7 +404,9 @@ impl Store {
         }
         if let Some(budget) = self.config.max_disk_bytes {
             loop {
-                let used = self.disk_bytes()?;
+                // Data held, not directory size: RocksDB's logs come and go with the write rate,
+                // and dropping partitions would not shrink them.
+                let used = self.data_bytes()?;
                 let oldest = {
                     let parts = self.partitions.read();
                     if parts.len() <= 1 {
@@ -486,11 +428,7 @@ impl Store {
                     }
                     _ => {
                         if used > budget {
-                            tracing::warn!(
-                                used,
-                                budget,
-                                "over the disk budget with only the newest partition left"
-                            );
+                            tracing::warn!(used, budget, "over the disk budget with only the newest partition left");
                         }
                         break;
                     }
@@ -503,8 +441,7 @@ impl Store {
 
     fn set_floor(&self, floor: u64) -> Result<(), StorageError> {
         let meta = self.db.cf_handle(keys::CF_META).expect("opened");
-        self.db
-            .put_cf(meta, keys::META_FLOOR_PARTITION, floor.to_be_bytes())?;
+        self.db.put_cf(meta, keys::META_FLOOR_PARTITION, floor.to_be_bytes())?;
         self.floor.fetch_max(floor, Ordering::Relaxed);
         Ok(())
     }
@@ -513,23 +450,9 @@ impl Store {
         let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
         let meta = self.db.cf_handle(keys::CF_META).expect("opened");
         let mut wb = WriteBatch::default();
-        wb.delete_range_cf(
-            chunks,
-            keys::chunk_partition_start(p),
-            keys::chunk_partition_start(p + 1),
-        );
-        wb.delete_range_cf(
-            meta,
-            keys::segment_meta_partition_start(p),
-            keys::segment_meta_partition_start(p + 1),
-        );
-        wb.put_cf(
-            meta,
-            keys::META_FLOOR_PARTITION,
-            (p + 1)
-                .max(self.floor.load(Ordering::Relaxed))
-                .to_be_bytes(),
-        );
+        wb.delete_range_cf(chunks, keys::chunk_partition_start(p), keys::chunk_partition_start(p + 1));
+        wb.delete_range_cf(meta, keys::segment_meta_partition_start(p), keys::segment_meta_partition_start(p + 1));
+        wb.put_cf(meta, keys::META_FLOOR_PARTITION, (p + 1).max(self.floor.load(Ordering::Relaxed)).to_be_bytes());
         let mut w = WriteOptions::default();
         w.set_sync(true);
         self.db.write_opt(wb, &w)?;
@@ -542,19 +465,15 @@ impl Store {
             Some(keys::chunk_partition_start(p + 1)),
         );
         let tindex = self.db.cf_handle(keys::CF_TRACE_INDEX).expect("opened");
-        self.db
-            .compact_range_cf(tindex, None::<&[u8]>, None::<&[u8]>);
+        self.db.compact_range_cf(tindex, None::<&[u8]>, None::<&[u8]>);
         metrics::partition_dropped();
         Ok(())
     }
 
-    /// Bytes of the store's files on disk.
+    /// Bytes of all the store's files on disk.
     pub fn disk_bytes(&self) -> Result<u64, StorageError> {
         let path = &self.config.path;
-        let io = |source| StorageError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| StorageError::Io { path: path.clone(), source };
         let mut total = 0;
         for e in std::fs::read_dir(path).map_err(io)? {
             let e = e.map_err(io)?;
@@ -563,6 +482,19 @@ impl Store {
                 if m.is_file() {
                     total += m.len();
                 }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Bytes of data the store holds: table files plus memtables, over all column families,
+    /// without RocksDB's own logs.
+    pub fn data_bytes(&self) -> Result<u64, StorageError> {
+        let mut total = 0;
+        for cf in [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX] {
+            let h = self.db.cf_handle(cf).expect("opened");
+            for p in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
+                total += self.db.property_int_value_cf(h, p)?.unwrap_or(0);
             }
         }
         Ok(total)
@@ -583,34 +515,24 @@ impl Store {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(next_prefix(id));
         let mut hits = Vec::new();
-        for item in self
-            .db
-            .iterator_cf_opt(tindex, ro, IteratorMode::From(id, Direction::Forward))
-        {
+        for item in self.db.iterator_cf_opt(tindex, ro, IteratorMode::From(id, Direction::Forward)) {
             let (k, v) = item?;
             if !k.starts_with(id) {
                 break;
             }
-            let (part, seg) = keys::parse_trace_index(&k)
-                .ok_or_else(|| crate::codec::corrupt("trace index key"))?;
+            let (part, seg) = keys::parse_trace_index(&k).ok_or_else(|| crate::codec::corrupt("trace index key"))?;
             hits.push((part, seg, TraceRows::decode_value(*id, &v)?));
         }
         for (part, seg, rows) in hits {
             let meta = {
                 let parts = self.partitions.read();
-                parts
-                    .get(&part)
-                    .and_then(|segs| segs.iter().find(|m| m.id == seg))
-                    .cloned()
+                parts.get(&part).and_then(|segs| segs.iter().find(|m| m.id == seg)).cloned()
             };
             // Absent: the partition was dropped and compaction has not yet met its index entry.
             let Some(meta) = meta else { continue };
-            out.extend(segment::read_rows(
-                &meta,
-                rows.first_row,
-                rows.count,
-                |want| self.fetch_chunks(part, seg, want),
-            )?);
+            out.extend(segment::read_rows(&meta, rows.first_row, rows.count, |want| {
+                self.fetch_chunks(part, seg, want)
+            })?);
         }
         // A span can be both in the frozen memtable and in its fresh segment while a seal
         // finishes, and a retried export stores a span twice: show it once.
@@ -620,22 +542,10 @@ impl Store {
         Ok(out)
     }
 
-    fn fetch_chunks(
-        &self,
-        part: u64,
-        seg: u64,
-        want: &[(u16, u32)],
-    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+    fn fetch_chunks(&self, part: u64, seg: u64, want: &[(u16, u32)]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
         let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
-        let keys: Vec<_> = want
-            .iter()
-            .map(|(c, p)| (chunks, keys::chunk(part, seg, *c, *p)))
-            .collect();
-        self.db
-            .multi_get_cf(keys)
-            .into_iter()
-            .map(|r| r.map_err(StorageError::from))
-            .collect()
+        let keys: Vec<_> = want.iter().map(|(c, p)| (chunks, keys::chunk(part, seg, *c, *p))).collect();
+        self.db.multi_get_cf(keys).into_iter().map(|r| r.map_err(StorageError::from)).collect()
     }
 
     pub fn services(&self) -> Vec<ServiceInfo> {
@@ -655,16 +565,23 @@ impl Store {
         }
     }
 
+    /// Compacts the `wal` column family: its records die at the next seal, but those flushed to
+    /// disk before that stay in table files until compaction meets their range delete. The work is
+    /// bounded by the unsealed spans it still holds.
+    pub fn compact_wal(&self) {
+        let wal = self.db.cf_handle(keys::CF_WAL).expect("opened");
+        if let Ok(Some(0)) = self.db.property_int_value_cf(wal, "rocksdb.total-sst-files-size") {
+            return;
+        }
+        self.db.compact_range_cf(wal, None::<&[u8]>, None::<&[u8]>);
+        self.publish_gauges();
+    }
+
     /// Stored (compressed) chunk bytes per column name, attribute columns as `attr:<key>`: where
     /// the bytes go, for benchmarks and tuning.
     pub fn column_bytes(&self) -> Result<BTreeMap<String, u64>, StorageError> {
-        let names: std::collections::HashMap<(u64, u64), Vec<String>> = self
-            .partitions
-            .read()
-            .values()
-            .flatten()
-            .map(|m| ((m.partition, m.id), m.attr_keys.clone()))
-            .collect();
+        let names: std::collections::HashMap<(u64, u64), Vec<String>> =
+            self.partitions.read().values().flatten().map(|m| ((m.partition, m.id), m.attr_keys.clone())).collect();
         let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
         let mut out = BTreeMap::new();
         for item in self.db.iterator_cf(chunks, IteratorMode::Start) {
@@ -686,12 +603,7 @@ impl Store {
 
     /// Compacts every column family fully: for measuring bytes on disk.
     pub fn compact(&self) {
-        for cf in [
-            keys::CF_META,
-            keys::CF_WAL,
-            keys::CF_CHUNKS,
-            keys::CF_TRACE_INDEX,
-        ] {
+        for cf in [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX] {
             let h = self.db.cf_handle(cf).expect("opened");
             self.db.compact_range_cf(h, None::<&[u8]>, None::<&[u8]>);
         }
@@ -702,6 +614,12 @@ impl Store {
         metrics::store(&s);
         if let Ok(b) = self.disk_bytes() {
             metrics::disk_bytes(b);
+        }
+        for cf in [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX] {
+            let h = self.db.cf_handle(cf).expect("opened");
+            if let Ok(Some(b)) = self.db.property_int_value_cf(h, "rocksdb.total-sst-files-size") {
+                metrics::table_bytes(cf, b);
+            }
         }
     }
 }
@@ -728,9 +646,6 @@ fn dir_has_entries(path: &Path) -> Result<bool, StorageError> {
     match std::fs::read_dir(path) {
         Ok(mut d) => Ok(d.next().is_some()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(source) => Err(StorageError::Io {
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(StorageError::Io { path: path.to_owned(), source }),
     }
 }

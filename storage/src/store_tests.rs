@@ -22,11 +22,7 @@ fn span(trace: u8, id: u64, parent: Option<u64>, start_ns: u64, service: &str) -
         flags: 1,
         service: service.into(),
         name: format!("GET /item/{id}"),
-        kind: if parent.is_none() {
-            kind::SERVER
-        } else {
-            kind::CLIENT
-        },
+        kind: if parent.is_none() { kind::SERVER } else { kind::CLIENT },
         start_ns,
         duration_ns: 1_000_000,
         status_code: 0,
@@ -56,16 +52,10 @@ fn config(dir: &std::path::Path) -> StoreConfig {
 fn acknowledged_spans_are_found_before_and_after_seal_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let t = now_ns();
-    let spans = vec![
-        span(1, 1, None, t, "front"),
-        span(1, 2, Some(1), t + 10, "front"),
-        span(2, 3, None, t, "cart"),
-    ];
+    let spans = vec![span(1, 1, None, t, "front"), span(1, 2, Some(1), t + 10, "front"), span(2, 3, None, t, "cart")];
     {
         let store = Store::open(config(dir.path())).unwrap();
-        store
-            .append(vec![EncodedBatch::new(spans.clone())])
-            .unwrap();
+        store.append(vec![EncodedBatch::new(spans.clone())]).unwrap();
         assert_eq!(store.trace(&[1; 16]).unwrap(), spans[..2].to_vec());
     }
     // Not sealed: the write-ahead log brings them back.
@@ -78,24 +68,14 @@ fn acknowledged_spans_are_found_before_and_after_seal_and_reopen() {
     assert!(store.trace(&[9; 16]).unwrap().is_empty());
     drop(store);
     let store = Store::open(config(dir.path())).unwrap();
-    assert_eq!(
-        store.stats().memtable_spans,
-        0,
-        "sealed spans left the write-ahead log"
-    );
+    assert_eq!(store.stats().memtable_spans, 0, "sealed spans left the write-ahead log");
     assert_eq!(store.trace(&[1; 16]).unwrap(), spans[..2].to_vec());
     let services = store.services();
     let front = services.iter().find(|s| s.name == "front").unwrap();
     assert_eq!(front.kind, NodeKind::Server);
     assert!(front.instances.contains("front-host"));
-    assert_eq!(
-        services.iter().find(|s| s.name == "mysql").unwrap().kind,
-        NodeKind::Database
-    );
-    assert_eq!(
-        services.iter().find(|s| s.name == "USER").unwrap().kind,
-        NodeKind::User
-    );
+    assert_eq!(services.iter().find(|s| s.name == "mysql").unwrap().kind, NodeKind::Database);
+    assert_eq!(services.iter().find(|s| s.name == "USER").unwrap().kind, NodeKind::User);
 }
 
 #[test]
@@ -103,25 +83,12 @@ fn a_trace_split_across_seals_and_partitions_is_whole() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(config(dir.path())).unwrap();
     let t = (now_ns() / HOUR) * HOUR - 5; // the root starts just before an hour boundary
-    store
-        .append(vec![EncodedBatch::new(vec![span(7, 1, None, t, "a")])])
-        .unwrap();
+    store.append(vec![EncodedBatch::new(vec![span(7, 1, None, t, "a")])]).unwrap();
     store.seal().unwrap();
-    store
-        .append(vec![EncodedBatch::new(vec![span(
-            7,
-            2,
-            Some(1),
-            t + 10,
-            "a",
-        )])])
-        .unwrap();
+    store.append(vec![EncodedBatch::new(vec![span(7, 2, Some(1), t + 10, "a")])]).unwrap();
     store.seal().unwrap();
     let got = store.trace(&[7; 16]).unwrap();
-    assert_eq!(
-        got.iter().map(|s| s.span_id[7]).collect::<Vec<_>>(),
-        vec![1, 2]
-    );
+    assert_eq!(got.iter().map(|s| s.span_id[7]).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(store.stats().partitions, 2);
 }
 
@@ -136,25 +103,10 @@ fn a_store_of_another_format_version_is_refused_with_a_clear_message() {
             ["meta", "wal", "chunks", "tindex"],
         )
         .unwrap();
-        db.put_cf(
-            db.cf_handle("meta").unwrap(),
-            keys::META_FORMAT_VERSION,
-            99u32.to_be_bytes(),
-        )
-        .unwrap();
+        db.put_cf(db.cf_handle("meta").unwrap(), keys::META_FORMAT_VERSION, 99u32.to_be_bytes()).unwrap();
     }
     let err = Store::open(config(dir.path())).err().expect("refused");
-    assert!(
-        matches!(
-            err,
-            StorageError::UnsupportedVersion {
-                found: 99,
-                supported: 1,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, StorageError::UnsupportedVersion { found: 99, supported: 1, .. }), "{err}");
     assert!(err.to_string().contains("format version 99"), "{err}");
 }
 
@@ -175,10 +127,7 @@ fn retention_drops_whole_partitions_and_their_index_entries() {
     let store = Store::open(c).unwrap();
     let now = now_ns();
     store
-        .append(vec![EncodedBatch::new(vec![
-            span(1, 1, None, now - 5 * HOUR, "old"),
-            span(2, 2, None, now, "new"),
-        ])])
+        .append(vec![EncodedBatch::new(vec![span(1, 1, None, now - 5 * HOUR, "old"), span(2, 2, None, now, "new")])])
         .unwrap();
     store.seal().unwrap();
     assert_eq!(store.stats().partitions, 2);
@@ -200,20 +149,14 @@ fn the_disk_budget_drops_the_oldest_partitions_but_never_the_newest() {
     c.max_disk_bytes = Some(1);
     let store = Store::open(c).unwrap();
     let now = now_ns();
-    let batch: Vec<Span> = (0..3u64)
-        .map(|h| span(h as u8 + 1, h + 1, None, now - h * HOUR, "s"))
-        .collect();
+    let batch: Vec<Span> = (0..3u64).map(|h| span(h as u8 + 1, h + 1, None, now - h * HOUR, "s")).collect();
     store.append(vec![EncodedBatch::new(batch)]).unwrap();
     store.seal().unwrap();
     assert_eq!(store.stats().partitions, 3);
     let dropped = store.enforce_retention(now).unwrap();
     assert_eq!(dropped.len(), 2);
     assert_eq!(store.stats().partitions, 1);
-    assert_eq!(
-        store.trace(&[1; 16]).unwrap().len(),
-        1,
-        "the newest partition stays"
-    );
+    assert_eq!(store.trace(&[1; 16]).unwrap().len(), 1, "the newest partition stays");
     assert!(store.trace(&[3; 16]).unwrap().is_empty());
 }
 
@@ -223,25 +166,12 @@ fn many_spans_seal_into_multiple_pages_and_read_back() {
     let store = Store::open(config(dir.path())).unwrap();
     let t = now_ns();
     let spans: Vec<Span> = (0..20_000u64)
-        .map(|i| {
-            span(
-                (i % 200) as u8,
-                i + 1,
-                if i < 200 { None } else { Some(i % 200 + 1) },
-                t + i,
-                "svc",
-            )
-        })
+        .map(|i| span((i % 200) as u8, i + 1, if i < 200 { None } else { Some(i % 200 + 1) }, t + i, "svc"))
         .collect();
-    store
-        .append(vec![EncodedBatch::new(spans.clone())])
-        .unwrap();
+    store.append(vec![EncodedBatch::new(spans.clone())]).unwrap();
     store.seal().unwrap();
     let got = store.trace(&[5; 16]).unwrap();
-    let mut want: Vec<Span> = spans
-        .into_iter()
-        .filter(|s| s.trace_id == [5; 16])
-        .collect();
+    let mut want: Vec<Span> = spans.into_iter().filter(|s| s.trace_id == [5; 16]).collect();
     want.sort_by_key(|s| (s.start_ns, s.span_id));
     assert_eq!(got, want);
 }

@@ -28,10 +28,7 @@ impl Writer {
             .name("rewind-writer".into())
             .spawn(move || run(store, rx))
             .expect("spawn writer thread");
-        Self {
-            tx: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
-        }
+        Self { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) }
     }
 
     /// Queues a batch; `done` is called once it is durable and visible, or failed.

@@ -18,9 +18,7 @@ fn repo() -> PathBuf {
 
 fn python() -> String {
     std::env::var("REWIND_TEST_PYTHON").unwrap_or_else(|_| {
-        let venv = std::env::var("HOME")
-            .map(|h| format!("{h}/.cache/rewind-venv/bin/python"))
-            .unwrap_or_default();
+        let venv = std::env::var("HOME").map(|h| format!("{h}/.cache/rewind-venv/bin/python")).unwrap_or_default();
         if std::path::Path::new(&venv).exists() {
             venv
         } else {
@@ -50,33 +48,14 @@ async fn assert_agent_spans(server: &Server, sent: &[J]) {
             .iter()
             .find(|s| s["span_id"] == want["span_id"])
             .unwrap_or_else(|| panic!("span {} not stored", want["span_id"]));
-        for field in [
-            "trace_id",
-            "span_id",
-            "parent_span_id",
-            "name",
-            "kind",
-            "start_unix_nano",
-            "end_unix_nano",
-            "attributes",
-        ] {
+        for field in
+            ["trace_id", "span_id", "parent_span_id", "name", "kind", "start_unix_nano", "end_unix_nano", "attributes"]
+        {
             assert_eq!(got[field], want[field], "{field} of {}", want["name"]);
         }
-        assert_eq!(
-            got["status"]["code"], want["status_code"],
-            "status of {}",
-            want["name"]
-        );
-        assert_eq!(
-            got["status"]["message"], want["status_message"],
-            "status message of {}",
-            want["name"]
-        );
-        assert_eq!(
-            got["resource"]["attributes"], want["resource"],
-            "resource of {}",
-            want["name"]
-        );
+        assert_eq!(got["status"]["code"], want["status_code"], "status of {}", want["name"]);
+        assert_eq!(got["status"]["message"], want["status_message"], "status message of {}", want["name"]);
+        assert_eq!(got["resource"]["attributes"], want["resource"], "resource of {}", want["name"]);
         assert_eq!(got["scope"], want["scope"], "scope of {}", want["name"]);
         let events: Vec<J> = got["events"]
             .as_array()
@@ -84,12 +63,7 @@ async fn assert_agent_spans(server: &Server, sent: &[J]) {
             .iter()
             .map(|e| json!({"name": e["name"], "time_unix_nano": e["time_unix_nano"], "attributes": e["attributes"]}))
             .collect();
-        assert_eq!(
-            J::Array(events),
-            want["events"],
-            "events of {}",
-            want["name"]
-        );
+        assert_eq!(J::Array(events), want["events"], "events of {}", want["name"]);
     }
 }
 
@@ -98,19 +72,11 @@ async fn python_sdk_over_grpc_and_http_protobuf() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     let script = repo().join("tests/python/sdk_export.py");
-    for (protocol, endpoint, service) in [
-        ("grpc", server.grpc_endpoint(), "py-grpc"),
-        ("http", server.http_endpoint(), "py-http"),
-    ] {
+    for (protocol, endpoint, service) in
+        [("grpc", server.grpc_endpoint(), "py-grpc"), ("http", server.http_endpoint(), "py-http")]
+    {
         let mut cmd = Command::new(python());
-        cmd.arg(&script).args([
-            "--protocol",
-            protocol,
-            "--endpoint",
-            &endpoint,
-            "--service",
-            service,
-        ]);
+        cmd.arg(&script).args(["--protocol", protocol, "--endpoint", &endpoint, "--service", service]);
         let sent = run(cmd);
         assert_eq!(sent.len(), 3, "{protocol}");
         assert_agent_spans(&server, &sent).await;
@@ -119,12 +85,8 @@ async fn python_sdk_over_grpc_and_http_protobuf() {
         assert_eq!(error_span["events"][0]["name"], "exception");
     }
     let (_, services) = server.get_json("/api/services").await;
-    let names: Vec<&str> = services["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        services["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     for n in ["py-grpc", "py-http", "mysql", "USER"] {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
@@ -135,15 +97,9 @@ async fn node_sdk_over_http_json() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     let mut cmd = Command::new("node");
-    cmd.arg(repo().join("tests/node/export.js"))
-        .args([server.http_endpoint().as_str(), "node-cart"]);
+    cmd.arg(repo().join("tests/node/export.js")).args([server.http_endpoint().as_str(), "node-cart"]);
     let sent = run(cmd);
     assert_eq!(sent.len(), 2);
     assert_agent_spans(&server, &sent).await;
-    assert_eq!(
-        server
-            .metric("rewind_collector_spans_accepted_total{transport=\"http_json\"}")
-            .await,
-        2.0
-    );
+    assert_eq!(server.metric("rewind_collector_spans_accepted_total{transport=\"http_json\"}").await, 2.0);
 }

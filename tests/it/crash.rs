@@ -25,9 +25,7 @@ async fn acknowledged_spans_survive_kill_9() {
             while !stop.load(Ordering::Relaxed) {
                 let seed = 10_000 + worker * 100_000 + n;
                 match client.export(request(seed, 1, 8)).await {
-                    Ok(r) if r.get_ref().partial_success.is_none() => {
-                        acked.lock().unwrap().push(seed)
-                    }
+                    Ok(r) if r.get_ref().partial_success.is_none() => acked.lock().unwrap().push(seed),
                     Ok(r) => panic!("unexpected partial success {:?}", r.into_inner()),
                     Err(_) => break, // the server is gone
                 }
@@ -43,11 +41,7 @@ async fn acknowledged_spans_survive_kill_9() {
         t.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(
-        acked.len() > 20,
-        "only {} exports acknowledged before the kill",
-        acked.len()
-    );
+    assert!(acked.len() > 20, "only {} exports acknowledged before the kill", acked.len());
 
     let server = Server::start(&data, &[]);
     for seed in &acked {

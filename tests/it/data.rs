@@ -11,17 +11,11 @@ use rewind_agent_proto::ExportTraceServiceRequest;
 use serde_json::{json, Value as J};
 
 pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
 pub fn kv(k: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-    }
+    KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }) }
 }
 
 pub fn s(v: &str) -> any_value::Value {
@@ -53,53 +47,30 @@ pub fn request(seed: u64, traces: u64, spans: u64) -> ExportTraceServiceRequest 
                 trace_id: trace_id(seed, t),
                 span_id: span_id(seed, t, i),
                 parent_span_id: if i == 0 { vec![] } else { span_id(seed, t, 0) },
-                trace_state: if i == 0 {
-                    "vendor=x".into()
-                } else {
-                    String::new()
-                },
+                trace_state: if i == 0 { "vendor=x".into() } else { String::new() },
                 flags: 1,
-                name: if i == 0 {
-                    "GET /checkout/{id}".into()
-                } else {
-                    format!("SELECT orders {i}")
-                },
+                name: if i == 0 { "GET /checkout/{id}".into() } else { format!("SELECT orders {i}") },
                 kind: if i == 0 { 2 } else { 3 },
                 start_time_unix_nano: start,
                 end_time_unix_nano: start + 5_000_000 - i * 1000,
                 attributes: vec![
                     kv("http.request.method", s("GET")),
-                    kv(
-                        "http.response.status_code",
-                        any_value::Value::IntValue(200 + (i as i64 % 3) * 100),
-                    ),
-                    kv(
-                        "rewind.ratio",
-                        any_value::Value::DoubleValue(i as f64 / 4.0),
-                    ),
+                    kv("http.response.status_code", any_value::Value::IntValue(200 + (i as i64 % 3) * 100)),
+                    kv("rewind.ratio", any_value::Value::DoubleValue(i as f64 / 4.0)),
                     kv("rewind.cached", any_value::Value::BoolValue(i % 2 == 0)),
-                    kv(
-                        "rewind.blob",
-                        any_value::Value::BytesValue(vec![0, 1, 2, i as u8]),
-                    ),
+                    kv("rewind.blob", any_value::Value::BytesValue(vec![0, 1, 2, i as u8])),
                     kv(
                         "rewind.list",
                         any_value::Value::ArrayValue(ArrayValue {
                             values: vec![
-                                AnyValue {
-                                    value: Some(s("a")),
-                                },
-                                AnyValue {
-                                    value: Some(any_value::Value::IntValue(7)),
-                                },
+                                AnyValue { value: Some(s("a")) },
+                                AnyValue { value: Some(any_value::Value::IntValue(7)) },
                             ],
                         }),
                     ),
                     kv(
                         "rewind.map",
-                        any_value::Value::KvlistValue(KeyValueList {
-                            values: vec![kv("inner", s(&format!("v{t}")))],
-                        }),
+                        any_value::Value::KvlistValue(KeyValueList { values: vec![kv("inner", s(&format!("v{t}")))] }),
                     ),
                     kv("enduser.id", s(&format!("user-{}", t % 5))),
                 ],
@@ -112,23 +83,14 @@ pub fn request(seed: u64, traces: u64, spans: u64) -> ExportTraceServiceRequest 
             };
             if i > 0 {
                 sp.attributes.push(kv("db.system", s("mysql")));
-                sp.attributes.push(kv(
-                    "db.statement",
-                    s(&format!("SELECT * FROM orders WHERE id = {t}")),
-                ));
+                sp.attributes.push(kv("db.statement", s(&format!("SELECT * FROM orders WHERE id = {t}"))));
             }
             if i == 1 && t % 2 == 0 {
-                sp.status = Some(Status {
-                    code: 2,
-                    message: "deadlock found".into(),
-                });
+                sp.status = Some(Status { code: 2, message: "deadlock found".into() });
                 sp.events.push(span::Event {
                     time_unix_nano: start + 1000,
                     name: "exception".into(),
-                    attributes: vec![
-                        kv("exception.type", s("SQLException")),
-                        kv("exception.message", s("deadlock")),
-                    ],
+                    attributes: vec![kv("exception.type", s("SQLException")), kv("exception.message", s("deadlock"))],
                     dropped_attributes_count: 0,
                 });
                 sp.links.push(span::Link {
@@ -179,22 +141,15 @@ pub fn json_value(v: &Option<AnyValue>) -> J {
         Some(any_value::Value::BytesValue(b)) => {
             json!(base64::engine::general_purpose::STANDARD.encode(b))
         }
-        Some(any_value::Value::ArrayValue(a)) => J::Array(
-            a.values
-                .iter()
-                .map(|v| json_value(&Some(v.clone())))
-                .collect(),
-        ),
+        Some(any_value::Value::ArrayValue(a)) => {
+            J::Array(a.values.iter().map(|v| json_value(&Some(v.clone()))).collect())
+        }
         Some(any_value::Value::KvlistValue(l)) => json_attrs(&l.values),
     }
 }
 
 pub fn json_attrs(kvs: &[KeyValue]) -> J {
-    J::Object(
-        kvs.iter()
-            .map(|kv| (kv.key.clone(), json_value(&kv.value)))
-            .collect(),
-    )
+    J::Object(kvs.iter().map(|kv| (kv.key.clone(), json_value(&kv.value))).collect())
 }
 
 /// Asserts that the API's rendering of a span carries every field of the source span.
@@ -202,40 +157,20 @@ pub fn assert_span(api: &J, src: &Span, resource: &Resource, scope: &Instrumenta
     let ctx = format!("span {}", hex::encode(&src.span_id));
     assert_eq!(api["trace_id"], json!(hex::encode(&src.trace_id)), "{ctx}");
     assert_eq!(api["span_id"], json!(hex::encode(&src.span_id)), "{ctx}");
-    let parent = if src.parent_span_id.is_empty() {
-        J::Null
-    } else {
-        json!(hex::encode(&src.parent_span_id))
-    };
+    let parent = if src.parent_span_id.is_empty() { J::Null } else { json!(hex::encode(&src.parent_span_id)) };
     assert_eq!(api["parent_span_id"], parent, "{ctx}");
     assert_eq!(api["name"], json!(src.name), "{ctx}");
     assert_eq!(api["kind"], json!(src.kind), "{ctx}");
-    assert_eq!(
-        api["start_unix_nano"],
-        json!(src.start_time_unix_nano.to_string()),
-        "{ctx}"
-    );
-    assert_eq!(
-        api["end_unix_nano"],
-        json!(src.end_time_unix_nano.to_string()),
-        "{ctx}"
-    );
+    assert_eq!(api["start_unix_nano"], json!(src.start_time_unix_nano.to_string()), "{ctx}");
+    assert_eq!(api["end_unix_nano"], json!(src.end_time_unix_nano.to_string()), "{ctx}");
     assert_eq!(api["trace_state"], json!(src.trace_state), "{ctx}");
     assert_eq!(api["flags"], json!(src.flags), "{ctx}");
     let status = src.status.clone().unwrap_or_default();
     assert_eq!(api["status"]["code"], json!(status.code), "{ctx}");
     assert_eq!(api["status"]["message"], json!(status.message), "{ctx}");
     assert_eq!(api["attributes"], json_attrs(&src.attributes), "{ctx}");
-    assert_eq!(
-        api["resource"]["attributes"],
-        json_attrs(&resource.attributes),
-        "{ctx}"
-    );
-    assert_eq!(
-        api["scope"],
-        json!({"name": scope.name, "version": scope.version}),
-        "{ctx}"
-    );
+    assert_eq!(api["resource"]["attributes"], json_attrs(&resource.attributes), "{ctx}");
+    assert_eq!(api["scope"], json!({"name": scope.name, "version": scope.version}), "{ctx}");
     let events: Vec<J> = src
         .events
         .iter()
@@ -274,12 +209,7 @@ pub async fn assert_stored(server: &crate::harness::Server, req: &ExportTraceSer
             }
             for (tid, spans) in by_trace {
                 let body = server.trace(&hex::encode(&tid)).await;
-                assert_eq!(
-                    body["span_count"],
-                    json!(spans.len()),
-                    "trace {}",
-                    hex::encode(&tid)
-                );
+                assert_eq!(body["span_count"], json!(spans.len()), "trace {}", hex::encode(&tid));
                 for sp in spans {
                     let api = body["spans"]
                         .as_array()
@@ -315,9 +245,7 @@ pub fn to_otlp_json(req: &ExportTraceServiceRequest) -> J {
         }
     }
     fn kvs(kvs: &[KeyValue]) -> Vec<J> {
-        kvs.iter()
-            .map(|kv| json!({"key": kv.key, "value": any(&kv.value)}))
-            .collect()
+        kvs.iter().map(|kv| json!({"key": kv.key, "value": any(&kv.value)})).collect()
     }
     let resource_spans: Vec<J> = req
         .resource_spans

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut};
 use prost::Message;
-use rewind_agent_proto::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse, TraceServiceClient,
-};
+use rewind_agent_proto::{ExportTraceServiceRequest, ExportTraceServiceResponse, TraceServiceClient};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
@@ -24,33 +22,19 @@ pub struct Server {
 }
 
 fn parse_addr(line: &str, key: &str) -> SocketAddr {
-    let v = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(key))
-        .expect("address in line");
+    let v = line.split_whitespace().find_map(|w| w.strip_prefix(key)).expect("address in line");
     v.parse().expect("socket address")
 }
 
 impl Server {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
         let log = data_dir.with_extension(format!("log{}", std::process::id()));
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args([
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--query-listen",
-                "127.0.0.1:0",
-            ])
+            .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0"])
             .args(extra)
             .env("REWIND_LOG", "info")
             .stdout(Stdio::piped())
@@ -70,10 +54,7 @@ impl Server {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
-                panic!(
-                    "rewind did not start; its log:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+                panic!("rewind did not start; its log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
             }
         };
         Server {
@@ -94,10 +75,7 @@ impl Server {
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill -TERM");
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
         self.child.wait().expect("wait")
     }
 
@@ -122,21 +100,14 @@ impl Server {
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let resp = reqwest::get(self.query_url(path))
-            .await
-            .expect("query request");
+        let resp = reqwest::get(self.query_url(path)).await.expect("query request");
         let status = resp.status().as_u16();
         (status, resp.json().await.expect("JSON body"))
     }
 
     pub async fn trace(&self, trace_id: &str) -> serde_json::Value {
         let (status, body) = self.get_json(&format!("/api/traces/{trace_id}")).await;
-        assert_eq!(
-            status,
-            200,
-            "trace {trace_id}: {body}\nserver log:\n{}",
-            self.log()
-        );
+        assert_eq!(status, 200, "trace {trace_id}: {body}\nserver log:\n{}", self.log());
         body
     }
 
@@ -148,30 +119,16 @@ impl Server {
     }
 
     /// Sends raw bytes as the Export message: for malformed protobuf.
-    pub async fn grpc_raw(
-        &self,
-        body: Vec<u8>,
-    ) -> Result<ExportTraceServiceResponse, tonic::Status> {
-        let channel = Channel::from_shared(format!("http://{}", self.grpc))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect");
+    pub async fn grpc_raw(&self, body: Vec<u8>) -> Result<ExportTraceServiceResponse, tonic::Status> {
+        let channel = Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.expect("connect");
         let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
         grpc.ready().await.expect("ready");
         let path = http::uri::PathAndQuery::from_static(rewind_agent_proto::OTLP_TRACE_EXPORT_PATH);
-        grpc.unary(tonic::Request::new(body), path, RawCodec)
-            .await
-            .map(tonic::Response::into_inner)
+        grpc.unary(tonic::Request::new(body), path, RawCodec).await.map(tonic::Response::into_inner)
     }
 
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(self.query_url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = reqwest::get(self.query_url("/metrics")).await.unwrap().text().await.unwrap();
         text.lines()
             .filter(|l| l.starts_with(name) && !l.starts_with('#'))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -199,17 +156,8 @@ impl Drop for Server {
     }
 }
 
-pub async fn export_grpc(
-    server: &Server,
-    req: ExportTraceServiceRequest,
-) -> ExportTraceServiceResponse {
-    server
-        .grpc_client()
-        .await
-        .export(req)
-        .await
-        .expect("gRPC export")
-        .into_inner()
+pub async fn export_grpc(server: &Server, req: ExportTraceServiceRequest) -> ExportTraceServiceResponse {
+    server.grpc_client().await.export(req).await.expect("gRPC export").into_inner()
 }
 
 #[derive(Clone, Copy)]
@@ -242,8 +190,6 @@ impl Decoder for RawCodec {
     type Error = tonic::Status;
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
         let bytes = src.copy_to_bytes(src.remaining());
-        ExportTraceServiceResponse::decode(bytes)
-            .map(Some)
-            .map_err(|e| tonic::Status::internal(e.to_string()))
+        ExportTraceServiceResponse::decode(bytes).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
     }
 }

@@ -14,10 +14,7 @@ async fn post(
     encoding: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut req = reqwest::Client::new()
-        .post(server.traces_url())
-        .header("content-type", ct)
-        .body(body);
+    let mut req = reqwest::Client::new().post(server.traces_url()).header("content-type", ct).body(body);
     if let Some(e) = encoding {
         req = req.header("content-encoding", e);
     }
@@ -26,9 +23,7 @@ async fn post(
     (status, headers, resp.bytes().await.unwrap().to_vec())
 }
 
-fn one_span(
-    edit: impl Fn(&mut rewind_agent_proto::otlp::trace::v1::Span),
-) -> ExportTraceServiceRequest {
+fn one_span(edit: impl Fn(&mut rewind_agent_proto::otlp::trace::v1::Span)) -> ExportTraceServiceRequest {
     let mut r = request(77, 1, 1);
     edit(&mut r.resource_spans[0].scope_spans[0].spans[0]);
     r
@@ -43,27 +38,14 @@ async fn hostile_inputs_get_their_specified_answers() {
     let garbage = vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3];
     let err = server.grpc_raw(garbage.clone()).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
-    assert!(
-        err.message().contains("invalid protobuf"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("invalid protobuf"), "{}", err.message());
     let (status, headers, body) = post(&server, "application/x-protobuf", None, garbage).await;
     assert_eq!(status, 400);
     assert_eq!(headers["content-type"], "application/x-protobuf");
-    assert_eq!(
-        RpcStatus::decode(&body[..]).unwrap().code,
-        tonic::Code::InvalidArgument as i32
-    );
+    assert_eq!(RpcStatus::decode(&body[..]).unwrap().code, tonic::Code::InvalidArgument as i32);
 
     // Malformed JSON: 400 with a JSON Status.
-    let (status, _, body) = post(
-        &server,
-        "application/json",
-        None,
-        b"{\"resourceSpans\": [".to_vec(),
-    )
-    .await;
+    let (status, _, body) = post(&server, "application/json", None, b"{\"resourceSpans\": [".to_vec()).await;
     assert_eq!(status, 400);
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["code"], 3);
@@ -73,18 +55,9 @@ async fn hostile_inputs_get_their_specified_answers() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &request(1, 3, 3).encode_to_vec()).unwrap();
     let gz = gz.finish().unwrap();
-    let (status, _, body) = post(
-        &server,
-        "application/x-protobuf",
-        Some("gzip"),
-        gz[..gz.len() / 2].to_vec(),
-    )
-    .await;
+    let (status, _, body) = post(&server, "application/x-protobuf", Some("gzip"), gz[..gz.len() / 2].to_vec()).await;
     assert_eq!(status, 400);
-    assert!(RpcStatus::decode(&body[..])
-        .unwrap()
-        .message
-        .contains("gzip"));
+    assert!(RpcStatus::decode(&body[..]).unwrap().message.contains("gzip"));
 
     // Over the limit: RESOURCE_EXHAUSTED without retry info / 413, also when gzip expands past it.
     let big = vec![0u8; 3 << 20];
@@ -95,26 +68,12 @@ async fn hostile_inputs_get_their_specified_answers() {
     assert!(headers.get("retry-after").is_none());
     let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     std::io::Write::write_all(&mut bomb, &big).unwrap();
-    let (status, _, _) = post(
-        &server,
-        "application/x-protobuf",
-        Some("gzip"),
-        bomb.finish().unwrap(),
-    )
-    .await;
+    let (status, _, _) = post(&server, "application/x-protobuf", Some("gzip"), bomb.finish().unwrap()).await;
     assert_eq!(status, 413);
 
     // Unsupported content type and encoding.
-    assert_eq!(
-        post(&server, "text/plain", None, b"hi".to_vec()).await.0,
-        415
-    );
-    assert_eq!(
-        post(&server, "application/json", Some("br"), b"{}".to_vec())
-            .await
-            .0,
-        400
-    );
+    assert_eq!(post(&server, "text/plain", None, b"hi".to_vec()).await.0, 415);
+    assert_eq!(post(&server, "application/json", Some("br"), b"{}".to_vec()).await.0, 400);
 
     // Bad spans are rejected one by one (partial success), the good ones kept.
     let now = now_ns();
@@ -123,8 +82,7 @@ async fn hostile_inputs_get_their_specified_answers() {
     let good = spans[0].clone();
     let mut bad = Vec::new();
     for edit in [
-        (|s: &mut rewind_agent_proto::otlp::trace::v1::Span, _| s.trace_id = vec![0; 16])
-            as fn(&mut _, u64),
+        (|s: &mut rewind_agent_proto::otlp::trace::v1::Span, _| s.trace_id = vec![0; 16]) as fn(&mut _, u64),
         |s, _| s.trace_id = vec![1; 5],
         |s, _| s.span_id = vec![0; 8],
         |s, _| s.span_id = vec![9; 9],
@@ -147,41 +105,22 @@ async fn hostile_inputs_get_their_specified_answers() {
     let resp = export_grpc(&server, req.clone()).await;
     let ps = resp.partial_success.expect("partial success");
     assert_eq!(ps.rejected_spans, 7);
-    for reason in [
-        "all zeros",
-        "must be 16 bytes",
-        "must be 8 bytes",
-        "before start",
-        "future",
-        "retention",
-    ] {
-        assert!(
-            ps.error_message.contains(reason),
-            "{} lacks {reason}",
-            ps.error_message
-        );
+    for reason in ["all zeros", "must be 16 bytes", "must be 8 bytes", "before start", "future", "retention"] {
+        assert!(ps.error_message.contains(reason), "{} lacks {reason}", ps.error_message);
     }
     let stored = server.trace(&hex::encode(trace_id(50, 0))).await;
     assert_eq!(stored["span_count"], 2);
     // The same over OTLP/JSON, with ids that are not even hex.
     let mut js = to_otlp_json(&req);
     js["resourceSpans"][0]["scopeSpans"][0]["spans"][2]["traceId"] = json!("not-hex");
-    let (status, _, body) = post(
-        &server,
-        "application/json",
-        None,
-        js.to_string().into_bytes(),
-    )
-    .await;
+    let (status, _, body) = post(&server, "application/json", None, js.to_string().into_bytes()).await;
     assert_eq!(status, 200);
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["partialSuccess"]["rejectedSpans"], "7");
 
     // 10,000 attributes: kept to the limit, the rest counted as dropped.
     let flood = one_span(|s| {
-        s.attributes = (0..10_000)
-            .map(|i| kv(&format!("attr.{i}"), any_value::Value::IntValue(i)))
-            .collect();
+        s.attributes = (0..10_000).map(|i| kv(&format!("attr.{i}"), any_value::Value::IntValue(i))).collect();
     });
     assert_eq!(export_grpc(&server, flood).await.partial_success, None);
     let got = server.trace(&hex::encode(trace_id(77, 0))).await;
@@ -194,9 +133,7 @@ async fn hostile_inputs_get_their_specified_answers() {
         s.trace_id = trace_id(78, 0);
         s.attributes = vec![KeyValue {
             key: "payload".into(),
-            value: Some(AnyValue {
-                value: Some(s_value("ü".repeat(500_000))),
-            }),
+            value: Some(AnyValue { value: Some(s_value("ü".repeat(500_000))) }),
         }];
     });
     assert_eq!(export_grpc(&server, huge).await.partial_success, None);
@@ -206,34 +143,19 @@ async fn hostile_inputs_get_their_specified_answers() {
     assert!(v.chars().all(|c| c == 'ü'));
 
     // Invalid trace ids on the query side.
-    for bad in [
-        "xyz",
-        "00000000000000000000000000000000",
-        "5b8efff798038103d269b633813fc60c00",
-    ] {
+    for bad in ["xyz", "00000000000000000000000000000000", "5b8efff798038103d269b633813fc60c00"] {
         let (status, body) = server.get_json(&format!("/api/traces/{bad}")).await;
         assert_eq!(status, 400, "{bad}");
         assert_eq!(body["error"]["code"], "bad_parameter");
     }
-    let (status, _) = server
-        .get_json("/api/traces/5b8efff798038103d269b633813fc60c")
-        .await;
+    let (status, _) = server.get_json("/api/traces/5b8efff798038103d269b633813fc60c").await;
     assert_eq!(status, 404);
 
     // Still serving.
     let after = request(79, 2, 2);
-    assert_eq!(
-        export_grpc(&server, after.clone()).await.partial_success,
-        None
-    );
+    assert_eq!(export_grpc(&server, after.clone()).await.partial_success, None);
     crate::data::assert_stored(&server, &after).await;
-    assert_eq!(
-        reqwest::get(server.query_url("/readyz"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(reqwest::get(server.query_url("/readyz")).await.unwrap().status(), 200);
     let _ = s("unused");
 }
 

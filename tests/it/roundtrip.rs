@@ -25,36 +25,11 @@ async fn grpc_spans_read_back_from_memory_from_chunks_and_after_restart() {
     let plain = request(1, 5, 6);
     let gzipped = request(2, 5, 6);
     let zstd = request(3, 5, 6);
-    assert_eq!(
-        export_grpc(&server, plain.clone()).await,
-        ExportTraceServiceResponse::default()
-    );
-    let mut client = server
-        .grpc_client()
-        .await
-        .send_compressed(CompressionEncoding::Gzip);
-    assert_eq!(
-        client
-            .export(gzipped.clone())
-            .await
-            .unwrap()
-            .into_inner()
-            .partial_success,
-        None
-    );
-    let mut client = server
-        .grpc_client()
-        .await
-        .send_compressed(CompressionEncoding::Zstd);
-    assert_eq!(
-        client
-            .export(zstd.clone())
-            .await
-            .unwrap()
-            .into_inner()
-            .partial_success,
-        None
-    );
+    assert_eq!(export_grpc(&server, plain.clone()).await, ExportTraceServiceResponse::default());
+    let mut client = server.grpc_client().await.send_compressed(CompressionEncoding::Gzip);
+    assert_eq!(client.export(gzipped.clone()).await.unwrap().into_inner().partial_success, None);
+    let mut client = server.grpc_client().await.send_compressed(CompressionEncoding::Zstd);
+    assert_eq!(client.export(zstd.clone()).await.unwrap().into_inner().partial_success, None);
 
     // From the memtable: visible as soon as acknowledged.
     for r in [&plain, &gzipped, &zstd] {
@@ -67,11 +42,7 @@ async fn grpc_spans_read_back_from_memory_from_chunks_and_after_restart() {
     for r in [&plain, &gzipped, &zstd] {
         assert_stored(&server, r).await;
     }
-    assert_eq!(
-        server.metric("rewind_collector_spans_accepted_total").await,
-        0.0,
-        "metrics are per process"
-    );
+    assert_eq!(server.metric("rewind_collector_spans_accepted_total").await, 0.0, "metrics are per process");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -128,22 +99,10 @@ async fn http_protobuf_json_and_gzip_read_back_and_answer_in_kind() {
 async fn empty_requests_succeed_on_every_transport() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
-    assert_eq!(
-        export_grpc(&server, ExportTraceServiceRequest::default()).await,
-        ExportTraceServiceResponse::default()
-    );
+    assert_eq!(export_grpc(&server, ExportTraceServiceRequest::default()).await, ExportTraceServiceResponse::default());
     let http = reqwest::Client::new();
-    for (ct, body) in [
-        ("application/x-protobuf", vec![]),
-        ("application/json", b"{}".to_vec()),
-    ] {
-        let resp = http
-            .post(server.traces_url())
-            .header("content-type", ct)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+    for (ct, body) in [("application/x-protobuf", vec![]), ("application/json", b"{}".to_vec())] {
+        let resp = http.post(server.traces_url()).header("content-type", ct).body(body).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{ct}");
     }
 }
@@ -156,12 +115,7 @@ async fn services_lists_instrumented_services_and_virtual_nodes() {
     let (status, body) = server.get_json("/api/services").await;
     assert_eq!(status, 200);
     let services = body["services"].as_array().unwrap();
-    let find = |n: &str| {
-        services
-            .iter()
-            .find(|s| s["name"] == n)
-            .unwrap_or_else(|| panic!("{n} in {body}"))
-    };
+    let find = |n: &str| services.iter().find(|s| s["name"] == n).unwrap_or_else(|| panic!("{n} in {body}"));
     assert_eq!(find("svc1")["kind"], "server");
     assert_eq!(find("svc1")["instances"], json!(["svc1-0"]));
     assert_eq!(find("svc1")["span_count"], 6);
@@ -172,68 +126,32 @@ async fn services_lists_instrumented_services_and_virtual_nodes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bearer_tokens_guard_ingest_and_query_when_set() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--ingest-token", "in-secret", "--query-token", "q-secret"],
-    );
-    let err = server
-        .grpc_client()
-        .await
-        .export(request(5, 1, 2))
-        .await
-        .unwrap_err();
+    let server = Server::start(&dir.path().join("data"), &["--ingest-token", "in-secret", "--query-token", "q-secret"]);
+    let err = server.grpc_client().await.export(request(5, 1, 2)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
     let mut req = tonic::Request::new(request(5, 1, 2));
-    req.metadata_mut()
-        .insert("authorization", "Bearer in-secret".parse().unwrap());
+    req.metadata_mut().insert("authorization", "Bearer in-secret".parse().unwrap());
     server.grpc_client().await.export(req).await.unwrap();
 
     let http = reqwest::Client::new();
-    let resp = http
-        .post(server.traces_url())
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        http.post(server.traces_url()).header("content-type", "application/json").body("{}").send().await.unwrap();
     assert_eq!(resp.status(), 401);
     let tid = hex::encode(crate::data::trace_id(5, 0));
-    let resp = http
-        .get(server.query_url(&format!("/api/traces/{tid}")))
-        .send()
-        .await
-        .unwrap();
+    let resp = http.get(server.query_url(&format!("/api/traces/{tid}"))).send().await.unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(
-        resp.json::<serde_json::Value>().await.unwrap()["error"]["code"],
-        "unauthenticated"
-    );
-    let resp = http
-        .get(server.query_url(&format!("/api/traces/{tid}")))
-        .bearer_auth("q-secret")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["error"]["code"], "unauthenticated");
+    let resp = http.get(server.query_url(&format!("/api/traces/{tid}"))).bearer_auth("q-secret").send().await.unwrap();
     assert_eq!(resp.status(), 200);
     // Health and metrics stay open for probes and scrapers.
-    assert_eq!(
-        http.get(server.query_url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http.get(server.query_url("/readyz")).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn overload_answers_retry_later_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     // Room for one request in flight at a time.
-    let server = Server::start(
-        &dir.path().join("data"),
-        &["--max-message-bytes", "256KiB", "--queue-bytes", "256KiB"],
-    );
+    let server = Server::start(&dir.path().join("data"), &["--max-message-bytes", "256KiB", "--queue-bytes", "256KiB"]);
     let http = reqwest::Client::new();
     let mut refused = 0;
     let mut accepted = Vec::new();
@@ -250,11 +168,7 @@ async fn overload_answers_retry_later_and_loses_nothing_acknowledged() {
                     .send()
                     .await
                     .unwrap();
-                (
-                    req,
-                    resp.status().as_u16(),
-                    resp.headers().get("retry-after").cloned(),
-                )
+                (req, resp.status().as_u16(), resp.headers().get("retry-after").cloned())
             }));
         }
         for t in tasks {
@@ -272,18 +186,10 @@ async fn overload_answers_retry_later_and_loses_nothing_acknowledged() {
             break;
         }
     }
-    assert!(
-        refused > 0,
-        "32 concurrent requests into a one-request budget were never refused"
-    );
+    assert!(refused > 0, "32 concurrent requests into a one-request budget were never refused");
     assert!(!accepted.is_empty());
     for r in &accepted {
         assert_stored(&server, r).await;
     }
-    assert!(
-        server
-            .metric("rewind_collector_requests_refused_total")
-            .await
-            >= refused as f64
-    );
+    assert!(server.metric("rewind_collector_requests_refused_total").await >= refused as f64);
 }

@@ -8,10 +8,6 @@ use axum::Router;
 const INDEX: &str = include_str!("../assets/index.html");
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new().route(
-        "/",
-        get(|| async {
-            ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX).into_response()
-        }),
-    )
+    Router::new()
+        .route("/", get(|| async { ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX).into_response() }))
 }

@@ -39,8 +39,8 @@ impl FromStr for Dependency {
             "shipping" => Self::Shipping,
             other => {
                 return Err(format!(
-                    "unknown dependency {other:?}; one of mysql, redis, payment, kafka, catalog, cart, checkout, shipping"
-                ))
+                "unknown dependency {other:?}; one of mysql, redis, payment, kafka, catalog, cart, checkout, shipping"
+            ))
             }
         })
     }
@@ -84,10 +84,7 @@ pub struct Shop {
 }
 
 fn kv(key: &str, v: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(v) }),
-    }
+    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(v) }) }
 }
 
 fn st(key: &str, v: impl Into<String>) -> KeyValue {
@@ -138,26 +135,14 @@ impl Shop {
             }
             resources.push(per);
         }
-        Self {
-            rng: Rng::new(config.seed),
-            incident: config.incident,
-            resources,
-        }
+        Self { rng: Rng::new(config.seed), incident: config.incident, resources }
     }
 
     /// A request of `traces` traces, the i-th starting at `start_ns + i * interval_ns`, with one
     /// `ResourceSpans` per emitting instance, as an SDK's batch exporter would send them.
-    pub fn request(
-        &mut self,
-        traces: usize,
-        start_ns: u64,
-        interval_ns: u64,
-    ) -> ExportTraceServiceRequest {
-        let mut by_resource: Vec<Vec<Vec<Span>>> = self
-            .resources
-            .iter()
-            .map(|per| per.iter().map(|_| Vec::new()).collect())
-            .collect();
+    pub fn request(&mut self, traces: usize, start_ns: u64, interval_ns: u64) -> ExportTraceServiceRequest {
+        let mut by_resource: Vec<Vec<Vec<Span>>> =
+            self.resources.iter().map(|per| per.iter().map(|_| Vec::new()).collect()).collect();
         for i in 0..traces {
             let t = self.trace(start_ns + i as u64 * interval_ns);
             for ((s, inst), span) in t.spans {
@@ -226,17 +211,11 @@ impl Shop {
         let span_id = self.id::<8>();
         let (status, events) = match failed {
             Some(msg) => (
-                Some(Status {
-                    code: 2,
-                    message: msg.into(),
-                }),
+                Some(Status { code: 2, message: msg.into() }),
                 vec![span::Event {
                     time_unix_nano: end.saturating_sub(1000).max(start),
                     name: "exception".into(),
-                    attributes: vec![
-                        st("exception.type", "UpstreamError"),
-                        st("exception.message", msg),
-                    ],
+                    attributes: vec![st("exception.type", "UpstreamError"), st("exception.message", msg)],
                     dropped_attributes_count: 0,
                 }],
             ),
@@ -271,18 +250,9 @@ impl Shop {
         for (i, (_, n, _)) in SERVICES.iter().enumerate() {
             instance[i] = self.rng.below(*n as u64) as usize;
         }
-        let mut t = Trace {
-            id: self.id::<16>(),
-            spans: Vec::with_capacity(16),
-            instance,
-        };
+        let mut t = Trace { id: self.id::<16>(), spans: Vec::with_capacity(16), instance };
         let user = self.rng.below(50_000);
-        let client_ip = format!(
-            "10.{}.{}.{}",
-            self.rng.below(4),
-            self.rng.below(256),
-            1 + self.rng.below(254)
-        );
+        let client_ip = format!("10.{}.{}.{}", self.rng.below(4), self.rng.below(256), 1 + self.rng.below(254));
         let product = 1 + self.rng.below(5000);
         let route_pick = self.rng.unit();
         let (method, route, path) = if route_pick < 0.5 {
@@ -298,20 +268,10 @@ impl Shop {
         let mut cursor = start + self.rng.latency_ns(300.0, 0.4);
         let mut failed = false;
         let mut calls: Vec<(usize, &str, &str)> = match route {
-            "/product/{id}" => vec![
-                (CATALOG, "GET", "/products/{id}"),
-                (CART, "GET", "/cart/count"),
-            ],
+            "/product/{id}" => vec![(CATALOG, "GET", "/products/{id}"), (CART, "GET", "/cart/count")],
             "/" => vec![(CATALOG, "GET", "/products"), (CART, "GET", "/cart/count")],
-            "/cart/items" => vec![
-                (CATALOG, "GET", "/products/{id}/price"),
-                (CART, "POST", "/cart/items"),
-            ],
-            _ => vec![
-                (CATALOG, "GET", "/products/{id}/price"),
-                (CART, "GET", "/cart"),
-                (CHECKOUT, "POST", "/orders"),
-            ],
+            "/cart/items" => vec![(CATALOG, "GET", "/products/{id}/price"), (CART, "POST", "/cart/items")],
+            _ => vec![(CATALOG, "GET", "/products/{id}/price"), (CART, "GET", "/cart"), (CHECKOUT, "POST", "/orders")],
         };
         for (svc, m, r) in calls.drain(..) {
             let c = self.http_call(&mut t, &root_id, FRONTEND, svc, m, r, cursor, user, product);
@@ -372,10 +332,7 @@ impl Shop {
             dropped_events_count: 0,
             links: vec![],
             dropped_links_count: 0,
-            status: failed.then(|| Status {
-                code: 2,
-                message: "upstream failure".into(),
-            }),
+            status: failed.then(|| Status { code: 2, message: "upstream failure".into() }),
         };
         let at = (FRONTEND, t.instance[FRONTEND]);
         t.spans.insert(0, (at, span));
@@ -474,23 +431,14 @@ impl Shop {
                 start_time_unix_nano: server_start,
                 end_time_unix_nano: server_end,
                 attributes: server_attrs,
-                status: err.map(|m| Status {
-                    code: 2,
-                    message: m.into(),
-                }),
+                status: err.map(|m| Status { code: 2, message: m.into() }),
                 ..Default::default()
             },
         ));
         let end = server_end + net;
         let mut client_attrs = vec![
             st("http.request.method", method),
-            st(
-                "url.full",
-                format!(
-                    "http://{name}:{port}{}",
-                    route.replace("{id}", &product.to_string())
-                ),
-            ),
+            st("url.full", format!("http://{name}:{port}{}", route.replace("{id}", &product.to_string()))),
             st("server.address", name),
             int("server.port", port),
             int("http.response.status_code", status),
@@ -512,28 +460,14 @@ impl Shop {
                 start_time_unix_nano: start,
                 end_time_unix_nano: end,
                 attributes: client_attrs,
-                status: err.map(|m| Status {
-                    code: 2,
-                    message: m.into(),
-                }),
+                status: err.map(|m| Status { code: 2, message: m.into() }),
                 ..Default::default()
             },
         ));
-        Call {
-            end_ns: end,
-            failed,
-        }
+        Call { end_ns: end, failed }
     }
 
-    fn mysql(
-        &mut self,
-        t: &mut Trace,
-        parent: &[u8],
-        service: usize,
-        start: u64,
-        q: usize,
-        product: u64,
-    ) -> Call {
+    fn mysql(&mut self, t: &mut Trace, parent: &[u8], service: usize, start: u64, q: usize, product: u64) -> Call {
         let (slow, fails) = self.hit(Dependency::Mysql, start);
         let end = start + (self.rng.latency_ns(1500.0, 0.6) as f64 * slow) as u64;
         let (op, table, stmt) = SQL[q.min(SQL.len() - 1)];
@@ -545,14 +479,7 @@ impl Shop {
             st(if old { "db.statement" } else { "db.query.text" }, stmt),
             st("db.operation.name", op),
             st("db.collection.name", table),
-            st(
-                if old {
-                    "net.peer.name"
-                } else {
-                    "server.address"
-                },
-                "mysql",
-            ),
+            st(if old { "net.peer.name" } else { "server.address" }, "mysql"),
             int("server.port", 3306),
             int("db.response.returned_rows", (product % 20) as i64),
         ];
@@ -567,10 +494,7 @@ impl Shop {
             attrs,
             fails.then_some("Lock wait timeout exceeded"),
         );
-        Call {
-            end_ns: end,
-            failed: fails,
-        }
+        Call { end_ns: end, failed: fails }
     }
 
     fn redis(&mut self, t: &mut Trace, parent: &[u8], start: u64, cmd: &str, user: u64) -> Call {
@@ -596,10 +520,7 @@ impl Shop {
             attrs,
             fails.then_some("READONLY You can't write against a read only replica"),
         );
-        Call {
-            end_ns: end,
-            failed: fails,
-        }
+        Call { end_ns: end, failed: fails }
     }
 
     fn payment(&mut self, t: &mut Trace, parent: &[u8], start: u64, user: u64) -> Call {
@@ -626,10 +547,7 @@ impl Shop {
             attrs,
             fails.then_some("503 Service Unavailable"),
         );
-        Call {
-            end_ns: end,
-            failed: fails,
-        }
+        Call { end_ns: end, failed: fails }
     }
 
     /// The producer span in checkout and, after the queue's lag, shipping's consumer span.
@@ -682,18 +600,12 @@ impl Shop {
                         st("messaging.kafka.message.key", format!("order-{order}")),
                         int("messaging.kafka.offset", (order * 7) as i64),
                     ],
-                    status: q.failed.then(|| Status {
-                        code: 2,
-                        message: "upstream failure".into(),
-                    }),
+                    status: q.failed.then(|| Status { code: 2, message: "upstream failure".into() }),
                     ..Default::default()
                 },
             ));
         }
-        Call {
-            end_ns: end,
-            failed: fails,
-        }
+        Call { end_ns: end, failed: fails }
     }
 }
 
@@ -725,52 +637,28 @@ mod tests {
     const T0: u64 = 1_750_000_000_000_000_000;
 
     fn spans(r: &ExportTraceServiceRequest) -> Vec<&Span> {
-        r.resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .flat_map(|ss| &ss.spans)
-            .collect()
+        r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| &ss.spans).collect()
     }
 
     #[test]
     fn same_seed_same_workload() {
-        let a = Shop::new(ShopConfig {
-            seed: 7,
-            incident: None,
-        })
-        .request(50, T0, 1_000_000);
-        let b = Shop::new(ShopConfig {
-            seed: 7,
-            incident: None,
-        })
-        .request(50, T0, 1_000_000);
-        let c = Shop::new(ShopConfig {
-            seed: 8,
-            incident: None,
-        })
-        .request(50, T0, 1_000_000);
+        let a = Shop::new(ShopConfig { seed: 7, incident: None }).request(50, T0, 1_000_000);
+        let b = Shop::new(ShopConfig { seed: 7, incident: None }).request(50, T0, 1_000_000);
+        let c = Shop::new(ShopConfig { seed: 8, incident: None }).request(50, T0, 1_000_000);
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
 
     #[test]
     fn traces_have_the_shop_shape() {
-        let r = Shop::new(ShopConfig {
-            seed: 1,
-            incident: None,
-        })
-        .request(2000, T0, 1_000_000);
+        let r = Shop::new(ShopConfig { seed: 1, incident: None }).request(2000, T0, 1_000_000);
         let all = spans(&r);
         let per_trace = all.len() as f64 / 2000.0;
-        assert!(
-            (10.0..=15.0).contains(&per_trace),
-            "{per_trace} spans per trace"
-        );
+        assert!((10.0..=15.0).contains(&per_trace), "{per_trace} spans per trace");
         let attrs = all.iter().map(|s| s.attributes.len()).sum::<usize>() as f64 / all.len() as f64;
         assert!((6.0..=12.0).contains(&attrs), "{attrs} attributes per span");
         // Every parent exists in the trace and encloses its child.
-        let by_id: std::collections::HashMap<_, _> =
-            all.iter().map(|s| (s.span_id.clone(), *s)).collect();
+        let by_id: std::collections::HashMap<_, _> = all.iter().map(|s| (s.span_id.clone(), *s)).collect();
         for s in &all {
             if s.parent_span_id.is_empty() {
                 continue;
@@ -779,8 +667,7 @@ mod tests {
             assert_eq!(p.trace_id, s.trace_id);
             if s.kind != 5 {
                 assert!(
-                    p.start_time_unix_nano <= s.start_time_unix_nano
-                        && s.end_time_unix_nano <= p.end_time_unix_nano,
+                    p.start_time_unix_nano <= s.start_time_unix_nano && s.end_time_unix_nano <= p.end_time_unix_nano,
                     "{} in {}",
                     s.name,
                     p.name
@@ -810,29 +697,15 @@ mod tests {
             slowdown: 10.0,
             error_share: 0.3,
         };
-        let r = Shop::new(ShopConfig {
-            seed: 3,
-            incident: Some(incident),
-        })
-        .request(3000, T0, 1_000_000);
-        let db: Vec<&Span> = spans(&r)
-            .into_iter()
-            .filter(|s| s.name.contains("shop."))
-            .collect();
-        let (inside, outside): (Vec<&Span>, Vec<&Span>) = db
-            .iter()
-            .partition(|s| (window.0..window.1).contains(&s.start_time_unix_nano));
+        let r = Shop::new(ShopConfig { seed: 3, incident: Some(incident) }).request(3000, T0, 1_000_000);
+        let db: Vec<&Span> = spans(&r).into_iter().filter(|s| s.name.contains("shop.")).collect();
+        let (inside, outside): (Vec<&Span>, Vec<&Span>) =
+            db.iter().partition(|s| (window.0..window.1).contains(&s.start_time_unix_nano));
         let avg = |v: &[&Span]| {
-            v.iter()
-                .map(|s| (s.end_time_unix_nano - s.start_time_unix_nano) as f64)
-                .sum::<f64>()
-                / v.len() as f64
+            v.iter().map(|s| (s.end_time_unix_nano - s.start_time_unix_nano) as f64).sum::<f64>() / v.len() as f64
         };
         let errors = |v: &[&Span]| {
-            v.iter()
-                .filter(|s| s.status.as_ref().is_some_and(|st| st.code == 2))
-                .count() as f64
-                / v.len() as f64
+            v.iter().filter(|s| s.status.as_ref().is_some_and(|st| st.code == 2)).count() as f64 / v.len() as f64
         };
         assert!(avg(&inside) > 5.0 * avg(&outside));
         assert!((0.2..0.4).contains(&errors(&inside)), "{}", errors(&inside));

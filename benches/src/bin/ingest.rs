@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use prost::Message;
 use rewind_agent_proto::{ExportTraceServiceRequest, OTLP_TRACE_EXPORT_PATH};
-use rewind_benches::server::{PreEncoded, Server};
+use rewind_benches::server::Server;
 use rewind_benches::{now_ns, row, write_results, Args};
+use rewind_workload::send::PreEncoded;
 use rewind_workload::{Shop, ShopConfig};
 use serde_json::json;
 
@@ -24,22 +25,14 @@ fn main() {
     let requests: usize = args.get("requests", 200);
 
     // Pre-encode the load: distinct shop requests, replayed round-robin.
-    let mut shop = Shop::new(ShopConfig {
-        seed: 7,
-        incident: None,
-    });
+    let mut shop = Shop::new(ShopConfig { seed: 7, incident: None });
     let interval = 1_000_000;
     let mut t = now_ns() - 600_000_000_000;
     let mut encoded: Vec<(Bytes, u64)> = Vec::with_capacity(requests);
     for _ in 0..requests {
         let req = shop.request(traces_per_request, t, interval);
         t += traces_per_request as u64 * interval;
-        let spans = req
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len() as u64)
-            .sum();
+        let spans = req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
         encoded.push((Bytes::from(req.encode_to_vec()), spans));
     }
     let total_spans: u64 = encoded.iter().map(|e| e.1).sum();
@@ -68,40 +61,25 @@ fn main() {
     let acked = Arc::new(AtomicU64::new(0));
     let acked_bytes = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     rt.block_on(async {
         let mut tasks = Vec::new();
         for c in 0..connections {
-            let (encoded, acked, acked_bytes, refused) = (
-                encoded.clone(),
-                acked.clone(),
-                acked_bytes.clone(),
-                refused.clone(),
-            );
+            let (encoded, acked, acked_bytes, refused) =
+                (encoded.clone(), acked.clone(), acked_bytes.clone(), refused.clone());
             tasks.push(tokio::spawn(async move {
-                let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
-                    .unwrap()
-                    .connect()
-                    .await
-                    .unwrap();
-                let mut client =
-                    tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
+                let channel =
+                    tonic::transport::Channel::from_shared(format!("http://{grpc}")).unwrap().connect().await.unwrap();
+                let mut client = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
                 let path = http::uri::PathAndQuery::from_static(OTLP_TRACE_EXPORT_PATH);
                 let mut i = c;
                 while Instant::now() < deadline {
                     let (body, spans) = &encoded[i % encoded.len()];
                     i += connections;
                     client.ready().await.unwrap();
-                    match client
-                        .unary(tonic::Request::new(body.clone()), path.clone(), PreEncoded)
-                        .await
-                    {
+                    match client.unary(tonic::Request::new(body.clone()), path.clone(), PreEncoded).await {
                         Ok(_) => {
                             acked.fetch_add(*spans, Ordering::Relaxed);
                             acked_bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -128,49 +106,14 @@ fn main() {
     let rate = spans as f64 / elapsed;
     let mbps = acked_bytes.load(Ordering::Relaxed) as f64 / elapsed / 1e6;
     println!("\nRewind ingest: OTLP/gRPC, fsync on, {connections} connections, {traces_per_request} traces/request, {bytes_per_span:.0} B/span on the wire, {elapsed:.0} s\n");
-    row(
-        "sustained ingest, spans/s",
-        format!("{rate:.0}"),
-        ">= 200000",
-        Some(rate >= 200_000.0),
-    );
-    row(
-        "sustained ingest, MB/s (wire)",
-        format!("{mbps:.1}"),
-        "",
-        None,
-    );
-    row(
-        "decode-only ceiling, spans/s (prost, 1 core)",
-        format!("{ceiling:.0}"),
-        "",
-        None,
-    );
-    row(
-        "ingest / ceiling",
-        format!("{:.2}", rate / ceiling),
-        ">= 0.35",
-        Some(rate / ceiling >= 0.35),
-    );
+    row("sustained ingest, spans/s", format!("{rate:.0}"), ">= 200000", Some(rate >= 200_000.0));
+    row("sustained ingest, MB/s (wire)", format!("{mbps:.1}"), "", None);
+    row("decode-only ceiling, spans/s (prost, 1 core)", format!("{ceiling:.0}"), "", None);
+    row("ingest / ceiling", format!("{:.2}", rate / ceiling), ">= 0.35", Some(rate / ceiling >= 0.35));
     row("server CPU seconds", format!("{cpu:.1}"), "", None);
-    row(
-        "server CPU per span, us",
-        format!("{:.2}", cpu * 1e6 / spans.max(1) as f64),
-        "",
-        None,
-    );
-    row(
-        "server peak RSS, MiB",
-        format!("{:.0}", rss as f64 / (1 << 20) as f64),
-        "<= 1536",
-        Some(rss <= 1536 << 20),
-    );
-    row(
-        "requests refused (retryable)",
-        refused.load(Ordering::Relaxed).to_string(),
-        "",
-        None,
-    );
+    row("server CPU per span, us", format!("{:.2}", cpu * 1e6 / spans.max(1) as f64), "", None);
+    row("server peak RSS, MiB", format!("{:.0}", rss as f64 / (1 << 20) as f64), "<= 1536", Some(rss <= 1536 << 20));
+    row("requests refused (retryable)", refused.load(Ordering::Relaxed).to_string(), "", None);
     write_results(
         "ingest",
         &json!({

@@ -26,27 +26,19 @@ fn main() {
     let peers: bool = args.get("peers", false);
     let keep = args.string("dir");
     let tmp = tempfile::tempdir().expect("temp dir");
-    let dir = keep
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| tmp.path().join("store"));
+    let dir = keep.map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().join("store"));
 
     let mut config = StoreConfig::new(&dir);
     config.sync = false;
     let store = Store::open(config).expect("open store");
-    let mut shop = Shop::new(ShopConfig {
-        seed,
-        incident: None,
-    });
+    let mut shop = Shop::new(ShopConfig { seed, incident: None });
     let interval = 1_000_000_000 / TRACES_PER_SECOND;
     // Spread back from now so every span is within retention.
     let est_traces = target_spans / 11 + 1;
     let mut t = now_ns() - est_traces * interval - 60_000_000_000;
     let mut peer_file = peers.then(|| {
         let path = tmp.path().join("spans.ndjson");
-        (
-            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap()),
-            path,
-        )
+        (std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap()), path)
     });
 
     let started = Instant::now();
@@ -64,9 +56,7 @@ fn main() {
                 f.write_all(b"\n").unwrap();
             }
         }
-        store
-            .append(vec![EncodedBatch::new(converted.spans)])
-            .expect("append");
+        store.append(vec![EncodedBatch::new(converted.spans)]).expect("append");
         if store.should_seal() || store.stats().memtable_spans >= 100_000 {
             store.seal().expect("seal");
         }
@@ -81,25 +71,13 @@ fn main() {
     drop(store);
 
     let per_span = disk as f64 / spans as f64;
-    println!("\nRewind storage: {spans} shop spans (seed {seed}), {:.0} B/span on the wire, written in {ingest_secs:.1} s\n", wire_bytes as f64 / spans as f64);
-    row(
-        "directory bytes per span (all files)",
-        format!("{per_span:.1}"),
-        "<= 30",
-        Some(per_span <= 30.0),
+    println!(
+        "\nRewind storage: {spans} shop spans (seed {seed}), {:.0} B/span on the wire, written in {ingest_secs:.1} s\n",
+        wire_bytes as f64 / spans as f64
     );
-    row(
-        "SST bytes per span",
-        format!("{:.1}", sst as f64 / spans as f64),
-        "",
-        None,
-    );
-    row(
-        "column chunk bytes per span",
-        format!("{:.1}", chunk_bytes as f64 / spans as f64),
-        "",
-        None,
-    );
+    row("directory bytes per span (all files)", format!("{per_span:.1}"), "<= 30", Some(per_span <= 30.0));
+    row("SST bytes per span", format!("{:.1}", sst as f64 / spans as f64), "", None);
+    row("column chunk bytes per span", format!("{:.1}", chunk_bytes as f64 / spans as f64), "", None);
     println!("\nper column (bytes per span):");
     let mut by_size: Vec<_> = columns.iter().collect();
     by_size.sort_by(|a, b| b.1.cmp(a.1));
@@ -121,40 +99,16 @@ fn main() {
         drop(f);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/storage_peers.py");
         let python = std::env::var("REWIND_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-        let out = std::process::Command::new(&python)
-            .arg(script)
-            .arg(&path)
-            .output()
-            .expect("run the peers script");
-        assert!(
-            out.status.success(),
-            "peers failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let peers: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("peers print JSON");
+        let out = std::process::Command::new(&python).arg(script).arg(&path).output().expect("run the peers script");
+        assert!(out.status.success(), "peers failed: {}", String::from_utf8_lossy(&out.stderr));
+        let peers: serde_json::Value = serde_json::from_slice(&out.stdout).expect("peers print JSON");
         println!("\nside by side, same {spans} spans (bytes per span):");
         let ch = peers["clickhouse_bytes"].as_f64().unwrap() / spans as f64;
         let dk = peers["duckdb_bytes"].as_f64().unwrap() / spans as f64;
-        row(
-            "Rewind",
-            format!("{per_span:.1}"),
-            "<= 0.6 x ClickHouse",
-            Some(per_span <= 0.6 * ch),
-        );
-        row(
-            "ClickHouse (chdb, SigNoz-style codecs)",
-            format!("{ch:.1}"),
-            "",
-            None,
-        );
+        row("Rewind", format!("{per_span:.1}"), "<= 0.6 x ClickHouse", Some(per_span <= 0.6 * ch));
+        row("ClickHouse (chdb, SigNoz-style codecs)", format!("{ch:.1}"), "", None);
         row("DuckDB", format!("{dk:.1}"), "", None);
-        row(
-            "Rewind / ClickHouse",
-            format!("{:.2}", per_span / ch),
-            "<= 0.6",
-            Some(per_span <= 0.6 * ch),
-        );
+        row("Rewind / ClickHouse", format!("{:.2}", per_span / ch), "<= 0.6", Some(per_span <= 0.6 * ch));
         figures["clickhouse_bytes_per_span"] = json!(ch);
         figures["duckdb_bytes_per_span"] = json!(dk);
         figures["peer_versions"] = peers["versions"].clone();
@@ -173,21 +127,14 @@ fn sst_bytes(dir: &std::path::Path) -> u64 {
 }
 
 fn date() -> String {
-    let out = std::process::Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d")
-        .output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
+    let out = std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d").output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
 }
 
 /// One span as a row of the peers' SigNoz-style table: typed attribute maps, like SigNoz keeps.
 fn peer_row(s: &Span) -> serde_json::Value {
-    let (mut strings, mut numbers, mut bools) = (
-        serde_json::Map::new(),
-        serde_json::Map::new(),
-        serde_json::Map::new(),
-    );
+    let (mut strings, mut numbers, mut bools) =
+        (serde_json::Map::new(), serde_json::Map::new(), serde_json::Map::new());
     for (k, v) in &s.attributes {
         match v {
             Value::Str(x) => drop(strings.insert(k.clone(), json!(x))),
@@ -197,12 +144,8 @@ fn peer_row(s: &Span) -> serde_json::Value {
             other => drop(strings.insert(k.clone(), json!(format!("{other:?}")))),
         }
     }
-    let resources: serde_json::Map<_, _> = s
-        .resource
-        .attributes
-        .iter()
-        .filter_map(|(k, v)| Some((k.clone(), json!(v.as_str()?))))
-        .collect();
+    let resources: serde_json::Map<_, _> =
+        s.resource.attributes.iter().filter_map(|(k, v)| Some((k.clone(), json!(v.as_str()?)))).collect();
     json!({
         "timestamp": s.start_ns,
         "trace_id": hex::encode(s.trace_id),

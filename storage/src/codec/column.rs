@@ -71,8 +71,7 @@ pub fn decompress(stored: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, StorageEr
             if len > MAX_PAGE_BYTES {
                 return Err(corrupt("page too large"));
             }
-            let out = zstd::bulk::decompress(&rest[n..], len)
-                .map_err(|e| corrupt(&format!("zstd: {e}")))?;
+            let out = zstd::bulk::decompress(&rest[n..], len).map_err(|e| corrupt(&format!("zstd: {e}")))?;
             if out.len() != len {
                 return Err(corrupt("page length mismatch"));
             }
@@ -123,10 +122,7 @@ pub fn decode_span_ids(body: &[u8], rows: usize) -> Result<Vec<SpanId>, StorageE
     if body.len() != rows * 8 {
         return Err(corrupt("span id page length"));
     }
-    Ok(body
-        .chunks_exact(8)
-        .map(|c| c.try_into().expect("chunks of 8"))
-        .collect())
+    Ok(body.chunks_exact(8).map(|c| c.try_into().expect("chunks of 8")).collect())
 }
 
 const PARENT_NONE: u8 = 0;
@@ -157,10 +153,7 @@ pub fn encode_parents(parents: &[Option<SpanId>], span_ids: &[SpanId]) -> Vec<u8
     out
 }
 
-pub fn decode_parents(
-    body: &[u8],
-    span_ids: &[SpanId],
-) -> Result<Vec<Option<SpanId>>, StorageError> {
+pub fn decode_parents(body: &[u8], span_ids: &[SpanId]) -> Result<Vec<Option<SpanId>>, StorageError> {
     let mut r = Reader::new(body);
     let mut out = Vec::with_capacity(span_ids.len());
     for i in 0..span_ids.len() {
@@ -215,11 +208,7 @@ pub fn decode_dict(body: &[u8], rows: usize) -> Result<Vec<String>, StorageError
     let mut out = Vec::with_capacity(rows);
     for _ in 0..rows {
         let c = r.varint()? as usize;
-        out.push(
-            dict.get(c)
-                .ok_or_else(|| corrupt("dictionary code"))?
-                .to_string(),
-        );
+        out.push(dict.get(c).ok_or_else(|| corrupt("dictionary code"))?.to_string());
     }
     end(r, out)
 }
@@ -324,11 +313,7 @@ pub fn decode_values(body: &[u8], rows: usize) -> Result<Vec<Option<Value>>, Sto
         if r.peek() == Some(TAG_DICT_STR) {
             r.u8()?;
             let c = r.varint()? as usize;
-            out.push(Some(Value::Str(
-                dict.get(c)
-                    .ok_or_else(|| corrupt("dictionary code"))?
-                    .to_string(),
-            )));
+            out.push(Some(Value::Str(dict.get(c).ok_or_else(|| corrupt("dictionary code"))?.to_string())));
         } else {
             out.push(Some(read_value(&mut r, 0)?));
         }

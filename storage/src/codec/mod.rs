@@ -32,10 +32,7 @@ impl<'a> Reader<'a> {
     }
 
     pub fn u8(&mut self) -> Result<u8, StorageError> {
-        let b = *self
-            .buf
-            .get(self.pos)
-            .ok_or_else(|| corrupt("unexpected end"))?;
+        let b = *self.buf.get(self.pos).ok_or_else(|| corrupt("unexpected end"))?;
         self.pos += 1;
         Ok(b)
     }

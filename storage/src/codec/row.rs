@@ -110,10 +110,7 @@ pub fn put_events(out: &mut Vec<u8>, span_start_ns: u64, events: &[Event]) {
     varint::put(out, events.len() as u64);
     for e in events {
         // Relative to the span's start: small, and events before the start stay representable.
-        varint::put(
-            out,
-            varint::zigzag(e.time_ns.wrapping_sub(span_start_ns) as i64),
-        );
+        varint::put(out, varint::zigzag(e.time_ns.wrapping_sub(span_start_ns) as i64));
         put_str(out, &e.name);
         put_kvs(out, &e.attributes);
         varint::put(out, u64::from(e.dropped_attributes));
@@ -225,18 +222,13 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
     let n_res = r.count(1)?;
     let mut resources = Vec::with_capacity(n_res);
     for _ in 0..n_res {
-        resources.push(Arc::new(Resource {
-            attributes: read_kvs(&mut r)?,
-        }));
+        resources.push(Arc::new(Resource { attributes: read_kvs(&mut r)? }));
     }
     let n = r.count(40)?;
     let mut spans = Vec::with_capacity(n);
     for _ in 0..n {
         let res = r.varint()? as usize;
-        let resource = resources
-            .get(res)
-            .cloned()
-            .ok_or_else(|| corrupt("resource index"))?;
+        let resource = resources.get(res).cloned().ok_or_else(|| corrupt("resource index"))?;
         let trace_id = r.array()?;
         let span_id = r.array()?;
         let parent_span_id = match r.u8()? {
@@ -300,9 +292,7 @@ pub(crate) mod tests {
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::Int),
             // NaN never equals itself; the codec keeps its bits, but PartialEq cannot show it.
-            any::<f64>()
-                .prop_filter("not NaN", |d| !d.is_nan())
-                .prop_map(Value::Double),
+            any::<f64>().prop_filter("not NaN", |d| !d.is_nan()).prop_map(Value::Double),
             proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Bytes),
         ];
         leaf.prop_recursive(3, 16, 4, |inner| {
@@ -346,10 +336,7 @@ pub(crate) mod tests {
 
     pub fn arb_batch() -> impl Strategy<Value = Vec<Span>> {
         proptest::collection::vec(arb_kvs(), 1..4).prop_flat_map(|res| {
-            let res: Vec<Arc<Resource>> = res
-                .into_iter()
-                .map(|attributes| Arc::new(Resource { attributes }))
-                .collect();
+            let res: Vec<Arc<Resource>> = res.into_iter().map(|attributes| Arc::new(Resource { attributes })).collect();
             proptest::collection::vec(arb_span(res), 0..20)
         })
     }

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 missing=()
-for pkg in clang libclang-dev librocksdb-dev libzstd-dev liblz4-dev python3-venv nodejs npm; do
+for pkg in clang libclang-dev librocksdb-dev libzstd-dev liblz4-dev python3-venv nodejs npm chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 # The machine may carry its own Node.js and npm outside Debian's packages.

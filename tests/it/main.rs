@@ -8,3 +8,4 @@ mod data;
 mod harness;
 mod hostile;
 mod roundtrip;
+mod ui;

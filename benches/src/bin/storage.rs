@@ -41,6 +41,9 @@ fn main() {
         (std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap()), path)
     });
 
+    // Every 500th trace id, for the query benchmark to look up when the store is kept (--dir).
+    let mut sample_ids: Vec<String> = Vec::new();
+    let mut traces = 0u64;
     let started = Instant::now();
     let (mut spans, mut wire_bytes) = (0u64, 0u64);
     while spans < target_spans {
@@ -50,6 +53,12 @@ fn main() {
         let converted = convert(req, &Limits::default(), now_ns(), 0);
         assert_eq!(converted.rejected, 0, "{}", converted.message());
         spans += converted.spans.len() as u64;
+        for s in converted.spans.iter().filter(|s| s.parent_span_id.is_none()) {
+            if traces % 500 == 0 {
+                sample_ids.push(hex::encode(s.trace_id));
+            }
+            traces += 1;
+        }
         if let Some((f, _)) = peer_file.as_mut() {
             for s in &converted.spans {
                 serde_json::to_writer(&mut *f, &peer_row(s)).unwrap();
@@ -69,6 +78,7 @@ fn main() {
     let chunk_bytes: u64 = columns.values().sum();
     let sst = sst_bytes(&dir);
     drop(store);
+    std::fs::write(dir.with_extension("trace-ids"), sample_ids.join("\n")).expect("write trace id sample");
 
     let per_span = disk as f64 / spans as f64;
     println!(

@@ -1,0 +1,78 @@
+//! Micro-benchmarks of the hot code: OTLP decode and conversion, the WAL row codec, sealing a
+//! segment, and the column page encoders. `cargo bench -p rewind-benches`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use prost::Message;
+use rewind_agent_proto::ExportTraceServiceRequest;
+use rewind_collector::convert::{convert, Limits};
+use rewind_storage::codec::{column, row};
+use rewind_storage::{segment, Span};
+use rewind_workload::{span_count, Shop, ShopConfig};
+
+const T0: u64 = 1_750_000_000_000_000_000;
+
+fn shop_request(traces: usize) -> ExportTraceServiceRequest {
+    Shop::new(ShopConfig { seed: 5, incident: None }).request(traces, T0, 1_000_000)
+}
+
+fn shop_spans(traces: usize) -> Vec<Span> {
+    convert(shop_request(traces), &Limits::default(), T0 + 3_600_000_000_000, 0).spans
+}
+
+fn ingest(c: &mut Criterion) {
+    let req = shop_request(50);
+    let bytes = req.encode_to_vec();
+    let n = span_count(&req);
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Elements(n));
+    g.bench_function("prost decode (50 traces)", |b| {
+        b.iter(|| ExportTraceServiceRequest::decode(black_box(&bytes[..])).unwrap())
+    });
+    g.bench_function("decode + convert (50 traces)", |b| {
+        b.iter(|| {
+            let req = ExportTraceServiceRequest::decode(black_box(&bytes[..])).unwrap();
+            convert(req, &Limits::default(), T0 + 3_600_000_000_000, 0)
+        })
+    });
+    let spans = shop_spans(50);
+    g.bench_function("WAL row encode (50 traces)", |b| b.iter(|| row::encode_batch(black_box(&spans))));
+    let wal = row::encode_batch(&spans);
+    g.bench_function("WAL row decode (50 traces)", |b| b.iter(|| row::decode_batch(black_box(&wal)).unwrap()));
+    g.finish();
+}
+
+fn seal(c: &mut Criterion) {
+    let spans = shop_spans(2000);
+    let refs: Vec<&Span> = spans.iter().collect();
+    let mut g = c.benchmark_group("seal");
+    g.throughput(Throughput::Elements(spans.len() as u64));
+    g.sample_size(20);
+    g.bench_function("segment build (2000 traces)", |b| b.iter(|| segment::build(1, 1, black_box(&refs))));
+    g.finish();
+}
+
+fn columns(c: &mut Criterion) {
+    let spans = shop_spans(400);
+    let page: Vec<&Span> = spans.iter().take(segment::PAGE_ROWS).collect();
+    let names: Vec<&str> = page.iter().map(|s| s.name.as_str()).collect();
+    let starts: Vec<u64> = page.iter().map(|s| s.start_ns).collect();
+    let statements: Vec<Option<&rewind_storage::Value>> =
+        page.iter().map(|s| s.attribute("db.query.text").or_else(|| s.attribute("url.path"))).collect();
+    let mut g = c.benchmark_group("column page");
+    g.throughput(Throughput::Elements(page.len() as u64));
+    g.bench_function("dictionary strings", |b| b.iter(|| column::encode_dict(black_box(&names))));
+    g.bench_function("delta timestamps", |b| b.iter(|| column::encode_delta(black_box(&starts))));
+    g.bench_function("attribute values", |b| b.iter(|| column::encode_values(black_box(&statements))));
+    let body = column::encode_values(&statements);
+    g.bench_function("zstd-3 compress", |b| b.iter(|| column::compress(black_box(&body))));
+    let stored = column::compress(&body);
+    g.bench_function("decompress + decode values", |b| {
+        b.iter(|| column::decode_values(&column::decompress(black_box(&stored)).unwrap(), page.len()).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ingest, seal, columns);
+criterion_main!(benches);

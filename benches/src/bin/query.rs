@@ -11,6 +11,9 @@ use rewind_benches::server::Server;
 use rewind_benches::{row, write_results, Args};
 use serde_json::json;
 
+/// The request path of the i-th request to an endpoint.
+type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
@@ -32,7 +35,7 @@ fn main() {
     let client = reqwest::Client::new();
     let mut results = serde_json::Map::new();
     println!("\nRewind query latency ({} sampled traces, {requests} requests each, one at a time)\n", ids.len());
-    let endpoints: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+    let endpoints: Vec<(&str, PathFor)> = vec![
         // A stride through the sample so consecutive requests hit different segments.
         ("trace by id", Box::new(|i| format!("/api/traces/{}", ids[(i * 7919) % ids.len()]))),
         ("services", Box::new(|_| "/api/services".to_string())),

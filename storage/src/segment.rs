@@ -344,16 +344,18 @@ fn read_page(
     let trace_ids = col::decode_trace_ids(&body(cols::TRACE_ID)?, n)?;
     let span_ids = col::decode_span_ids(&body(cols::SPAN_ID)?, n)?;
     let parents = col::decode_parents(&body(cols::PARENT)?, &span_ids)?;
-    let services = col::decode_dict(&body(cols::SERVICE)?, n)?;
-    let names = col::decode_dict(&body(cols::NAME)?, n)?;
+    // Strings and attributes are built only for the rows asked for; index them from `range.start`.
+    let dict = |c: u16| col::decode_dict_range(&body(c)?, n, range.clone());
+    let mut services = dict(cols::SERVICE)?;
+    let mut names = dict(cols::NAME)?;
     let kinds = col::decode_u8(&body(cols::KIND)?, n)?;
     let starts = col::decode_delta(&body(cols::START)?, n)?;
     let durations = col::decode_varints(&body(cols::DURATION)?, n)?;
     let status_codes = col::decode_u8(&body(cols::STATUS_CODE)?, n)?;
-    let status_messages = col::decode_dict(&body(cols::STATUS_MESSAGE)?, n)?;
-    let scope_names = col::decode_dict(&body(cols::SCOPE_NAME)?, n)?;
-    let scope_versions = col::decode_dict(&body(cols::SCOPE_VERSION)?, n)?;
-    let trace_states = col::decode_dict(&body(cols::TRACE_STATE)?, n)?;
+    let mut status_messages = dict(cols::STATUS_MESSAGE)?;
+    let mut scope_names = dict(cols::SCOPE_NAME)?;
+    let mut scope_versions = dict(cols::SCOPE_VERSION)?;
+    let mut trace_states = dict(cols::TRACE_STATE)?;
     let flags = col::decode_varints(&body(cols::FLAGS)?, n)?;
     let dropped = col::decode_varints(&body(cols::DROPPED)?, n * 3)?;
     let events_body = body(cols::EVENTS)?;
@@ -365,29 +367,29 @@ fn read_page(
     for (i, key) in meta.attr_keys.iter().enumerate() {
         let j = cols::FIXED.len() + i;
         if let Some(chunk) = stored[j].as_deref() {
-            attrs.push((key.as_str(), col::decode_values(&col::decompress(chunk)?, n)?));
+            attrs.push((key.as_str(), col::decode_values_range(&col::decompress(chunk)?, n, range.clone())?));
         }
     }
     let u32_of = |v: u64| u32::try_from(v).map_err(|_| corrupt("u32 column value"));
-    for row in range {
+    let take = std::mem::take::<String>;
+    for (i, row) in range.enumerate() {
         let start_ns = starts[row];
-        let attributes =
-            attrs.iter_mut().filter_map(|(k, vals)| vals[row].take().map(|v| (k.to_string(), v))).collect();
+        let attributes = attrs.iter_mut().filter_map(|(k, vals)| vals[i].take().map(|v| (k.to_string(), v))).collect();
         out.push(Span {
             trace_id: trace_ids[row],
             span_id: span_ids[row],
             parent_span_id: parents[row],
-            trace_state: trace_states[row].clone(),
+            trace_state: take(&mut trace_states[i]),
             flags: u32_of(flags[row])?,
-            service: services[row].clone(),
-            name: names[row].clone(),
+            service: take(&mut services[i]),
+            name: take(&mut names[i]),
             kind: kinds[row],
             start_ns,
             duration_ns: durations[row],
             status_code: status_codes[row],
-            status_message: status_messages[row].clone(),
-            scope_name: scope_names[row].clone(),
-            scope_version: scope_versions[row].clone(),
+            status_message: take(&mut status_messages[i]),
+            scope_name: take(&mut scope_names[i]),
+            scope_version: take(&mut scope_versions[i]),
             attributes,
             events: if events[row].is_empty() {
                 Vec::new()

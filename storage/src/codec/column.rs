@@ -5,6 +5,8 @@ use super::row::{put_value, read_value};
 use super::{corrupt, put_str, varint, Reader};
 use crate::error::StorageError;
 use crate::model::{SpanId, TraceId, Value};
+use std::ops::Range;
+
 use rustc_hash::FxHashMap as HashMap;
 
 const RAW: u8 = 0;
@@ -199,16 +201,25 @@ pub fn encode_dict<S: AsRef<str>>(values: &[S]) -> Vec<u8> {
 }
 
 pub fn decode_dict(body: &[u8], rows: usize) -> Result<Vec<String>, StorageError> {
+    decode_dict_range(body, rows, 0..rows)
+}
+
+/// Rows `range` of a page of `rows` strings. The whole page is validated; only the range is
+/// materialised (a trace lookup wants a dozen rows of 4096).
+pub fn decode_dict_range(body: &[u8], rows: usize, range: Range<usize>) -> Result<Vec<String>, StorageError> {
     let mut r = Reader::new(body);
     let n = r.count(1)?;
     let mut dict = Vec::with_capacity(n);
     for _ in 0..n {
         dict.push(r.str()?);
     }
-    let mut out = Vec::with_capacity(rows);
-    for _ in 0..rows {
+    let mut out = Vec::with_capacity(range.len());
+    for i in 0..rows {
         let c = r.varint()? as usize;
-        out.push(dict.get(c).ok_or_else(|| corrupt("dictionary code"))?.to_string());
+        let s = dict.get(c).ok_or_else(|| corrupt("dictionary code"))?;
+        if range.contains(&i) {
+            out.push(s.to_string());
+        }
     }
     end(r, out)
 }
@@ -297,6 +308,12 @@ pub fn encode_values(values: &[Option<&Value>]) -> Vec<u8> {
 const TAG_DICT_STR: u8 = 0x80;
 
 pub fn decode_values(body: &[u8], rows: usize) -> Result<Vec<Option<Value>>, StorageError> {
+    decode_values_range(body, rows, 0..rows)
+}
+
+/// Rows `range` of a page of `rows` attribute values (index 0 is row `range.start`). The whole
+/// page is validated; values outside the range are skipped without building them where possible.
+pub fn decode_values_range(body: &[u8], rows: usize, range: Range<usize>) -> Result<Vec<Option<Value>>, StorageError> {
     let mut r = Reader::new(body);
     let bitmap = r.bytes(rows.div_ceil(8))?;
     let n = r.count(1)?;
@@ -304,18 +321,27 @@ pub fn decode_values(body: &[u8], rows: usize) -> Result<Vec<Option<Value>>, Sto
     for _ in 0..n {
         dict.push(r.str()?);
     }
-    let mut out = Vec::with_capacity(rows);
+    let mut out = Vec::with_capacity(range.len());
     for i in 0..rows {
+        let wanted = range.contains(&i);
         if bitmap[i / 8] & (1 << (i % 8)) == 0 {
-            out.push(None);
+            if wanted {
+                out.push(None);
+            }
             continue;
         }
         if r.peek() == Some(TAG_DICT_STR) {
             r.u8()?;
             let c = r.varint()? as usize;
-            out.push(Some(Value::Str(dict.get(c).ok_or_else(|| corrupt("dictionary code"))?.to_string())));
+            let s = dict.get(c).ok_or_else(|| corrupt("dictionary code"))?;
+            if wanted {
+                out.push(Some(Value::Str(s.to_string())));
+            }
         } else {
-            out.push(Some(read_value(&mut r, 0)?));
+            let v = read_value(&mut r, 0)?;
+            if wanted {
+                out.push(Some(v));
+            }
         }
     }
     end(r, out)
@@ -409,6 +435,15 @@ mod tests {
         fn values_round_trip(values in proptest::collection::vec(proptest::option::of(arb_value()), 0..70)) {
             let refs: Vec<Option<&Value>> = values.iter().map(Option::as_ref).collect();
             prop_assert_eq!(decode_values(&encode_values(&refs), values.len()).unwrap(), values);
+        }
+
+        #[test]
+        fn ranges_decode_the_same_rows(values in proptest::collection::vec(proptest::option::of(arb_value()), 1..70), a: prop::sample::Index, b: prop::sample::Index) {
+            let (lo, hi) = { let (x, y) = (a.index(values.len() + 1), b.index(values.len() + 1)); (x.min(y), x.max(y)) };
+            let refs: Vec<Option<&Value>> = values.iter().map(Option::as_ref).collect();
+            prop_assert_eq!(decode_values_range(&encode_values(&refs), values.len(), lo..hi).unwrap(), values[lo..hi].to_vec());
+            let strs: Vec<String> = values.iter().map(|v| format!("{v:?}").chars().take(3).collect()).collect();
+            prop_assert_eq!(decode_dict_range(&encode_dict(&strs), strs.len(), lo..hi).unwrap(), strs[lo..hi].to_vec());
         }
 
         #[test]

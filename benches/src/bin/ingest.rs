@@ -20,7 +20,8 @@ use serde_json::json;
 fn main() {
     let args = Args::parse();
     let seconds: u64 = args.get("seconds", 60);
-    let connections: usize = args.get("connections", 4);
+    // An OpenTelemetry Collector's OTLP exporter sends with 10 consumers by default.
+    let connections: usize = args.get("connections", 10);
     let traces_per_request: usize = args.get("traces-per-request", 50);
     let requests: usize = args.get("requests", 200);
 

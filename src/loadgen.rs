@@ -147,15 +147,34 @@ async fn pump(
     Ok(())
 }
 
+/// The senders of one run: what goes into `tx` is sent, `queue` requests per connection buffered.
+struct Pump {
+    tx: mpsc::Sender<(Bytes, u64)>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    counters: Arc<Counters>,
+}
+
+impl Pump {
+    fn start(args: &LoadgenArgs, queue: usize) -> Self {
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel(args.connections.max(1) * queue);
+        let (endpoint, token, c) = (args.endpoint.clone(), args.token.clone(), counters.clone());
+        let (protocol, connections) = (args.protocol, args.connections);
+        let handle = tokio::spawn(async move { pump(&endpoint, protocol, token, connections, rx, c).await });
+        Self { tx, handle, counters }
+    }
+
+    /// Sends what is queued and returns the spans acknowledged.
+    async fn finish(self) -> anyhow::Result<u64> {
+        drop(self.tx);
+        self.handle.await??;
+        Ok(self.counters.spans.load(Ordering::Relaxed))
+    }
+}
+
 /// History from `from_ns` to `to_ns` at `rate` spans/s, sent as fast as the collector takes it.
 pub async fn backfill(args: &LoadgenArgs, shop: &mut Shop, from_ns: u64, to_ns: u64) -> anyhow::Result<u64> {
-    let counters = Arc::new(Counters::default());
-    let (tx, rx) = mpsc::channel(args.connections * 2);
-    let pump = {
-        let (endpoint, token, counters) = (args.endpoint.clone(), args.token.clone(), counters.clone());
-        let (protocol, connections) = (args.protocol, args.connections);
-        tokio::spawn(async move { pump(&endpoint, protocol, token, connections, rx, counters).await })
-    };
+    let pump = Pump::start(args, 2);
     let interval = (1e9 * SPANS_PER_TRACE / args.rate.max(1) as f64) as u64;
     let mut t = from_ns;
     while t < to_ns {
@@ -163,13 +182,11 @@ pub async fn backfill(args: &LoadgenArgs, shop: &mut Shop, from_ns: u64, to_ns: 
         let req = shop.request(n, t, interval);
         t += n as u64 * interval;
         let spans = span_count(&req);
-        if tx.send((Bytes::from(req.encode_to_vec()), spans)).await.is_err() {
-            break; // the pump failed; its error is reported below
+        if pump.tx.send((Bytes::from(req.encode_to_vec()), spans)).await.is_err() {
+            break; // the pump failed; finish() reports why
         }
     }
-    drop(tx);
-    pump.await??;
-    Ok(counters.spans.load(Ordering::Relaxed))
+    pump.finish().await
 }
 
 /// Live traffic at `rate` spans/s, timestamps now, until `duration` passes or `stop` turns true.
@@ -179,13 +196,7 @@ pub async fn live(
     duration: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<u64> {
-    let counters = Arc::new(Counters::default());
-    let (tx, rx) = mpsc::channel(args.connections * 4);
-    let pump = {
-        let (endpoint, token, counters) = (args.endpoint.clone(), args.token.clone(), counters.clone());
-        let (protocol, connections) = (args.protocol, args.connections);
-        tokio::spawn(async move { pump(&endpoint, protocol, token, connections, rx, counters).await })
-    };
+    let pump = Pump::start(args, 4);
     let traces_per_sec = args.rate as f64 / SPANS_PER_TRACE;
     let started = Instant::now();
     let mut sent_traces = 0u64;
@@ -204,22 +215,18 @@ pub async fn live(
             let req = shop.request(n, now_ns() - 1_000_000_000, interval);
             sent_traces += n as u64;
             let spans = span_count(&req);
-            if tx.send((Bytes::from(req.encode_to_vec()), spans)).await.is_err() {
+            if pump.tx.send((Bytes::from(req.encode_to_vec()), spans)).await.is_err() {
                 break;
             }
         }
         if last_report.elapsed() >= Duration::from_secs(10) {
-            tracing::info!(
-                spans = counters.spans.load(Ordering::Relaxed),
-                retries = counters.retries.load(Ordering::Relaxed),
-                "live traffic"
-            );
+            let (spans, retries) =
+                (pump.counters.spans.load(Ordering::Relaxed), pump.counters.retries.load(Ordering::Relaxed));
+            tracing::info!(spans, retries, "live traffic");
             last_report = Instant::now();
         }
     }
-    drop(tx);
-    pump.await??;
-    Ok(counters.spans.load(Ordering::Relaxed))
+    pump.finish().await
 }
 
 /// Requests written with `write_file`, sent round-robin at full speed for `duration`.
@@ -228,23 +235,16 @@ async fn replay(args: &LoadgenArgs, path: &PathBuf, duration: Duration) -> anyho
     if requests.is_empty() {
         bail!("{} holds no requests", path.display());
     }
-    let counters = Arc::new(Counters::default());
-    let (tx, rx) = mpsc::channel(args.connections * 2);
-    let pump = {
-        let (endpoint, token, counters) = (args.endpoint.clone(), args.token.clone(), counters.clone());
-        let (protocol, connections) = (args.protocol, args.connections);
-        tokio::spawn(async move { pump(&endpoint, protocol, token, connections, rx, counters).await })
-    };
+    let pump = Pump::start(args, 2);
+    let counters = pump.counters.clone();
     let started = Instant::now();
     for r in requests.iter().cycle() {
-        if started.elapsed() >= duration || tx.send(r.clone()).await.is_err() {
+        if started.elapsed() >= duration || pump.tx.send(r.clone()).await.is_err() {
             break;
         }
     }
-    drop(tx);
-    pump.await??;
+    let spans = pump.finish().await?;
     let secs = started.elapsed().as_secs_f64();
-    let spans = counters.spans.load(Ordering::Relaxed);
     println!(
         "replayed {spans} spans in {secs:.1} s: {:.0} spans/s over {} connections ({} retries)",
         spans as f64 / secs,

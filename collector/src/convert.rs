@@ -79,8 +79,8 @@ pub fn convert(req: ExportTraceServiceRequest, limits: &Limits, now_ns: u64, min
     let mut out = Converted::default();
     let mut cx = Cx { limits, truncated: 0 };
     for rs in req.resource_spans {
-        let (attributes, dropped) = cx.kvs(rs.resource.map(|r| r.attributes).unwrap_or_default());
-        let _ = dropped;
+        // The store's resource model keeps no dropped-attribute count.
+        let (attributes, _dropped) = cx.kvs(rs.resource.map(|r| r.attributes).unwrap_or_default());
         let resource = Arc::new(Resource { attributes });
         let service = resource.get_str("service.name").unwrap_or(UNKNOWN_SERVICE).to_owned();
         for ss in rs.scope_spans {

@@ -7,10 +7,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut};
-use prost::Message;
 use rewind_agent_proto::{ExportTraceServiceRequest, ExportTraceServiceResponse, TraceServiceClient};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use rewind_workload::send::PreEncoded;
 use tonic::transport::Channel;
 
 pub struct Server {
@@ -124,7 +122,7 @@ impl Server {
         let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
         grpc.ready().await.expect("ready");
         let path = http::uri::PathAndQuery::from_static(rewind_agent_proto::OTLP_TRACE_EXPORT_PATH);
-        grpc.unary(tonic::Request::new(body), path, RawCodec).await.map(tonic::Response::into_inner)
+        grpc.unary(tonic::Request::new(body.into()), path, PreEncoded).await.map(tonic::Response::into_inner)
     }
 
     pub async fn metric(&self, name: &str) -> f64 {
@@ -158,38 +156,4 @@ impl Drop for Server {
 
 pub async fn export_grpc(server: &Server, req: ExportTraceServiceRequest) -> ExportTraceServiceResponse {
     server.grpc_client().await.export(req).await.expect("gRPC export").into_inner()
-}
-
-#[derive(Clone, Copy)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = ExportTraceServiceResponse;
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-    fn encoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-    fn decoder(&mut self) -> RawCodec {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = ExportTraceServiceResponse;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, tonic::Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        ExportTraceServiceResponse::decode(bytes).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
-    }
 }

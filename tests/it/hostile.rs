@@ -5,7 +5,7 @@ use rewind_agent_proto::otlp::common::v1::{any_value, AnyValue, KeyValue};
 use rewind_agent_proto::{ExportTraceServiceRequest, RpcStatus};
 use serde_json::json;
 
-use crate::data::{kv, now_ns, request, s, to_otlp_json, trace_id};
+use crate::data::{kv, now_ns, request, to_otlp_json, trace_id};
 use crate::harness::{export_grpc, Server};
 
 async fn post(
@@ -156,7 +156,6 @@ async fn hostile_inputs_get_their_specified_answers() {
     assert_eq!(export_grpc(&server, after.clone()).await.partial_success, None);
     crate::data::assert_stored(&server, &after).await;
     assert_eq!(reqwest::get(server.query_url("/readyz")).await.unwrap().status(), 200);
-    let _ = s("unused");
 }
 
 fn s_value(v: String) -> any_value::Value {

@@ -1,5 +1,5 @@
-//! The agents our users run: the OpenTelemetry Python SDK (OTLP/gRPC and OTLP/HTTP protobuf
-//! exporters) and the OpenTelemetry Node SDK (OTLP/HTTP JSON exporter). Each script exports a known
+//! The agents our users run: the OpenTelemetry Python SDK (OTLP/gRPC, OTLP/HTTP protobuf and
+//! OTLP/HTTP JSON exporters) and the OpenTelemetry Node SDK (OTLP/HTTP JSON exporter). Each script exports a known
 //! trace and prints what it sent; every field must come back from the query API.
 //!
 //! Needs the Python packages of tests/python/requirements.txt and `npm ci` in tests/node:
@@ -68,13 +68,15 @@ async fn assert_agent_spans(server: &Server, sent: &[J]) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn python_sdk_over_grpc_and_http_protobuf() {
+async fn python_sdk_over_grpc_http_protobuf_and_http_json() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     let script = repo().join("tests/python/sdk_export.py");
-    for (protocol, endpoint, service) in
-        [("grpc", server.grpc_endpoint(), "py-grpc"), ("http", server.http_endpoint(), "py-http")]
-    {
+    for (protocol, endpoint, service) in [
+        ("grpc", server.grpc_endpoint(), "py-grpc"),
+        ("http", server.http_endpoint(), "py-http"),
+        ("http-json", server.http_endpoint(), "py-json"),
+    ] {
         let mut cmd = Command::new(python());
         cmd.arg(&script).args(["--protocol", protocol, "--endpoint", &endpoint, "--service", service]);
         let sent = run(cmd);
@@ -87,7 +89,8 @@ async fn python_sdk_over_grpc_and_http_protobuf() {
     let (_, services) = server.get_json("/api/services").await;
     let names: Vec<&str> =
         services["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    for n in ["py-grpc", "py-http", "mysql", "USER"] {
+    assert_eq!(server.metric("rewind_collector_spans_accepted_total{transport=\"http_json\"}").await, 3.0);
+    for n in ["py-grpc", "py-http", "py-json", "mysql", "USER"] {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
 }

@@ -1,7 +1,7 @@
 """Exports one known trace to Rewind with the OpenTelemetry Python SDK and prints what it sent.
 
 Used by the integration tests (tests/it/agents.rs): they start rewind, run this script with the
-OTLP/gRPC or OTLP/HTTP (protobuf) exporter pointed at it, and compare every printed span with what
+OTLP/gRPC, OTLP/HTTP protobuf or OTLP/HTTP JSON exporter pointed at it, and compare every printed span with what
 the query API returns. Exits non-zero if the exporter reports anything but success.
 """
 
@@ -67,7 +67,7 @@ def describe(span):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--protocol", choices=["grpc", "http"], required=True)
+    p.add_argument("--protocol", choices=["grpc", "http", "http-json"], required=True)
     p.add_argument("--endpoint", required=True, help="host:port of rewind's OTLP listener")
     p.add_argument("--service", required=True)
     args = p.parse_args()
@@ -76,8 +76,12 @@ def main():
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         inner = OTLPSpanExporter(endpoint=args.endpoint, insecure=True)
-    else:
+    elif args.protocol == "http":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        inner = OTLPSpanExporter(endpoint=f"http://{args.endpoint}/v1/traces")
+    else:
+        from opentelemetry.exporter.otlp.json.http.trace_exporter import OTLPSpanExporter
 
         inner = OTLPSpanExporter(endpoint=f"http://{args.endpoint}/v1/traces")
     exporter = Recording(inner)

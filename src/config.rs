@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// ... or once this many are waiting [default: 100000].
     #[arg(long, env = "REWIND_SEAL_ROWS")]
     pub seal_rows: Option<usize>,
+    /// Unsealed spans (encoded) held in memory at most; past it exports get "retry later" until
+    /// sealing catches up [default: 256MiB].
+    #[arg(long, env = "REWIND_MAX_UNSEALED_BYTES")]
+    pub max_unsealed_bytes: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +78,7 @@ struct FileConfig {
     sync: Option<bool>,
     seal_interval: Option<String>,
     seal_rows: Option<usize>,
+    max_unsealed_bytes: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +96,7 @@ pub struct Config {
     pub sync: bool,
     pub seal_interval: Duration,
     pub seal_rows: usize,
+    pub max_unsealed_bytes: usize,
 }
 
 impl Config {
@@ -127,6 +133,7 @@ impl Config {
             sync: args.sync.or(file.sync).unwrap_or(true),
             seal_interval: parse_duration("seal-interval", &pick!(seal_interval, "10s"))?,
             seal_rows: args.seal_rows.or(file.seal_rows).unwrap_or(100_000),
+            max_unsealed_bytes: parse_bytes("max-unsealed-bytes", &pick!(max_unsealed_bytes, "256MiB"))? as usize,
         };
         config.validate()?;
         Ok(config)
@@ -147,6 +154,9 @@ impl Config {
         }
         if !(1..=10_000_000).contains(&self.seal_rows) {
             bail!("seal-rows: must be between 1 and 10000000");
+        }
+        if self.max_unsealed_bytes < 1 << 20 {
+            bail!("max-unsealed-bytes: at least 1MiB");
         }
         if self.seal_interval.is_zero() || self.seal_interval > Duration::from_secs(3600) {
             bail!("seal-interval: must be between 1ms and 1h");

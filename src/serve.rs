@@ -44,6 +44,7 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     store_config.sync = config.sync;
     store_config.seal_interval = config.seal_interval;
     store_config.seal_rows = config.seal_rows;
+    store_config.max_unsealed_bytes = config.max_unsealed_bytes;
     let store = tokio::task::spawn_blocking(move || Store::open(store_config))
         .await?
         .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;

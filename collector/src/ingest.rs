@@ -107,6 +107,9 @@ impl Ingest {
                 budget: self.config.queue_bytes,
             })?;
         metrics::queue_bytes(self.config.queue_bytes - self.budget.available_permits());
+        if self.store.backlogged() {
+            return Err(CollectorError::Unavailable("sealing is behind ingest; retry later".into()));
+        }
 
         let limits = self.config.limits.clone();
         let now = now_ns();

@@ -41,6 +41,9 @@ pub struct StoreConfig {
     pub seal_rows: usize,
     /// fsync every acknowledged write; off survives a process crash but not a power cut.
     pub sync: bool,
+    /// Encoded bytes of acknowledged-but-unsealed spans beyond which the store is `backlogged`:
+    /// memory stays bounded even if sealing falls behind ingest.
+    pub max_unsealed_bytes: usize,
 }
 
 impl StoreConfig {
@@ -53,6 +56,7 @@ impl StoreConfig {
             seal_interval: Duration::from_secs(10),
             seal_rows: 100_000,
             sync: true,
+            max_unsealed_bytes: 256 << 20,
         }
     }
 }
@@ -296,6 +300,13 @@ impl Store {
         }
         metrics::memtable(st.active.len(), st.active.bytes);
         Ok(())
+    }
+
+    /// True while more acknowledged spans wait for sealing than `max_unsealed_bytes`: writers
+    /// should answer "retry later" until sealing catches up.
+    pub fn backlogged(&self) -> bool {
+        let st = self.state.read();
+        st.active.bytes + st.frozen.as_ref().map_or(0, |f| f.bytes) > self.config.max_unsealed_bytes
     }
 
     pub fn should_seal(&self) -> bool {

@@ -175,3 +175,20 @@ fn many_spans_seal_into_multiple_pages_and_read_back() {
     want.sort_by_key(|s| (s.start_ns, s.span_id));
     assert_eq!(got, want);
 }
+
+#[test]
+fn the_store_reports_a_backlog_once_unsealed_spans_pass_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.max_unsealed_bytes = 10_000;
+    let store = Store::open(c).unwrap();
+    let t = now_ns();
+    assert!(!store.backlogged());
+    while !store.backlogged() {
+        let batch: Vec<Span> = (0..20u64).map(|i| span(3, i + 1, None, t + i, "svc")).collect();
+        store.append(vec![EncodedBatch::new(batch)]).unwrap();
+        assert!(store.stats().memtable_bytes < 20_000, "reported as soon as it passes the limit");
+    }
+    store.seal().unwrap();
+    assert!(!store.backlogged(), "sealing clears the backlog");
+}

@@ -193,3 +193,37 @@ async fn overload_answers_retry_later_and_loses_nothing_acknowledged() {
     }
     assert!(server.metric("rewind_collector_requests_refused_total").await >= refused as f64);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sealing_backlog_answers_retry_later_instead_of_growing_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // Sealing practically off, and little room for unsealed spans.
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--seal-interval", "1h", "--seal-rows", "10000000", "--max-unsealed-bytes", "1MiB"],
+    );
+    let mut client = server.grpc_client().await;
+    let mut acked = Vec::new();
+    let refusal = loop {
+        let req = request(2000 + acked.len() as u64, 20, 5);
+        match client.export(req.clone()).await {
+            Ok(_) => acked.push(req),
+            Err(status) => break status,
+        }
+        assert!(acked.len() < 1000, "1 MiB of unsealed spans never filled");
+    };
+    assert_eq!(refusal.code(), tonic::Code::Unavailable, "{refusal:?}");
+    assert!(refusal.message().contains("retry later"), "{}", refusal.message());
+    let resp = reqwest::Client::new()
+        .post(server.traces_url())
+        .header("content-type", "application/x-protobuf")
+        .body(request(1, 1, 1).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    for r in &acked {
+        assert_stored(&server, r).await;
+    }
+}

@@ -5,11 +5,12 @@
 
 use std::time::Instant;
 
-use rewind_benches::{now_ns, Args};
+use rewind_benches::{now_ns, write_results, Args};
 use rewind_collector::convert::{convert, Limits};
 use rewind_storage::codec::column;
 use rewind_storage::{segment, Span};
 use rewind_workload::{Shop, ShopConfig};
+use serde_json::json;
 
 fn main() {
     let args = Args::parse();
@@ -47,6 +48,7 @@ fn main() {
         zstd(6),
         zstd(9),
     ];
+    let mut figures = serde_json::Map::new();
     for (name, compress, decompress) in &codecs {
         let started = Instant::now();
         let compressed: Vec<Vec<u8>> = bodies.iter().map(|b| compress(b)).collect();
@@ -58,11 +60,14 @@ fn main() {
             assert_eq!(decompress(c, b.len()).len(), b.len());
         }
         let dt = started.elapsed().as_secs_f64();
-        println!(
-            "{name:<12} {:>10.2} {:>16.0} {:>16.0}",
-            stored as f64 / n,
-            raw as f64 / ct / 1e6,
-            raw as f64 / dt / 1e6
+        let (per_span, c_mbps, d_mbps) = (stored as f64 / n, raw as f64 / ct / 1e6, raw as f64 / dt / 1e6);
+        println!("{name:<12} {per_span:>10.2} {c_mbps:>16.0} {d_mbps:>16.0}");
+        figures.insert(
+            name.to_string(),
+            json!({"bytes_per_span": per_span, "compress_mb_s": c_mbps, "decompress_mb_s": d_mbps}),
         );
     }
+    figures.insert("spans".into(), json!(spans.len()));
+    figures.insert("raw_bytes_per_span".into(), json!(raw as f64 / n));
+    write_results("compression", &serde_json::Value::Object(figures));
 }

@@ -12,8 +12,8 @@ use rustc_hash::FxHashMap as HashMap;
 const RAW: u8 = 0;
 const ZSTD: u8 = 1;
 /// zstd level 3, by `bench-compression` on shop pages (benches/README.md): lz4 stores 25% more
-/// (30.1 vs 24.1 B/span of chunks); zstd-1 1.4% more at about the same speed; zstd-6 3% less at a
-/// quarter of the compression speed, on a path (sealing) that bounds ingest.
+/// (30.1 vs 24.1 B/span of chunks); zstd-1 1.4% more at about the same speed; zstd-6 3% less at
+/// less than half the compression speed, on a path (sealing) that bounds ingest.
 const ZSTD_LEVEL: i32 = 3;
 /// Decompressed pages are bounded so a corrupt header cannot ask for gigabytes.
 const MAX_PAGE_BYTES: usize = 256 << 20;

@@ -89,6 +89,8 @@ impl Ingest {
         let started = Instant::now();
         metrics::received(transport, body.len());
         let result = self.export_inner(body, format).await;
+        // After export_inner, on every path, the request's permits are back.
+        metrics::queue_bytes(self.config.queue_bytes - self.budget.available_permits());
         match &result {
             Ok(o) => metrics::exported(transport, o.accepted, o.rejected, started.elapsed().as_secs_f64()),
             Err(e) => metrics::refused(transport, e.reason()),
@@ -139,7 +141,6 @@ impl Ingest {
                 .map_err(|e| CollectorError::Unavailable(e.to_string()))?;
         }
         drop(permit);
-        metrics::queue_bytes(self.config.queue_bytes - self.budget.available_permits());
         Ok(Outcome { accepted, rejected, message })
     }
 

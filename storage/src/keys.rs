@@ -6,6 +6,8 @@ pub const CF_META: &str = "meta";
 pub const CF_WAL: &str = "wal";
 pub const CF_CHUNKS: &str = "chunks";
 pub const CF_TRACE_INDEX: &str = "tindex";
+/// Every column family of format version 1.
+pub const COLUMN_FAMILIES: [&str; 4] = [CF_META, CF_WAL, CF_CHUNKS, CF_TRACE_INDEX];
 
 pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_PARTITION_NS: &[u8] = b"partition_ns";

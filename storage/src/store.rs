@@ -25,7 +25,7 @@ use crate::segment::{self, SegmentMeta, TraceRows};
 /// Version 1: column families meta/wal/chunks/tindex, row format 1, segment layout of `segment.rs`.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// RocksDB's own write-ahead logs, at most (beside the table files the disk budget counts).
+/// RocksDB's own write-ahead logs, at most (beside the data the disk budget counts).
 pub const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
 
 #[derive(Debug, Clone)]
@@ -155,8 +155,7 @@ impl Store {
         // takes only small writes and would pin gigabytes of logs behind it. Past this total, the
         // column families holding the oldest log are flushed.
         db_opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
-        let mut cf_names: Vec<String> =
-            [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX].map(String::from).to_vec();
+        let mut cf_names: Vec<String> = keys::COLUMN_FAMILIES.map(String::from).to_vec();
         if existed {
             // A store from another build may have column families this one does not know: open
             // them all so the version check below can speak, instead of RocksDB refusing first.
@@ -502,7 +501,7 @@ impl Store {
     /// without RocksDB's own logs.
     pub fn data_bytes(&self) -> Result<u64, StorageError> {
         let mut total = 0;
-        for cf in [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX] {
+        for cf in keys::COLUMN_FAMILIES {
             let h = self.db.cf_handle(cf).expect("opened");
             for p in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
                 total += self.db.property_int_value_cf(h, p)?.unwrap_or(0);
@@ -614,7 +613,7 @@ impl Store {
 
     /// Compacts every column family fully: for measuring bytes on disk.
     pub fn compact(&self) {
-        for cf in [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX] {
+        for cf in keys::COLUMN_FAMILIES {
             let h = self.db.cf_handle(cf).expect("opened");
             self.db.compact_range_cf(h, None::<&[u8]>, None::<&[u8]>);
         }
@@ -626,7 +625,7 @@ impl Store {
         if let Ok(b) = self.disk_bytes() {
             metrics::disk_bytes(b);
         }
-        for cf in [keys::CF_META, keys::CF_WAL, keys::CF_CHUNKS, keys::CF_TRACE_INDEX] {
+        for cf in keys::COLUMN_FAMILIES {
             let h = self.db.cf_handle(cf).expect("opened");
             if let Ok(Some(b)) = self.db.property_int_value_cf(h, "rocksdb.total-sst-files-size") {
                 metrics::table_bytes(cf, b);

@@ -97,12 +97,8 @@ fn a_store_of_another_format_version_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open(config(dir.path())).unwrap());
     {
-        let db = rocksdb::DB::open_cf(
-            &rocksdb::Options::default(),
-            dir.path().join("store"),
-            ["meta", "wal", "chunks", "tindex"],
-        )
-        .unwrap();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path().join("store"), keys::COLUMN_FAMILIES)
+            .unwrap();
         db.put_cf(db.cf_handle("meta").unwrap(), keys::META_FORMAT_VERSION, 99u32.to_be_bytes()).unwrap();
     }
     let err = Store::open(config(dir.path())).err().expect("refused");

@@ -60,6 +60,13 @@ pub struct ServeArgs {
     /// sealing catches up [default: 256MiB].
     #[arg(long, env = "REWIND_MAX_UNSEALED_BYTES")]
     pub max_unsealed_bytes: Option<String>,
+    /// Derive an XLog record from every OTLP entry span (SERVER, CONSUMER or root) [default: true].
+    #[arg(long, env = "REWIND_XLOG_FROM_SPANS")]
+    pub xlog_from_spans: Option<bool>,
+    /// How long an entry span waits for children exported after it before its XLog record is
+    /// final [default: 2s].
+    #[arg(long, env = "REWIND_XLOG_GRACE")]
+    pub xlog_grace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +86,8 @@ struct FileConfig {
     seal_interval: Option<String>,
     seal_rows: Option<usize>,
     max_unsealed_bytes: Option<String>,
+    xlog_from_spans: Option<bool>,
+    xlog_grace: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +106,8 @@ pub struct Config {
     pub seal_interval: Duration,
     pub seal_rows: usize,
     pub max_unsealed_bytes: usize,
+    pub xlog_from_spans: bool,
+    pub xlog_grace: Duration,
 }
 
 impl Config {
@@ -134,6 +145,8 @@ impl Config {
             seal_interval: parse_duration("seal-interval", &pick!(seal_interval, "10s"))?,
             seal_rows: args.seal_rows.or(file.seal_rows).unwrap_or(100_000),
             max_unsealed_bytes: parse_bytes("max-unsealed-bytes", &pick!(max_unsealed_bytes, "256MiB"))? as usize,
+            xlog_from_spans: args.xlog_from_spans.or(file.xlog_from_spans).unwrap_or(true),
+            xlog_grace: parse_duration("xlog-grace", &pick!(xlog_grace, "2s"))?,
         };
         config.validate()?;
         Ok(config)
@@ -160,6 +173,9 @@ impl Config {
         }
         if self.seal_interval.is_zero() || self.seal_interval > Duration::from_secs(3600) {
             bail!("seal-interval: must be between 1ms and 1h");
+        }
+        if self.xlog_grace > Duration::from_secs(600) {
+            bail!("xlog-grace: at most 10m (entry spans and their write-ahead-log records wait this long)");
         }
         let addrs = [self.grpc_listen, self.http_listen, self.query_listen];
         for (i, a) in addrs.iter().enumerate() {

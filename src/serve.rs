@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
-use rewind_collector::{Ingest, IngestConfig, Limits, OtlpTraceService};
+use rewind_collector::{Ingest, IngestConfig, Limits, OtlpTraceService, XLogService};
 use rewind_query::QueryState;
 use rewind_storage::{Maintenance, Store, StoreConfig};
 use tokio::net::TcpListener;
@@ -45,6 +45,8 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     store_config.seal_interval = config.seal_interval;
     store_config.seal_rows = config.seal_rows;
     store_config.max_unsealed_bytes = config.max_unsealed_bytes;
+    store_config.derive_xlog = config.xlog_from_spans;
+    store_config.derive.grace = config.xlog_grace;
     let store = tokio::task::spawn_blocking(move || Store::open(store_config))
         .await?
         .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
@@ -75,6 +77,7 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
 
     let grpc = tonic::transport::Server::builder()
         .add_service(OtlpTraceService::new(ingest.clone()))
+        .add_service(XLogService::new(ingest.clone()))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
             stopped(stop_rx.clone()),
@@ -115,7 +118,7 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     tokio::task::spawn_blocking(move || {
         ingest.shutdown();
         maintenance.shutdown();
-        store.seal()
+        store.seal_all()
     })
     .await?
     .context("sealing on shutdown (the spans stay in the write-ahead log)")?;

@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot code: OTLP decode and conversion, the WAL row codec, sealing a
-//! segment, and the column page encoders. `cargo bench -p rewind-benches`.
+//! segment, XLog derivation and sealing, and the column page encoders.
+//! `cargo bench -p rewind-benches --bench codecs`.
 
 use std::hint::black_box;
 
@@ -8,7 +9,8 @@ use prost::Message;
 use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_collector::convert::{convert, Limits};
 use rewind_storage::codec::{column, row};
-use rewind_storage::{segment, Span};
+use rewind_storage::xlog::derive::{Deriver, Extract};
+use rewind_storage::{segment, xlog, DeriveConfig, Span, XLog};
 use rewind_workload::{span_count, Shop, ShopConfig};
 
 const T0: u64 = 1_750_000_000_000_000_000;
@@ -18,7 +20,7 @@ fn shop_request(traces: usize) -> ExportTraceServiceRequest {
 }
 
 fn shop_spans(traces: usize) -> Vec<Span> {
-    convert(shop_request(traces), &Limits::default(), T0 + 3_600_000_000_000, 0).spans
+    convert(shop_request(traces), &Limits::default(), T0 + 3_600_000_000_000, 0).items
 }
 
 fn ingest(c: &mut Criterion) {
@@ -53,6 +55,30 @@ fn seal(c: &mut Criterion) {
     g.finish();
 }
 
+/// Per span of the shop workload: what derivation adds to ingest (extracting, off the writer
+/// thread; merging into the deriver and finalizing, on it and at seals), and sealing the records.
+fn xlog(c: &mut Criterion) {
+    let spans: Vec<std::sync::Arc<Span>> = shop_spans(2000).into_iter().map(std::sync::Arc::new).collect();
+    let mut g = c.benchmark_group("xlog");
+    g.throughput(Throughput::Elements(spans.len() as u64));
+    g.sample_size(20);
+    g.bench_function("extract (2000 traces)", |b| b.iter(|| Extract::from_spans(black_box(&spans))));
+    let derive = || {
+        let mut d = Deriver::new(DeriveConfig::default());
+        for (i, chunk) in spans.chunks(550).enumerate() {
+            d.observe(i as u64, Extract::from_spans(chunk), 0);
+        }
+        d.finalize(u64::MAX / 2, false)
+    };
+    g.bench_function("extract + observe + finalize (2000 traces)", |b| b.iter(derive));
+    let records: Vec<XLog> = derive();
+    let refs: Vec<&XLog> = records.iter().collect();
+    g.bench_function(format!("segment build ({} records of 2000 traces)", records.len()), |b| {
+        b.iter(|| xlog::segment::build(1, 1, black_box(&refs)))
+    });
+    g.finish();
+}
+
 fn columns(c: &mut Criterion) {
     let spans = shop_spans(400);
     let page: Vec<&Span> = spans.iter().take(segment::PAGE_ROWS).collect();
@@ -74,5 +100,5 @@ fn columns(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ingest, seal, columns);
+criterion_group!(benches, ingest, seal, xlog, columns);
 criterion_main!(benches);

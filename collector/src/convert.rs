@@ -40,27 +40,34 @@ impl Default for Limits {
 /// Distinct rejection reasons named in the partial-success message.
 const MAX_REASONS: usize = 8;
 
-#[derive(Debug, Default)]
-pub struct Converted {
-    pub spans: Vec<Span>,
+/// Validated items (spans, or native XLog records) and what was rejected or cut on the way.
+#[derive(Debug)]
+pub struct Converted<T = Span> {
+    pub items: Vec<T>,
     pub rejected: u64,
     /// Distinct rejection reasons, in order of first appearance (at most `MAX_REASONS`).
     pub reasons: Vec<String>,
     more_reasons: bool,
     /// Values or collections cut to the limits.
     pub truncated: u64,
+    /// What an item is called in the message ("span", "record").
+    noun: &'static str,
 }
 
-impl Converted {
+impl<T> Converted<T> {
+    pub(crate) fn new(noun: &'static str) -> Self {
+        Self { items: Vec::new(), rejected: 0, reasons: Vec::new(), more_reasons: false, truncated: 0, noun }
+    }
+
     pub fn message(&self) -> String {
         if self.rejected == 0 {
             return String::new();
         }
         let more = if self.more_reasons { "; and other reasons" } else { "" };
-        format!("rejected {} span(s): {}{more}", self.rejected, self.reasons.join("; "))
+        format!("rejected {} {}(s): {}{more}", self.rejected, self.noun, self.reasons.join("; "))
     }
 
-    fn reject(&mut self, reason: String) {
+    pub(crate) fn reject(&mut self, reason: String) {
         self.rejected += 1;
         if !self.reasons.contains(&reason) {
             if self.reasons.len() < MAX_REASONS {
@@ -76,7 +83,7 @@ pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
 /// `min_start_ns`: spans starting earlier fall outside retention and are rejected.
 pub fn convert(req: ExportTraceServiceRequest, limits: &Limits, now_ns: u64, min_start_ns: u64) -> Converted {
-    let mut out = Converted::default();
+    let mut out = Converted::new("span");
     let mut cx = Cx { limits, truncated: 0 };
     for rs in req.resource_spans {
         // The store's resource model keeps no dropped-attribute count.
@@ -88,7 +95,7 @@ pub fn convert(req: ExportTraceServiceRequest, limits: &Limits, now_ns: u64, min
                 ss.scope.map(|s| (cx.string(s.name), cx.string(s.version))).unwrap_or_default();
             for span in ss.spans {
                 match cx.span(span, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
-                    Ok(s) => out.spans.push(s),
+                    Ok(s) => out.items.push(s),
                     Err(reason) => out.reject(reason),
                 }
             }
@@ -98,12 +105,12 @@ pub fn convert(req: ExportTraceServiceRequest, limits: &Limits, now_ns: u64, min
     out
 }
 
-struct Cx<'a> {
-    limits: &'a Limits,
-    truncated: u64,
+pub(crate) struct Cx<'a> {
+    pub(crate) limits: &'a Limits,
+    pub(crate) truncated: u64,
 }
 
-fn id<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], String> {
+pub(crate) fn id<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], String> {
     let id: [u8; N] = bytes.try_into().map_err(|_| format!("{what} must be {N} bytes, got {}", bytes.len()))?;
     if id == [0; N] {
         return Err(format!("{what} is all zeros"));
@@ -141,12 +148,7 @@ impl Cx<'_> {
         if end < start {
             return Err("end_time_unix_nano is before start_time_unix_nano".into());
         }
-        if start > now_ns.saturating_add(self.limits.max_future_skew_ns) {
-            return Err("start_time_unix_nano is too far in the future".into());
-        }
-        if start < min_start_ns {
-            return Err("start_time_unix_nano is older than the retention period".into());
-        }
+        self.check_start(start, now_ns, min_start_ns)?;
         let (attributes, dropped_attrs) = self.kvs(s.attributes);
         let mut dropped_events = s.dropped_events_count;
         let mut events = Vec::with_capacity(s.events.len().min(self.limits.max_events));
@@ -210,6 +212,16 @@ impl Cx<'_> {
             dropped_links,
             resource: resource.clone(),
         })
+    }
+
+    pub(crate) fn check_start(&self, start: u64, now_ns: u64, min_start_ns: u64) -> Result<(), String> {
+        if start > now_ns.saturating_add(self.limits.max_future_skew_ns) {
+            return Err("start_time_unix_nano is too far in the future".into());
+        }
+        if start < min_start_ns {
+            return Err("start_time_unix_nano is older than the retention period".into());
+        }
+        Ok(())
     }
 
     /// Keys made unique (the last value wins, as in the SDKs), then cut to the count limit.
@@ -295,7 +307,7 @@ impl Cx<'_> {
     }
 
     /// Cut at the byte limit, on a character boundary.
-    fn string(&mut self, mut s: String) -> String {
+    pub(crate) fn string(&mut self, mut s: String) -> String {
         let max = self.limits.max_value_bytes;
         if s.len() > max {
             let mut cut = max;
@@ -362,7 +374,7 @@ mod tests {
         s.attributes = vec![kv("http.route", any_value::Value::StringValue("/".into()))];
         let c = run(vec![s]);
         assert_eq!(c.rejected, 0);
-        let s = &c.spans[0];
+        let s = &c.items[0];
         assert_eq!((s.service.as_str(), s.scope_name.as_str(), s.scope_version.as_str()), ("shop", "lib", "2"));
         assert_eq!((s.trace_id, s.span_id, s.parent_span_id), ([1; 16], [2; 8], Some([3; 8])));
         assert_eq!((s.start_ns, s.duration_ns, s.kind, s.status_code), (NOW - 1000, 1000, 2, 2));
@@ -394,7 +406,7 @@ mod tests {
             let mut bad = good_span();
             break_it(&mut bad);
             let c = run(vec![good_span(), bad]);
-            assert_eq!((c.spans.len(), c.rejected), (1, 1), "{reason}");
+            assert_eq!((c.items.len(), c.rejected), (1, 1), "{reason}");
             assert!(c.message().contains(reason), "{} does not say {reason}", c.message());
         }
     }
@@ -406,7 +418,7 @@ mod tests {
         s.kind = 99;
         s.status = Some(otlp::Status { code: -4, message: String::new() });
         let c = run(vec![s]);
-        assert_eq!((c.spans[0].parent_span_id, c.spans[0].kind, c.spans[0].status_code), (None, 0, 0));
+        assert_eq!((c.items[0].parent_span_id, c.items[0].kind, c.items[0].status_code), (None, 0, 0));
     }
 
     #[test]
@@ -421,7 +433,7 @@ mod tests {
         s.attributes.insert(0, OtlpKeyValue { key: "deep".into(), value: Some(deep) });
         s.events = (0..500).map(|i| otlp::span::Event { name: format!("e{i}"), ..Default::default() }).collect();
         let c = run(vec![s]);
-        let s = &c.spans[0];
+        let s = &c.items[0];
         assert_eq!(s.attributes.len(), 128);
         assert_eq!(s.dropped_attributes, 10_001 - 127);
         assert_eq!(s.events.len(), 128);
@@ -441,7 +453,7 @@ mod tests {
         let mut s = good_span();
         s.attributes = vec![kv("a", any_value::Value::IntValue(1)), kv("a", any_value::Value::IntValue(2))];
         let c = run(vec![s]);
-        assert_eq!(c.spans[0].attributes, vec![("a".to_string(), Value::Int(2))]);
+        assert_eq!(c.items[0].attributes, vec![("a".to_string(), Value::Int(2))]);
     }
 
     #[test]
@@ -449,7 +461,7 @@ mod tests {
         let mut s = good_span();
         s.name = "é".repeat(20_000);
         let c = run(vec![s]);
-        assert!(c.spans[0].name.len() <= 16 * 1024);
-        assert!(c.spans[0].name.chars().all(|ch| ch == 'é'));
+        assert!(c.items[0].name.len() <= 16 * 1024);
+        assert!(c.items[0].name.chars().all(|ch| ch == 'é'));
     }
 }

@@ -1,38 +1,87 @@
-//! OTLP/gRPC `TraceService/Export`, served with a pass-through codec so that decoding happens on
-//! the blocking pool (in `Ingest`), not on the async runtime's threads.
+//! The gRPC exports: OTLP's `TraceService/Export` and the native `XLogService/Export`, served
+//! with a pass-through codec so that decoding happens on the blocking pool (in `Ingest`), not on
+//! the async runtime's threads. Both answer by the same rules.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, Bytes};
 use prost::Message;
-use rewind_agent_proto::{ExportTracePartialSuccess, ExportTraceServiceResponse, OTLP_TRACE_EXPORT_PATH};
+use rewind_agent_proto::agent::{ExportXLogPartialSuccess, ExportXLogResponse};
+use rewind_agent_proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
-use crate::ingest::{Format, Ingest};
+use crate::ingest::{Format, Ingest, Payload};
 
-#[derive(Clone)]
-pub struct OtlpTraceService {
-    ingest: Arc<Ingest>,
+/// One export RPC: its names, what it carries, and how it answers partial success.
+pub trait Signal: Send + Sync + 'static {
+    const SERVICE: &'static str;
+    const PATH: &'static str;
+    const PAYLOAD: Payload;
+    const TRANSPORT: &'static str;
+    fn response(rejected: u64, message: String) -> Bytes;
 }
 
-impl OtlpTraceService {
-    pub fn new(ingest: Arc<Ingest>) -> Self {
-        Self { ingest }
+pub struct Traces;
+
+impl Signal for Traces {
+    const SERVICE: &'static str = rewind_agent_proto::OTLP_TRACE_SERVICE;
+    const PATH: &'static str = rewind_agent_proto::OTLP_TRACE_EXPORT_PATH;
+    const PAYLOAD: Payload = Payload::Traces(Format::Protobuf);
+    const TRANSPORT: &'static str = "grpc";
+
+    fn response(rejected: u64, message: String) -> Bytes {
+        response(rejected, message).encode_to_vec().into()
     }
 }
 
-impl tonic::server::NamedService for OtlpTraceService {
-    const NAME: &'static str = rewind_agent_proto::OTLP_TRACE_SERVICE;
+pub struct XLogs;
+
+impl Signal for XLogs {
+    const SERVICE: &'static str = rewind_agent_proto::XLOG_SERVICE;
+    const PATH: &'static str = rewind_agent_proto::XLOG_EXPORT_PATH;
+    const PAYLOAD: Payload = Payload::XLog;
+    const TRANSPORT: &'static str = "grpc_xlog";
+
+    fn response(rejected: u64, message: String) -> Bytes {
+        let partial_success = (rejected > 0 || !message.is_empty())
+            .then_some(ExportXLogPartialSuccess { rejected_records: rejected as i64, error_message: message });
+        ExportXLogResponse { partial_success }.encode_to_vec().into()
+    }
+}
+
+pub struct ExportService<S> {
+    ingest: Arc<Ingest>,
+    signal: PhantomData<S>,
+}
+
+impl<S> Clone for ExportService<S> {
+    fn clone(&self) -> Self {
+        Self { ingest: self.ingest.clone(), signal: PhantomData }
+    }
+}
+
+impl<S> ExportService<S> {
+    pub fn new(ingest: Arc<Ingest>) -> Self {
+        Self { ingest, signal: PhantomData }
+    }
+}
+
+pub type OtlpTraceService = ExportService<Traces>;
+pub type XLogService = ExportService<XLogs>;
+
+impl<S: Signal> tonic::server::NamedService for ExportService<S> {
+    const NAME: &'static str = S::SERVICE;
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<B> tower::Service<http::Request<B>> for OtlpTraceService
+impl<S: Signal, B> tower::Service<http::Request<B>> for ExportService<S>
 where
     B: http_body::Body + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
@@ -48,7 +97,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let ingest = self.ingest.clone();
         Box::pin(async move {
-            if req.uri().path() != OTLP_TRACE_EXPORT_PATH {
+            if req.uri().path() != S::PATH {
                 return Ok(Status::unimplemented("unknown method").into_http());
             }
             // Checked before the body is read: an unauthenticated client costs no decoding.
@@ -61,7 +110,7 @@ where
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
                 .apply_max_message_size_config(Some(max), None);
-            let mut res = grpc.unary(Export(ingest), req).await;
+            let mut res = grpc.unary(Export::<S>(ingest, PhantomData), req).await;
             // tonic answers an oversized message with OUT_OF_RANGE; OTLP asks for
             // RESOURCE_EXHAUSTED (without retry info). Export itself never says OUT_OF_RANGE.
             let out_of_range = http::HeaderValue::from(tonic::Code::OutOfRange as i32);
@@ -73,18 +122,18 @@ where
     }
 }
 
-struct Export(Arc<Ingest>);
+struct Export<S>(Arc<Ingest>, PhantomData<S>);
 
-impl tonic::server::UnaryService<Bytes> for Export {
-    type Response = ExportTraceServiceResponse;
-    type Future = BoxFuture<Result<tonic::Response<ExportTraceServiceResponse>, Status>>;
+impl<S: Signal> tonic::server::UnaryService<Bytes> for Export<S> {
+    type Response = Bytes;
+    type Future = BoxFuture<Result<tonic::Response<Bytes>, Status>>;
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let ingest = self.0.clone();
         Box::pin(async move {
             let outcome =
-                ingest.export(request.into_inner(), Format::Protobuf, "grpc").await.map_err(|e| e.to_status())?;
-            Ok(tonic::Response::new(response(outcome.rejected, outcome.message)))
+                ingest.export(request.into_inner(), S::PAYLOAD, S::TRANSPORT).await.map_err(|e| e.to_status())?;
+            Ok(tonic::Response::new(S::response(outcome.rejected, outcome.message)))
         })
     }
 }
@@ -96,12 +145,12 @@ pub fn response(rejected: u64, message: String) -> ExportTraceServiceResponse {
     }
 }
 
-/// Hands the request message over undecoded; encodes the response with prost.
+/// Hands the request message over undecoded; writes the response already encoded.
 #[derive(Clone, Copy)]
 struct PassThrough;
 
 impl Codec for PassThrough {
-    type Encode = ExportTraceServiceResponse;
+    type Encode = Bytes;
     type Decode = Bytes;
     type Encoder = PassThrough;
     type Decoder = PassThrough;
@@ -116,12 +165,12 @@ impl Codec for PassThrough {
 }
 
 impl Encoder for PassThrough {
-    type Item = ExportTraceServiceResponse;
+    type Item = Bytes;
     type Error = Status;
 
     fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.reserve(item.encoded_len());
-        item.encode(dst).map_err(|e| Status::internal(e.to_string()))
+        dst.put_slice(&item);
+        Ok(())
     }
 }
 

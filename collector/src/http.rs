@@ -15,7 +15,7 @@ use rewind_agent_proto::RpcStatus;
 
 use crate::error::{CollectorError, RETRY_AFTER};
 use crate::grpc::response;
-use crate::ingest::{Format, Ingest};
+use crate::ingest::{Format, Ingest, Payload};
 
 pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new().route("/v1/traces", post(export)).with_state(ingest)
@@ -42,7 +42,7 @@ async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
     };
     let transport = if format == Format::Json { "http_json" } else { "http_protobuf" };
     match read_body(&ingest, &headers, body).await {
-        Ok(bytes) => match ingest.export(bytes, format, transport).await {
+        Ok(bytes) => match ingest.export(bytes, Payload::Traces(format), transport).await {
             Ok(o) => success(format, o.rejected, o.message),
             Err(e) => error(format, &e),
         },

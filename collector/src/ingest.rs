@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use prost::Message;
+use rewind_agent_proto::agent::ExportXLogRequest;
 use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_storage::{now_ns, EncodedBatch, Store, Writer};
 use tokio::sync::{oneshot, Semaphore};
@@ -19,6 +20,15 @@ use crate::metrics;
 pub enum Format {
     Protobuf,
     Json,
+}
+
+/// What an export carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// An OTLP `ExportTraceServiceRequest`.
+    Traces(Format),
+    /// A native `rewind.agent.v1.ExportXLogRequest` (protobuf).
+    XLog,
 }
 
 /// What an export achieved: the OTLP partial-success fields.
@@ -83,22 +93,25 @@ impl Ingest {
     pub async fn export(
         &self,
         body: Bytes,
-        format: Format,
+        payload: Payload,
         transport: &'static str,
     ) -> Result<Outcome, CollectorError> {
         let started = Instant::now();
         metrics::received(transport, body.len());
-        let result = self.export_inner(body, format).await;
+        let result = self.export_inner(body, payload).await;
         // After export_inner, on every path, the request's permits are back.
         metrics::queue_bytes(self.config.queue_bytes - self.budget.available_permits());
         match &result {
-            Ok(o) => metrics::exported(transport, o.accepted, o.rejected, started.elapsed().as_secs_f64()),
+            Ok(o) => {
+                let xlog = payload == Payload::XLog;
+                metrics::exported(transport, xlog, o.accepted, o.rejected, started.elapsed().as_secs_f64())
+            }
             Err(e) => metrics::refused(transport, e.reason()),
         }
         result
     }
 
-    async fn export_inner(&self, body: Bytes, format: Format) -> Result<Outcome, CollectorError> {
+    async fn export_inner(&self, body: Bytes, payload: Payload) -> Result<Outcome, CollectorError> {
         if body.len() > self.config.max_message_bytes {
             return Err(CollectorError::TooLarge { size: body.len(), limit: self.config.max_message_bytes });
         }
@@ -119,20 +132,31 @@ impl Ingest {
         let decoding =
             self.decoders.acquire().await.map_err(|_| CollectorError::Unavailable("shutting down".into()))?;
         let decoded = tokio::task::spawn_blocking(move || {
-            let req = match format {
-                Format::Protobuf => ExportTraceServiceRequest::decode(body)
-                    .map_err(|e| CollectorError::InvalidArgument(format!("invalid protobuf: {e}")))?,
-                Format::Json => crate::json::decode(&body).map_err(CollectorError::InvalidArgument)?,
+            let invalid = |e: prost::DecodeError| CollectorError::InvalidArgument(format!("invalid protobuf: {e}"));
+            let (batch, rejected, message) = match payload {
+                Payload::Traces(format) => {
+                    let req = match format {
+                        Format::Protobuf => ExportTraceServiceRequest::decode(body).map_err(invalid)?,
+                        Format::Json => crate::json::decode(&body).map_err(CollectorError::InvalidArgument)?,
+                    };
+                    let converted = convert(req, &limits, now, min_start);
+                    let message = converted.message();
+                    (EncodedBatch::new(converted.items), converted.rejected, message)
+                }
+                Payload::XLog => {
+                    let req = ExportXLogRequest::decode(body).map_err(invalid)?;
+                    let converted = crate::xlog::convert(req, &limits, now, min_start);
+                    let message = converted.message();
+                    (EncodedBatch::xlogs(converted.items), converted.rejected, message)
+                }
             };
-            let converted = convert(req, &limits, now, min_start);
-            let message = converted.message();
-            Ok::<_, CollectorError>((EncodedBatch::new(converted.spans), converted.rejected, message))
+            Ok::<_, CollectorError>((batch, rejected, message))
         })
         .await
         .map_err(|e| CollectorError::Unavailable(format!("decoder task failed: {e}")))?;
         drop(decoding);
         let (batch, rejected, message) = decoded?;
-        let accepted = batch.spans.len() as u64;
+        let accepted = batch.len() as u64;
         if accepted > 0 {
             let (tx, rx) = oneshot::channel();
             self.writer.submit(batch, Box::new(move |r| drop(tx.send(r))));

@@ -7,8 +7,9 @@ pub mod http;
 mod ingest;
 pub mod json;
 pub mod metrics;
+pub mod xlog;
 
 pub use convert::Limits;
 pub use error::CollectorError;
-pub use grpc::OtlpTraceService;
-pub use ingest::{Format, Ingest, IngestConfig, Outcome};
+pub use grpc::{OtlpTraceService, XLogService};
+pub use ingest::{Format, Ingest, IngestConfig, Outcome, Payload};

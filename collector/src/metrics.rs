@@ -1,11 +1,20 @@
 //! The collector's metrics, all defined here. `transport` is one of `grpc`, `http_protobuf`,
-//! `http_json`; `reason` one of `CollectorError::reason`.
+//! `http_json` (OTLP) or `grpc_xlog` (the native agent protocol); `reason` one of
+//! `CollectorError::reason`.
 
 pub fn describe() {
     metrics::describe_counter!("rewind_collector_spans_accepted_total", "Spans stored and acknowledged");
     metrics::describe_counter!(
         "rewind_collector_spans_rejected_total",
         "Invalid spans rejected inside otherwise accepted requests (OTLP partial success)"
+    );
+    metrics::describe_counter!(
+        "rewind_collector_xlog_records_accepted_total",
+        "Native XLog records stored and acknowledged"
+    );
+    metrics::describe_counter!(
+        "rewind_collector_xlog_records_rejected_total",
+        "Invalid native XLog records rejected inside otherwise accepted requests"
     );
     metrics::describe_counter!("rewind_collector_requests_refused_total", "Export requests refused as a whole");
     metrics::describe_counter!("rewind_collector_received_bytes_total", "Export request bytes received");
@@ -20,9 +29,14 @@ pub(crate) fn received(transport: &'static str, bytes: usize) {
     metrics::counter!("rewind_collector_received_bytes_total", "transport" => transport).increment(bytes as u64);
 }
 
-pub(crate) fn exported(transport: &'static str, accepted: u64, rejected: u64, seconds: f64) {
-    metrics::counter!("rewind_collector_spans_accepted_total", "transport" => transport).increment(accepted);
-    metrics::counter!("rewind_collector_spans_rejected_total", "transport" => transport).increment(rejected);
+pub(crate) fn exported(transport: &'static str, xlog: bool, accepted: u64, rejected: u64, seconds: f64) {
+    if xlog {
+        metrics::counter!("rewind_collector_xlog_records_accepted_total", "transport" => transport).increment(accepted);
+        metrics::counter!("rewind_collector_xlog_records_rejected_total", "transport" => transport).increment(rejected);
+    } else {
+        metrics::counter!("rewind_collector_spans_accepted_total", "transport" => transport).increment(accepted);
+        metrics::counter!("rewind_collector_spans_rejected_total", "transport" => transport).increment(rejected);
+    }
     metrics::histogram!("rewind_collector_export_duration_seconds", "transport" => transport).record(seconds);
 }
 

@@ -31,6 +31,8 @@ pub fn router(state: QueryState) -> Router {
     let api = Router::new()
         .route("/api/services", get(services))
         .route("/api/traces/{trace_id}", get(trace))
+        .route("/api/xlog", get(crate::xlog::xlog))
+        .route("/api/transactions", get(crate::xlog::transactions))
         .fallback(|| async { QueryError::NotFound("no such API endpoint".into()) })
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()

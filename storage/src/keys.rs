@@ -13,7 +13,11 @@ pub const META_FORMAT_VERSION: &[u8] = b"format_version";
 pub const META_PARTITION_NS: &[u8] = b"partition_ns";
 /// Partitions below this one were dropped (retention or disk budget) and may never come back.
 pub const META_FLOOR_PARTITION: &[u8] = b"floor_partition";
+/// The highest WAL sequence sealed. Records at or below it that are still in the log hold entry
+/// spans whose XLog records were not final yet (see `Store::seal`).
+pub const META_SEALED_SEQ: &[u8] = b"last_sealed_seq";
 pub const META_SEGMENT_PREFIX: u8 = b's';
+pub const META_XSEGMENT_PREFIX: u8 = b'x';
 pub const META_SERVICE_PREFIX: u8 = b'c';
 
 pub fn wal(seq: u64) -> [u8; 8] {
@@ -47,16 +51,31 @@ pub fn chunk_partition_start(part: u64) -> [u8; 8] {
 }
 
 pub fn segment_meta(part: u64, seg: u64) -> [u8; 17] {
+    prefixed_meta(META_SEGMENT_PREFIX, part, seg)
+}
+
+pub fn segment_meta_partition_start(part: u64) -> [u8; 9] {
+    prefixed_partition(META_SEGMENT_PREFIX, part)
+}
+
+pub fn xsegment_meta(part: u64, seg: u64) -> [u8; 17] {
+    prefixed_meta(META_XSEGMENT_PREFIX, part, seg)
+}
+
+pub fn xsegment_meta_partition_start(part: u64) -> [u8; 9] {
+    prefixed_partition(META_XSEGMENT_PREFIX, part)
+}
+
+fn prefixed_meta(prefix: u8, part: u64, seg: u64) -> [u8; 17] {
     let mut k = [0u8; 17];
-    k[0] = META_SEGMENT_PREFIX;
-    k[1..9].copy_from_slice(&part.to_be_bytes());
+    k[..9].copy_from_slice(&prefixed_partition(prefix, part));
     k[9..].copy_from_slice(&seg.to_be_bytes());
     k
 }
 
-pub fn segment_meta_partition_start(part: u64) -> [u8; 9] {
+fn prefixed_partition(prefix: u8, part: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
-    k[0] = META_SEGMENT_PREFIX;
+    k[0] = prefix;
     k[1..].copy_from_slice(&part.to_be_bytes());
     k
 }

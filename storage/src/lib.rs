@@ -11,6 +11,7 @@ pub mod model;
 pub mod segment;
 mod store;
 mod writer;
+pub mod xlog;
 
 pub use catalog::{NodeKind, ServiceInfo};
 pub use error::StorageError;
@@ -18,6 +19,9 @@ pub use maintenance::{now_ns, Maintenance};
 pub use model::{Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 pub use store::{EncodedBatch, Store, StoreConfig, StoreStats, FORMAT_VERSION};
 pub use writer::{Done, Writer};
+pub use xlog::derive::DeriveConfig;
+pub use xlog::query::{Points, XLogFilter};
+pub use xlog::XLog;
 
 #[cfg(test)]
 mod store_tests;

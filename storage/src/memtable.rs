@@ -2,12 +2,17 @@
 //! column family; this is their queryable in-memory copy.
 
 use rustc_hash::FxHashMap as HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::model::{Span, TraceId};
+use crate::xlog::XLog;
 
 pub struct Memtable {
-    spans: Vec<Span>,
+    /// Shared with the XLog records of entry spans, which read their attributes from here.
+    spans: Vec<Arc<Span>>,
+    /// Native records, and records derived from spans once final.
+    pub xlogs: Vec<XLog>,
     by_trace: HashMap<TraceId, Vec<u32>>,
     /// Highest WAL sequence number whose spans are in here.
     pub max_seq: Option<u64>,
@@ -18,16 +23,24 @@ pub struct Memtable {
 
 impl Default for Memtable {
     fn default() -> Self {
-        Self { spans: Vec::new(), by_trace: HashMap::default(), max_seq: None, created: Instant::now(), bytes: 0 }
+        Self {
+            spans: Vec::new(),
+            xlogs: Vec::new(),
+            by_trace: HashMap::default(),
+            max_seq: None,
+            created: Instant::now(),
+            bytes: 0,
+        }
     }
 }
 
 impl Memtable {
-    pub fn insert(&mut self, seq: u64, spans: Vec<Span>, encoded_bytes: usize) {
+    pub fn insert(&mut self, seq: u64, spans: Vec<Arc<Span>>, xlogs: Vec<XLog>, encoded_bytes: usize) {
         for s in spans {
             self.by_trace.entry(s.trace_id).or_default().push(self.spans.len() as u32);
             self.spans.push(s);
         }
+        self.xlogs.extend(xlogs);
         self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
         self.bytes += encoded_bytes;
     }
@@ -37,14 +50,14 @@ impl Memtable {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.spans.is_empty() && self.xlogs.is_empty()
     }
 
-    pub fn spans(&self) -> &[Span] {
+    pub fn spans(&self) -> &[Arc<Span>] {
         &self.spans
     }
 
     pub fn trace(&self, id: &TraceId) -> impl Iterator<Item = &Span> {
-        self.by_trace.get(id).into_iter().flatten().map(|&i| &self.spans[i as usize])
+        self.by_trace.get(id).into_iter().flatten().map(|&i| &*self.spans[i as usize])
     }
 }

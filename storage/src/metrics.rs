@@ -18,6 +18,13 @@ pub fn describe() {
     metrics::describe_gauge!("rewind_storage_partitions", "Time partitions held");
     metrics::describe_gauge!("rewind_storage_disk_bytes", "Bytes of the store's files on disk");
     metrics::describe_gauge!("rewind_storage_table_bytes", "Bytes of table (SST) files by column family");
+    metrics::describe_counter!("rewind_storage_xlog_sealed_records_total", "XLog records sealed into column chunks");
+    metrics::describe_counter!(
+        "rewind_storage_xlog_evicted_records_total",
+        "XLog records finalized before their grace period because the deriver was full"
+    );
+    metrics::describe_gauge!("rewind_storage_xlog_pending_records", "Entry spans waiting for their children");
+    metrics::describe_gauge!("rewind_storage_xlog_held_spans", "Spans the XLog deriver holds");
 }
 
 pub(crate) fn sealed(spans: usize, bytes: u64, took: Duration) {
@@ -48,4 +55,17 @@ pub(crate) fn disk_bytes(b: u64) {
 /// `cf` is one of the four column families of `keys`.
 pub(crate) fn table_bytes(cf: &'static str, b: u64) {
     metrics::gauge!("rewind_storage_table_bytes", "cf" => cf).set(b as f64);
+}
+
+pub(crate) fn xlog_sealed(records: usize) {
+    metrics::counter!("rewind_storage_xlog_sealed_records_total").increment(records as u64);
+}
+
+pub(crate) fn xlog_evicted(records: usize) {
+    metrics::counter!("rewind_storage_xlog_evicted_records_total").increment(records as u64);
+}
+
+pub(crate) fn xlog_deriver(pending: usize, spans: usize) {
+    metrics::gauge!("rewind_storage_xlog_pending_records").set(pending as f64);
+    metrics::gauge!("rewind_storage_xlog_held_spans").set(spans as f64);
 }

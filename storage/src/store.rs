@@ -1,5 +1,5 @@
-//! The store: RocksDB with four column families (see `keys`), the memtable of unsealed spans,
-//! the partition catalog, sealing and retention.
+//! The store: RocksDB with four column families (see `keys`), the memtable of unsealed spans and
+//! XLog records, the partition catalog, sealing and retention. XLog reads are in `xlog::read`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,13 +17,20 @@ use crate::catalog::{Catalog, ServiceInfo};
 use crate::codec::row;
 use crate::error::StorageError;
 use crate::keys;
+use crate::maintenance::now_ns;
 use crate::memtable::Memtable;
 use crate::metrics;
 use crate::model::{Span, TraceId};
 use crate::segment::{self, SegmentMeta, TraceRows};
+use crate::xlog::derive::{DeriveConfig, Deriver, Extract};
+use crate::xlog::segment::{self as xsegment, XSegmentMeta};
+use crate::xlog::{wal as xwal, XLog};
 
-/// Version 1: column families meta/wal/chunks/tindex, row format 1, segment layout of `segment.rs`.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: version 1 (column families meta/wal/chunks/tindex, row format 1, segment layout of
+/// `segment.rs`) plus XLog segments and native XLog records in the WAL. A version 1 store is
+/// upgraded in place when opened: it has no XLog data, and nothing else changed.
+pub const FORMAT_VERSION: u32 = 2;
+const UPGRADABLE_VERSIONS: [u32; 1] = [1];
 
 /// RocksDB's own write-ahead logs, at most (beside the data the disk budget counts).
 pub const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
@@ -44,6 +51,9 @@ pub struct StoreConfig {
     /// Encoded bytes of acknowledged-but-unsealed spans beyond which the store is `backlogged`:
     /// memory stays bounded even if sealing falls behind ingest.
     pub max_unsealed_bytes: usize,
+    /// Derive an XLog record from every OTLP entry span.
+    pub derive_xlog: bool,
+    pub derive: DeriveConfig,
 }
 
 impl StoreConfig {
@@ -57,28 +67,48 @@ impl StoreConfig {
             seal_rows: 100_000,
             sync: true,
             max_unsealed_bytes: 256 << 20,
+            derive_xlog: true,
+            derive: DeriveConfig::default(),
         }
     }
 }
 
-/// A batch of validated spans and its write-ahead-log encoding; encode it off the writer thread.
+/// A batch of validated spans, or of native XLog records, with its write-ahead-log encoding and
+/// what XLog derivation needs of it; build it off the writer thread.
 pub struct EncodedBatch {
-    pub spans: Vec<Span>,
+    pub spans: Vec<Arc<Span>>,
+    pub xlogs: Vec<XLog>,
     pub wal: Vec<u8>,
+    extract: Extract,
 }
 
 impl EncodedBatch {
     pub fn new(spans: Vec<Span>) -> Self {
         let wal = row::encode_batch(&spans);
-        Self { spans, wal }
+        let spans: Vec<Arc<Span>> = spans.into_iter().map(Arc::new).collect();
+        let extract = Extract::from_spans(&spans);
+        Self { spans, xlogs: Vec::new(), wal, extract }
+    }
+
+    pub fn xlogs(xlogs: Vec<XLog>) -> Self {
+        let wal = xwal::encode_batch(&xlogs);
+        Self { spans: Vec::new(), xlogs, wal, extract: Extract::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len() + self.xlogs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 #[derive(Default)]
-struct State {
-    active: Memtable,
+pub(crate) struct State {
+    pub(crate) active: Memtable,
     /// Being sealed: still answered from memory until its chunks are written.
-    frozen: Option<Arc<Memtable>>,
+    pub(crate) frozen: Option<Arc<Memtable>>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -89,14 +119,23 @@ pub struct StoreStats {
     pub segments: usize,
     pub sealed_spans: u64,
     pub sealed_bytes: u64,
+    pub memtable_xlogs: usize,
+    pub pending_xlogs: usize,
+    pub xlog_segments: usize,
+    pub sealed_xlogs: u64,
+    pub sealed_xlog_bytes: u64,
 }
 
 pub struct Store {
-    db: DB,
+    pub(crate) db: DB,
     config: StoreConfig,
     partition_ns: u64,
-    state: RwLock<State>,
+    pub(crate) state: RwLock<State>,
     partitions: RwLock<BTreeMap<u64, Vec<SegmentMeta>>>,
+    /// XLog segments, by partition of their records' end time.
+    pub(crate) xpartitions: RwLock<BTreeMap<u64, Vec<XSegmentMeta>>>,
+    /// Lock order: `state`, then `deriver`.
+    pub(crate) deriver: Mutex<Deriver>,
     catalog: Mutex<Catalog>,
     next_seq: Mutex<u64>,
     next_segment: AtomicU64,
@@ -172,7 +211,12 @@ impl Store {
         let partition_ns = match db.get_cf(meta, keys::META_FORMAT_VERSION)? {
             Some(v) => {
                 let found = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| crate::codec::corrupt("version"))?);
-                if found != FORMAT_VERSION {
+                if UPGRADABLE_VERSIONS.contains(&found) {
+                    tracing::info!(from = found, to = FORMAT_VERSION, "upgrading the store's format version");
+                    let mut w = WriteOptions::default();
+                    w.set_sync(true);
+                    db.put_cf_opt(meta, keys::META_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes(), &w)?;
+                } else if found != FORMAT_VERSION {
                     return Err(StorageError::UnsupportedVersion { path, found, supported: FORMAT_VERSION });
                 }
                 let p = db
@@ -206,6 +250,7 @@ impl Store {
         }
 
         let mut partitions: BTreeMap<u64, Vec<SegmentMeta>> = BTreeMap::new();
+        let mut xpartitions: BTreeMap<u64, Vec<XSegmentMeta>> = BTreeMap::new();
         let mut services = Vec::new();
         for item in db.iterator_cf(meta, IteratorMode::Start) {
             let (k, v) = item?;
@@ -215,12 +260,24 @@ impl Store {
                         serde_json::from_slice(&v).map_err(|e| crate::codec::corrupt(&format!("segment meta: {e}")))?;
                     partitions.entry(m.partition).or_default().push(m);
                 }
+                Some(&keys::META_XSEGMENT_PREFIX) => {
+                    let m: XSegmentMeta =
+                        serde_json::from_slice(&v).map_err(|e| crate::codec::corrupt(&format!("xlog meta: {e}")))?;
+                    xpartitions.entry(m.partition).or_default().push(m);
+                }
                 Some(&keys::META_SERVICE_PREFIX) => services
                     .push(serde_json::from_slice(&v).map_err(|e| crate::codec::corrupt(&format!("service: {e}")))?),
                 _ => {}
             }
         }
-        let next_segment = partitions.values().flatten().map(|m| m.id + 1).max().unwrap_or(1);
+        let next_segment = partitions
+            .values()
+            .flatten()
+            .map(|m| m.id + 1)
+            .chain(xpartitions.values().flatten().map(|m| m.id + 1))
+            .max()
+            .unwrap_or(1);
+        let deriver = Mutex::new(Deriver::new(config.derive.clone()));
 
         let store = Self {
             db,
@@ -228,6 +285,8 @@ impl Store {
             partition_ns,
             state: RwLock::new(State::default()),
             partitions: RwLock::new(partitions),
+            xpartitions: RwLock::new(xpartitions),
+            deriver,
             catalog: Mutex::new(Catalog::from_entries(services)),
             next_seq: Mutex::new(0),
             next_segment: AtomicU64::new(next_segment),
@@ -239,25 +298,51 @@ impl Store {
         Ok(Arc::new(store))
     }
 
-    /// Replays acknowledged-but-unsealed batches into the memtable.
+    /// Replays acknowledged-but-unsealed batches into the memtable. Records at or below the last
+    /// sealed sequence are still in the log only because they hold entry spans whose XLog records
+    /// were not final: they go to the deriver alone.
     fn recover_wal(&self) -> Result<(), StorageError> {
         let wal = self.db.cf_handle(keys::CF_WAL).expect("opened");
+        let meta = self.db.cf_handle(keys::CF_META).expect("opened");
+        let sealed = match self.db.get_cf(meta, keys::META_SEALED_SEQ)? {
+            Some(v) => {
+                Some(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| crate::codec::corrupt("sealed sequence"))?))
+            }
+            None => None,
+        };
         let mut st = self.state.write();
+        let mut deriver = self.deriver.lock();
         let mut catalog = self.catalog.lock();
         let mut next = 0;
         let mut recovered = 0usize;
+        let now = now_ns();
         for item in self.db.iterator_cf(wal, IteratorMode::Start) {
             let (k, v) = item?;
             let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| crate::codec::corrupt("wal key"))?);
-            let spans = row::decode_batch(&v)?;
-            recovered += spans.len();
-            spans.iter().for_each(|s| catalog.observe(s));
-            st.active.insert(seq, spans, v.len());
             next = seq + 1;
+            let unsealed = sealed.is_none_or(|s| seq > s);
+            if xwal::is_xlog_batch(&v) {
+                if unsealed {
+                    let xlogs = xwal::decode_batch(&v)?;
+                    recovered += xlogs.len();
+                    st.active.insert(seq, Vec::new(), xlogs, v.len());
+                }
+                continue;
+            }
+            let spans: Vec<Arc<Span>> = row::decode_batch(&v)?.into_iter().map(Arc::new).collect();
+            if self.config.derive_xlog {
+                let early = deriver.observe(seq, Extract::from_spans(&spans), now);
+                st.active.xlogs.extend(early);
+            }
+            if unsealed {
+                recovered += spans.len();
+                spans.iter().for_each(|s| catalog.observe(s));
+                st.active.insert(seq, spans, Vec::new(), v.len());
+            }
         }
         *self.next_seq.lock() = next;
         if recovered > 0 {
-            tracing::info!(spans = recovered, "recovered unsealed spans from the write-ahead log");
+            tracing::info!(records = recovered, "recovered unsealed spans and records from the write-ahead log");
         }
         Ok(())
     }
@@ -293,11 +378,19 @@ impl Store {
         *next += batches.len() as u64;
         let mut catalog = self.catalog.lock();
         let mut st = self.state.write();
+        let mut deriver = self.deriver.lock();
+        let now = now_ns();
         for (i, b) in batches.into_iter().enumerate() {
+            let seq = first + i as u64;
             b.spans.iter().for_each(|s| catalog.observe(s));
-            st.active.insert(first + i as u64, b.spans, b.wal.len());
+            if self.config.derive_xlog && !b.spans.is_empty() {
+                let early = deriver.observe(seq, b.extract, now);
+                st.active.xlogs.extend(early);
+            }
+            st.active.insert(seq, b.spans, b.xlogs, b.wal.len());
         }
         metrics::memtable(st.active.len(), st.active.bytes);
+        metrics::xlog_deriver(deriver.pending(), deriver.spans_held());
         Ok(())
     }
 
@@ -310,27 +403,44 @@ impl Store {
 
     pub fn should_seal(&self) -> bool {
         let st = self.state.read();
-        !st.active.is_empty()
-            && (st.active.len() >= self.config.seal_rows || st.active.created.elapsed() >= self.config.seal_interval)
+        let memtable = !st.active.is_empty()
+            && (st.active.len() >= self.config.seal_rows || st.active.created.elapsed() >= self.config.seal_interval);
+        memtable || self.deriver.lock().has_due(now_ns())
     }
 
     /// Writes the memtable out as one segment per partition it touches and drops its WAL records,
-    /// all in one atomic write. Returns the number of spans sealed.
+    /// all in one atomic write. XLog records whose entry spans have waited their grace period are
+    /// sealed with it. Returns the number of spans sealed.
     pub fn seal(&self) -> Result<usize, StorageError> {
+        self.seal_with(false)
+    }
+
+    /// Seals everything, finalizing every XLog record still waiting for children: at shutdown.
+    pub fn seal_all(&self) -> Result<usize, StorageError> {
+        self.seal_with(true)
+    }
+
+    fn seal_with(&self, all: bool) -> Result<usize, StorageError> {
         let _one = self.maintenance.lock();
-        let frozen = {
+        let (frozen, keep_wal_from) = {
             let mut st = self.state.write();
-            if st.active.is_empty() {
+            let mut deriver = self.deriver.lock();
+            let derived = deriver.finalize(now_ns(), all);
+            metrics::xlog_deriver(deriver.pending(), deriver.spans_held());
+            if st.active.is_empty() && derived.is_empty() {
                 return Ok(0);
             }
-            let m = Arc::new(std::mem::take(&mut st.active));
+            let mut m = std::mem::take(&mut st.active);
+            m.xlogs.extend(derived);
+            let m = Arc::new(m);
             st.frozen = Some(m.clone());
-            m
+            // Taken with the memtable under one lock: both describe the same WAL records.
+            (m, deriver.min_pending_seq())
         };
         let started = std::time::Instant::now();
         let floor = self.floor.load(Ordering::Relaxed);
         let mut by_partition: BTreeMap<u64, Vec<&Span>> = BTreeMap::new();
-        for s in frozen.spans() {
+        for s in frozen.spans().iter().map(|s| &**s) {
             let p = self.partition_of(s.start_ns);
             // A partition dropped while these spans waited in memory stays dropped.
             if p >= floor {
@@ -342,10 +452,28 @@ impl Store {
         let tindex = self.db.cf_handle(keys::CF_TRACE_INDEX).expect("opened");
         let wal = self.db.cf_handle(keys::CF_WAL).expect("opened");
         let mut wb = WriteBatch::default();
+        // Span and XLog segments are encoded on two threads: sealing is what bounds sustained
+        // ingest, and the other core has room while it runs.
+        let (xbuilt, built): (Vec<xsegment::BuiltXSegment>, Vec<segment::BuiltSegment>) = std::thread::scope(|sc| {
+            let xlogs = sc.spawn(|| self.build_xlog_segments(&frozen.xlogs, floor));
+            let spans = by_partition
+                .into_iter()
+                .map(|(part, spans)| segment::build(part, self.next_segment.fetch_add(1, Ordering::Relaxed), &spans))
+                .collect();
+            (xlogs.join().expect("xlog segment encoding does not panic"), spans)
+        });
+        let mut xmetas = Vec::new();
+        for b in xbuilt {
+            let (part, id) = (b.meta.partition, b.meta.id);
+            for (c, page, bytes) in &b.chunks {
+                wb.put_cf(chunks, keys::chunk(part, id, *c, *page), bytes);
+            }
+            wb.put_cf(meta, keys::xsegment_meta(part, id), serde_json::to_vec(&b.meta).expect("meta serializes"));
+            xmetas.push(b.meta);
+        }
         let mut metas = Vec::new();
-        for (part, spans) in by_partition {
-            let id = self.next_segment.fetch_add(1, Ordering::Relaxed);
-            let built = segment::build(part, id, &spans);
+        for built in built {
+            let (part, id) = (built.meta.partition, built.meta.id);
             for (c, page, bytes) in &built.chunks {
                 wb.put_cf(chunks, keys::chunk(part, id, *c, *page), bytes);
             }
@@ -359,8 +487,13 @@ impl Store {
         for s in self.catalog.lock().take_dirty() {
             wb.put_cf(meta, keys::service(&s.name), serde_json::to_vec(&s).expect("service serializes"));
         }
-        let max_seq = frozen.max_seq.expect("non-empty memtable has a sequence");
-        wb.delete_range_cf(wal, keys::wal(0), keys::wal(max_seq + 1));
+        if let Some(max_seq) = frozen.max_seq {
+            // Records holding entry spans whose XLog records are not final stay, so that a
+            // restart derives them again.
+            let upto = keep_wal_from.map_or(max_seq + 1, |k| k.min(max_seq + 1));
+            wb.delete_range_cf(wal, keys::wal(0), keys::wal(upto));
+            wb.put_cf(meta, keys::META_SEALED_SEQ, max_seq.to_be_bytes());
+        }
         let mut w = WriteOptions::default();
         w.set_sync(self.config.sync);
         if let Err(e) = self.db.write_opt(wb, &w) {
@@ -370,8 +503,9 @@ impl Store {
             let newer = std::mem::take(&mut st.active);
             let mut restored = Memtable::default();
             for s in [&*frozen, &newer] {
+                restored.xlogs.extend(s.xlogs.iter().cloned());
                 if let Some(seq) = s.max_seq {
-                    restored.insert(seq, s.spans().to_vec(), s.bytes);
+                    restored.insert(seq, s.spans().to_vec(), Vec::new(), s.bytes);
                 }
             }
             st.active = restored;
@@ -379,14 +513,26 @@ impl Store {
             return Err(e.into());
         }
         let sealed = frozen.len();
-        let bytes: u64 = metas.iter().map(|m| m.bytes).sum();
+        let bytes: u64 = metas.iter().map(|m| m.bytes).sum::<u64>() + xmetas.iter().map(|m| m.bytes).sum::<u64>();
+        metrics::xlog_sealed(xmetas.iter().map(|m| m.rows as usize).sum());
         {
             let mut parts = self.partitions.write();
             for m in metas {
                 parts.entry(m.partition).or_default().push(m);
             }
         }
-        self.state.write().frozen = None;
+        {
+            let mut parts = self.xpartitions.write();
+            for m in xmetas {
+                parts.entry(m.partition).or_default().push(m);
+            }
+        }
+        let released = self.state.write().frozen.take();
+        // Freeing a memtable's spans takes a while; sealing bounds ingest, so not on this thread
+        // (and never under the state lock).
+        drop(released);
+        // Should the thread not start, the closure and the memtable are dropped here instead.
+        let _ = std::thread::Builder::new().name("rewind-free".into()).spawn(move || drop(frozen));
         metrics::sealed(sealed, bytes, started.elapsed());
         self.publish_gauges();
         tracing::debug!(spans = sealed, bytes, elapsed_ms = started.elapsed().as_millis() as u64, "sealed memtable");
@@ -399,8 +545,7 @@ impl Store {
         let _one = self.maintenance.lock();
         let cutoff = now_ns.saturating_sub(self.config.retention.as_nanos() as u64);
         let expired: Vec<u64> = {
-            let parts = self.partitions.read();
-            parts.keys().copied().filter(|p| (p + 1).saturating_mul(self.partition_ns) <= cutoff).collect()
+            self.partition_ids().into_iter().filter(|p| (p + 1).saturating_mul(self.partition_ns) <= cutoff).collect()
         };
         let mut dropped = Vec::new();
         for p in expired {
@@ -418,11 +563,11 @@ impl Store {
                 // and dropping partitions would not shrink them.
                 let used = self.data_bytes()?;
                 let oldest = {
-                    let parts = self.partitions.read();
+                    let parts = self.partition_ids();
                     if parts.len() <= 1 {
                         None
                     } else {
-                        parts.keys().next().copied()
+                        parts.first().copied()
                     }
                 };
                 match oldest {
@@ -462,12 +607,14 @@ impl Store {
         let mut wb = WriteBatch::default();
         wb.delete_range_cf(chunks, keys::chunk_partition_start(p), keys::chunk_partition_start(p + 1));
         wb.delete_range_cf(meta, keys::segment_meta_partition_start(p), keys::segment_meta_partition_start(p + 1));
+        wb.delete_range_cf(meta, keys::xsegment_meta_partition_start(p), keys::xsegment_meta_partition_start(p + 1));
         wb.put_cf(meta, keys::META_FLOOR_PARTITION, (p + 1).max(self.floor.load(Ordering::Relaxed)).to_be_bytes());
         let mut w = WriteOptions::default();
         w.set_sync(true);
         self.db.write_opt(wb, &w)?;
         self.floor.fetch_max(p + 1, Ordering::Relaxed);
         self.partitions.write().remove(&p);
+        self.xpartitions.write().remove(&p);
         // Range deletes only hide data; compaction gives the space back.
         self.db.compact_range_cf(
             chunks,
@@ -564,11 +711,18 @@ impl Store {
 
     pub fn stats(&self) -> StoreStats {
         let st = self.state.read();
+        let pending_xlogs = self.deriver.lock().pending();
         let parts = self.partitions.read();
+        let xparts = self.xpartitions.read();
         StoreStats {
+            memtable_xlogs: st.active.xlogs.len() + st.frozen.as_ref().map_or(0, |f| f.xlogs.len()),
+            pending_xlogs,
+            xlog_segments: xparts.values().map(Vec::len).sum(),
+            sealed_xlogs: xparts.values().flatten().map(|m| u64::from(m.rows)).sum(),
+            sealed_xlog_bytes: xparts.values().flatten().map(|m| m.bytes).sum(),
             memtable_spans: st.active.len() + st.frozen.as_ref().map_or(0, |f| f.len()),
             memtable_bytes: st.active.bytes + st.frozen.as_ref().map_or(0, |f| f.bytes),
-            partitions: parts.len(),
+            partitions: parts.keys().chain(xparts.keys()).collect::<std::collections::BTreeSet<_>>().len(),
             segments: parts.values().map(Vec::len).sum(),
             sealed_spans: parts.values().flatten().map(|m| u64::from(m.rows)).sum(),
             sealed_bytes: parts.values().flatten().map(|m| m.bytes).sum(),
@@ -592,6 +746,8 @@ impl Store {
     pub fn column_bytes(&self) -> Result<BTreeMap<String, u64>, StorageError> {
         let names: std::collections::HashMap<(u64, u64), Vec<String>> =
             self.partitions.read().values().flatten().map(|m| ((m.partition, m.id), m.attr_keys.clone())).collect();
+        let xnames: std::collections::HashMap<(u64, u64), Vec<String>> =
+            self.xpartitions.read().values().flatten().map(|m| ((m.partition, m.id), m.attr_keys.clone())).collect();
         let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
         let mut out = BTreeMap::new();
         for item in self.db.iterator_cf(chunks, IteratorMode::Start) {
@@ -599,6 +755,14 @@ impl Store {
             let Some((part, seg, col)) = keys::parse_chunk(&k) else {
                 continue;
             };
+            if let Some(keys) = xnames.get(&(part, seg)) {
+                let name = match col.checked_sub(xsegment::cols::ATTR_BASE) {
+                    Some(i) => format!("xlog:attr:{}", keys.get(i as usize).map_or("?", String::as_str)),
+                    None => format!("xlog:{col}"),
+                };
+                *out.entry(name).or_default() += v.len() as u64;
+                continue;
+            }
             let name = match col.checked_sub(segment::cols::ATTR_BASE) {
                 Some(i) => names
                     .get(&(part, seg))
@@ -617,6 +781,32 @@ impl Store {
             let h = self.db.cf_handle(cf).expect("opened");
             self.db.compact_range_cf(h, None::<&[u8]>, None::<&[u8]>);
         }
+    }
+
+    /// Partitions holding span or XLog segments, ascending.
+    fn partition_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.partitions.read().keys().copied().collect();
+        ids.extend(self.xpartitions.read().keys().copied());
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The XLog segments of a seal: one per partition (by end time), each record once per
+    /// (trace id, span id).
+    fn build_xlog_segments(&self, xlogs: &[XLog], floor: u64) -> Vec<xsegment::BuiltXSegment> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut by_partition: BTreeMap<u64, Vec<&XLog>> = BTreeMap::new();
+        for x in xlogs {
+            let p = self.partition_of(x.end_ns());
+            if p >= floor && seen.insert((x.trace_id, x.span_id)) {
+                by_partition.entry(p).or_default().push(x);
+            }
+        }
+        by_partition
+            .into_iter()
+            .map(|(part, records)| xsegment::build(part, self.next_segment.fetch_add(1, Ordering::Relaxed), &records))
+            .collect()
     }
 
     fn publish_gauges(&self) {

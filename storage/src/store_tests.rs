@@ -48,6 +48,8 @@ fn config(dir: &std::path::Path) -> StoreConfig {
     c
 }
 
+mod xlog;
+
 #[test]
 fn acknowledged_spans_are_found_before_and_after_seal_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,8 +104,34 @@ fn a_store_of_another_format_version_is_refused_with_a_clear_message() {
         db.put_cf(db.cf_handle("meta").unwrap(), keys::META_FORMAT_VERSION, 99u32.to_be_bytes()).unwrap();
     }
     let err = Store::open(config(dir.path())).err().expect("refused");
-    assert!(matches!(err, StorageError::UnsupportedVersion { found: 99, supported: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StorageError::UnsupportedVersion { found: 99, supported: crate::FORMAT_VERSION, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("format version 99"), "{err}");
+}
+
+#[test]
+fn a_version_1_store_is_upgraded_and_keeps_its_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = now_ns();
+    {
+        let store = Store::open(config(dir.path())).unwrap();
+        store.append(vec![EncodedBatch::new(vec![span(1, 1, None, t, "front")])]).unwrap();
+        store.seal_all().unwrap();
+    }
+    {
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path().join("store"), keys::COLUMN_FAMILIES)
+            .unwrap();
+        db.put_cf(db.cf_handle("meta").unwrap(), keys::META_FORMAT_VERSION, 1u32.to_be_bytes()).unwrap();
+    }
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(store.trace(&[1; 16]).unwrap().len(), 1);
+    drop(store);
+    let db =
+        rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path().join("store"), keys::COLUMN_FAMILIES).unwrap();
+    let v = db.get_cf(db.cf_handle("meta").unwrap(), keys::META_FORMAT_VERSION).unwrap().unwrap();
+    assert_eq!(v, crate::FORMAT_VERSION.to_be_bytes());
 }
 
 #[test]

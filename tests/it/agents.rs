@@ -12,11 +12,11 @@ use serde_json::{json, Value as J};
 
 use crate::harness::Server;
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn python() -> String {
+pub fn python() -> String {
     std::env::var("REWIND_TEST_PYTHON").unwrap_or_else(|_| {
         let venv = std::env::var("HOME").map(|h| format!("{h}/.cache/rewind-venv/bin/python")).unwrap_or_default();
         if std::path::Path::new(&venv).exists() {

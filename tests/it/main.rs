@@ -9,3 +9,4 @@ mod harness;
 mod hostile;
 mod roundtrip;
 mod ui;
+mod xlog;

@@ -20,7 +20,7 @@ fn main() {
     let spans: Vec<Span> = (0..traces / 100)
         .flat_map(|i| {
             let req = shop.request(100, t0 + i as u64 * 100_000_000, 1_000_000);
-            convert(req, &Limits::default(), now_ns(), 0).spans
+            convert(req, &Limits::default(), now_ns(), 0).items
         })
         .collect();
     let refs: Vec<&Span> = spans.iter().collect();

@@ -52,20 +52,20 @@ fn main() {
         wire_bytes += prost::Message::encoded_len(&req) as u64;
         let converted = convert(req, &Limits::default(), now_ns(), 0);
         assert_eq!(converted.rejected, 0, "{}", converted.message());
-        spans += converted.spans.len() as u64;
-        for s in converted.spans.iter().filter(|s| s.parent_span_id.is_none()) {
+        spans += converted.items.len() as u64;
+        for s in converted.items.iter().filter(|s| s.parent_span_id.is_none()) {
             if traces % 500 == 0 {
                 sample_ids.push(hex::encode(s.trace_id));
             }
             traces += 1;
         }
         if let Some((f, _)) = peer_file.as_mut() {
-            for s in &converted.spans {
+            for s in &converted.items {
                 serde_json::to_writer(&mut *f, &peer_row(s)).unwrap();
                 f.write_all(b"\n").unwrap();
             }
         }
-        store.append(vec![EncodedBatch::new(converted.spans)]).expect("append");
+        store.append(vec![EncodedBatch::new(converted.items)]).expect("append");
         if store.should_seal() || store.stats().memtable_spans >= 100_000 {
             store.seal().expect("seal");
         }

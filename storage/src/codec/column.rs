@@ -180,14 +180,23 @@ pub fn decode_parents(body: &[u8], span_ids: &[SpanId]) -> Result<Vec<Option<Spa
 pub fn encode_dict<S: AsRef<str>>(values: &[S]) -> Vec<u8> {
     let mut dict: HashMap<&str, u64> = HashMap::default();
     let mut order: Vec<&str> = Vec::new();
+    // Sorted pages repeat the previous row's value most of the time: compare before hashing.
+    let mut prev: Option<(&str, u64)> = None;
     let codes: Vec<u64> = values
         .iter()
         .map(|v| {
             let v = v.as_ref();
-            *dict.entry(v).or_insert_with(|| {
+            if let Some((p, code)) = prev {
+                if p == v {
+                    return code;
+                }
+            }
+            let code = *dict.entry(v).or_insert_with(|| {
                 order.push(v);
                 order.len() as u64 - 1
-            })
+            });
+            prev = Some((v, code));
+            code
         })
         .collect();
     let mut out = Vec::new();
@@ -223,6 +232,26 @@ pub fn decode_dict_range(body: &[u8], rows: usize, range: Range<usize>) -> Resul
         }
     }
     end(r, out)
+}
+
+/// A page of dictionary strings as (dictionary, code per row), borrowing the page: scans compare
+/// and group by code instead of building a string per row.
+pub fn decode_dict_codes(body: &[u8], rows: usize) -> Result<(Vec<&str>, Vec<u32>), StorageError> {
+    let mut r = Reader::new(body);
+    let n = r.count(1)?;
+    let mut dict = Vec::with_capacity(n);
+    for _ in 0..n {
+        dict.push(r.str()?);
+    }
+    let mut codes = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let c = r.varint()?;
+        if c >= n as u64 {
+            return Err(corrupt("dictionary code"));
+        }
+        codes.push(c as u32);
+    }
+    end(r, (dict, codes))
 }
 
 pub fn encode_u8(values: &[u8]) -> Vec<u8> {
@@ -281,16 +310,24 @@ pub fn encode_values(values: &[Option<&Value>]) -> Vec<u8> {
     let mut bitmap = vec![0u8; values.len().div_ceil(8)];
     let mut dict: HashMap<&str, u64> = HashMap::default();
     let mut order: Vec<&str> = Vec::new();
+    let mut prev: Option<(&str, u64)> = None;
     let mut body = Vec::new();
     for (i, v) in values.iter().enumerate() {
         let Some(v) = v else { continue };
         bitmap[i / 8] |= 1 << (i % 8);
         match v {
             Value::Str(s) => {
-                let code = *dict.entry(s.as_str()).or_insert_with(|| {
-                    order.push(s.as_str());
-                    order.len() as u64 - 1
-                });
+                let code = match prev {
+                    Some((p, code)) if p == s.as_str() => code,
+                    _ => {
+                        let code = *dict.entry(s.as_str()).or_insert_with(|| {
+                            order.push(s.as_str());
+                            order.len() as u64 - 1
+                        });
+                        prev = Some((s.as_str(), code));
+                        code
+                    }
+                };
                 body.push(TAG_DICT_STR);
                 varint::put(&mut body, code);
             }

@@ -1,0 +1,203 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::model::{kind, status, Resource, Span, Value};
+
+const S: u64 = 1_000_000_000;
+
+fn span(trace: u8, id: u64, parent: Option<u64>, service: &str, k: u8, attrs: &[(&str, Value)]) -> Arc<Span> {
+    Arc::new(Span {
+        trace_id: [trace; 16],
+        span_id: id.to_be_bytes(),
+        parent_span_id: parent.map(u64::to_be_bytes),
+        trace_state: String::new(),
+        flags: 1,
+        service: service.into(),
+        name: format!("op{id}"),
+        kind: k,
+        start_ns: 100 * S + id,
+        duration_ns: 1000 * id,
+        status_code: status::UNSET,
+        status_message: String::new(),
+        scope_name: String::new(),
+        scope_version: String::new(),
+        attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+        events: vec![],
+        links: vec![],
+        dropped_attributes: 0,
+        dropped_events: 0,
+        dropped_links: 0,
+        resource: Arc::new(Resource { attributes: vec![("service.name".into(), Value::Str(service.into()))] }),
+    })
+}
+
+fn db() -> [(&'static str, Value); 1] {
+    [("db.system", Value::Str("sqlite".into()))]
+}
+
+fn deriver() -> Deriver {
+    Deriver::new(DeriveConfig { grace: Duration::from_secs(2), orphan_ttl: Duration::from_secs(60), max_spans: 10_000 })
+}
+
+/// The shape of a two-service request: A (server) -> internal -> client call to B and a query;
+/// B (server) -> two queries.
+fn two_services() -> Vec<Arc<Span>> {
+    vec![
+        span(1, 1, None, "a", kind::SERVER, &[]),
+        span(1, 2, Some(1), "a", kind::INTERNAL, &[]),
+        span(1, 3, Some(2), "a", kind::CLIENT, &[("http.request.method", Value::Str("GET".into()))]),
+        span(1, 4, Some(2), "a", kind::CLIENT, &db()),
+        span(1, 5, Some(3), "b", kind::SERVER, &[]),
+        span(1, 6, Some(5), "b", kind::CLIENT, &db()),
+        span(1, 7, Some(5), "b", kind::CLIENT, &db()),
+    ]
+}
+
+fn by_service(mut records: Vec<XLog>) -> Vec<(String, u32, u64, u32, u64)> {
+    records.sort_by(|a, b| a.service.cmp(&b.service));
+    records.into_iter().map(|x| (x.service, x.sql_count, x.sql_ns, x.api_count, x.api_ns)).collect()
+}
+
+#[test]
+fn counts_descendants_in_the_entry_service_only() {
+    let mut d = deriver();
+    assert!(d.observe(1, Extract::from_spans(&two_services()), 0).is_empty());
+    assert!(!d.has_due(S));
+    assert!(d.has_due(2 * S));
+    let out = d.finalize(2 * S, false);
+    assert_eq!(by_service(out), vec![("a".into(), 1, 4000, 1, 3000), ("b".into(), 2, 13_000, 0, 0)]);
+    // Nothing waits, so the trace is let go once quiet.
+    assert_eq!(d.pending(), 0);
+    assert_eq!(d.spans_held(), 0);
+}
+
+#[test]
+fn children_arriving_before_and_after_their_entry_count() {
+    let spans = two_services();
+    let mut d = deriver();
+    // B's queries, then A's client spans, long before their entries.
+    d.observe(1, Extract::from_spans(&spans[5..7]), 0);
+    d.observe(2, Extract::from_spans(&spans[1..4]), S);
+    assert!(d.finalize(30 * S, false).is_empty(), "children wait for their entry");
+    assert_eq!(d.spans_held(), 5);
+    d.observe(3, Extract::from_spans(&spans[4..5]), 31 * S);
+    d.observe(4, Extract::from_spans(&spans[0..1]), 31 * S);
+    assert_eq!(d.min_pending_seq(), Some(3));
+    // A child exported after its entry, within the grace period.
+    let late = span(1, 8, Some(5), "b", kind::CLIENT, &[]);
+    d.observe(5, Extract::from_spans(&[late]), 32 * S);
+    let out = d.finalize(33 * S, false);
+    assert_eq!(by_service(out), vec![("a".into(), 1, 4000, 1, 3000), ("b".into(), 2, 13_000, 1, 8000)]);
+    assert_eq!(d.min_pending_seq(), None);
+}
+
+#[test]
+fn retries_never_count_twice() {
+    let mut d = deriver();
+    let spans = two_services();
+    d.observe(1, Extract::from_spans(&spans), 0);
+    d.observe(2, Extract::from_spans(&spans), S);
+    d.observe(3, Extract::from_spans(&spans[5..7]), S);
+    let out = d.finalize(10 * S, false);
+    assert_eq!(by_service(out), vec![("a".into(), 1, 4000, 1, 3000), ("b".into(), 2, 13_000, 0, 0)]);
+}
+
+#[test]
+fn provisional_records_show_counts_so_far() {
+    let mut d = deriver();
+    let spans = two_services();
+    d.observe(1, Extract::from_spans(&spans[4..6]), 0);
+    let now = d.provisional();
+    assert_eq!(by_service(now), vec![("b".into(), 1, 6000, 0, 0)]);
+    assert_eq!(d.pending(), 1);
+}
+
+#[test]
+fn roots_and_consumers_are_entries() {
+    let mut d = deriver();
+    let spans = vec![
+        span(2, 1, None, "job", kind::INTERNAL, &[]),
+        span(2, 2, Some(1), "job", kind::PRODUCER, &[]),
+        span(2, 3, Some(2), "worker", kind::CONSUMER, &[]),
+        span(2, 4, Some(3), "worker", kind::INTERNAL, &[]),
+        span(2, 5, Some(4), "worker", kind::CLIENT, &db()),
+    ];
+    d.observe(1, Extract::from_spans(&spans), 0);
+    let out = d.finalize(u64::MAX / 2, false);
+    assert_eq!(by_service(out), vec![("job".into(), 0, 0, 1, 2000), ("worker".into(), 1, 5000, 0, 0)]);
+}
+
+#[test]
+fn orphans_are_let_go_after_their_ttl() {
+    let mut d = deriver();
+    d.observe(1, Extract::from_spans(&[span(3, 2, Some(1), "a", kind::CLIENT, &[])]), 0);
+    d.finalize(59 * S, false);
+    assert_eq!(d.spans_held(), 1);
+    d.finalize(60 * S, false);
+    assert_eq!(d.spans_held(), 0);
+}
+
+#[test]
+fn memory_stays_bounded_and_early_records_are_complete() {
+    let mut d = Deriver::new(DeriveConfig { max_spans: 100, ..DeriveConfig::default() });
+    let mut early = Vec::new();
+    for t in 0..200u8 {
+        let spans = vec![span(t, 1, None, "a", kind::SERVER, &[]), span(t, 2, Some(1), "a", kind::CLIENT, &db())];
+        early.extend(d.observe(u64::from(t), Extract::from_spans(&spans), u64::from(t)));
+        assert!(d.spans_held() <= 100);
+    }
+    assert!(!early.is_empty());
+    assert!(early.iter().all(|x| x.sql_count == 1));
+    let rest = d.finalize(0, true);
+    assert_eq!(early.len() + rest.len(), 200);
+}
+
+#[test]
+fn cyclic_parents_end() {
+    let mut d = deriver();
+    let spans = vec![
+        span(4, 1, Some(2), "a", kind::INTERNAL, &[]),
+        span(4, 2, Some(1), "a", kind::INTERNAL, &[]),
+        span(4, 3, Some(1), "a", kind::CLIENT, &db()),
+        span(4, 4, None, "a", kind::SERVER, &[]),
+    ];
+    d.observe(1, Extract::from_spans(&spans), 0);
+    let out = d.finalize(10 * S, false);
+    assert_eq!(by_service(out), vec![("a".into(), 0, 0, 0, 0)]);
+}
+
+#[test]
+fn the_draft_reads_old_and_new_convention_names() {
+    let mut s = (*span(
+        5,
+        1,
+        None,
+        "a",
+        kind::SERVER,
+        &[
+            ("http.status_code", Value::Int(503)),
+            ("http.client_ip", Value::Str("10.0.0.9".into())),
+            ("enduser.id", Value::Str("alice".into())),
+            ("user_agent.original", Value::Str("curl/8".into())),
+            ("http.request.header.referer", Value::Array(vec![Value::Str("https://shop/".into())])),
+        ],
+    ))
+    .clone();
+    s.status_code = status::ERROR;
+    s.events.push(crate::model::Event {
+        time_ns: s.start_ns,
+        name: "exception".into(),
+        attributes: vec![("exception.message".into(), Value::Str("boom".into()))],
+        dropped_attributes: 0,
+    });
+    let s = Arc::new(s);
+    let x = draft(&s);
+    assert_eq!(
+        (x.http_status, x.client_ip.as_str(), x.user_id.as_str(), x.user_agent.as_str(), x.referer.as_str()),
+        (503, "10.0.0.9", "alice", "curl/8", "https://shop/")
+    );
+    assert!(x.error);
+    assert_eq!(x.error_message, "boom");
+    assert_eq!(x.end_ns(), s.end_ns());
+}

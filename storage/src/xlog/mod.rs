@@ -1,0 +1,105 @@
+//! XLog: one record per finished transaction (Scouter's XLog), the table behind the scatter and
+//! the transaction list. Records come from two places that must look alike to every query: agents
+//! speaking the native protocol, and derivation from OTLP entry spans (`derive`).
+
+pub mod derive;
+pub mod query;
+mod read;
+pub mod segment;
+pub mod wal;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::model::{KeyValue, Resource, Span, SpanId, TraceId, Value};
+
+/// A record's identity: a retried export repeats it, and every read keeps one record per key.
+pub type XLogKey = (TraceId, SpanId);
+
+/// A record's attributes: its own (native records, records read back from segments), or those of
+/// its entry span, shared with the memtable rather than copied (most spans of a busy system are
+/// entries, and copying their attributes was the largest cost of derivation).
+#[derive(Debug, Clone)]
+pub enum Attributes {
+    Own(Vec<KeyValue>),
+    OfSpan(Arc<Span>),
+}
+
+impl Deref for Attributes {
+    type Target = [KeyValue];
+
+    fn deref(&self) -> &[KeyValue] {
+        match self {
+            Attributes::Own(v) => v,
+            Attributes::OfSpan(s) => &s.attributes,
+        }
+    }
+}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Default for Attributes {
+    fn default() -> Self {
+        Attributes::Own(Vec::new())
+    }
+}
+
+impl From<Vec<KeyValue>> for Attributes {
+    fn from(v: Vec<KeyValue>) -> Self {
+        Attributes::Own(v)
+    }
+}
+
+impl FromIterator<KeyValue> for Attributes {
+    fn from_iter<I: IntoIterator<Item = KeyValue>>(iter: I) -> Self {
+        Attributes::Own(iter.into_iter().collect())
+    }
+}
+
+/// One transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct XLog {
+    pub trace_id: TraceId,
+    /// The entry span's id: with the trace id, the record's identity (a retry repeats it).
+    pub span_id: SpanId,
+    pub service: String,
+    pub instance: String,
+    pub endpoint: String,
+    pub start_ns: u64,
+    pub elapsed_ns: u64,
+    pub error: bool,
+    pub error_message: String,
+    /// 0 when not an HTTP transaction.
+    pub http_status: u32,
+    pub client_ip: String,
+    pub user_id: String,
+    pub user_agent: String,
+    pub referer: String,
+    /// 0 where the agent does not measure it (OTLP spans carry neither).
+    pub cpu_ns: u64,
+    pub alloc_bytes: u64,
+    pub sql_count: u32,
+    pub sql_ns: u64,
+    pub api_count: u32,
+    pub api_ns: u64,
+    /// Free-form attributes: the agent's, or the entry span's.
+    pub attributes: Attributes,
+    /// The entry span's resource, shared with the spans of its request; empty for native records.
+    /// Sealed segments keep a table of distinct resources, as span segments do.
+    pub resource: Arc<Resource>,
+}
+
+impl XLog {
+    pub fn end_ns(&self) -> u64 {
+        self.start_ns.saturating_add(self.elapsed_ns)
+    }
+
+    /// An attribute of the record or, failing that, of its resource.
+    pub fn attribute(&self, key: &str) -> Option<&Value> {
+        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v).or_else(|| self.resource.get(key))
+    }
+}

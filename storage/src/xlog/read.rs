@@ -1,0 +1,48 @@
+//! The store's XLog reads: a snapshot of the matching records in memory (memtables and the
+//! deriver's provisional records), then the sealed segments, without holding the memtable lock
+//! while segments are read.
+
+use super::query::{self, Points, Sources, XLogFilter};
+use super::segment::XSegmentMeta;
+use super::XLog;
+use crate::error::StorageError;
+use crate::keys;
+use crate::segment::Fetched;
+use crate::store::Store;
+
+impl Store {
+    /// Scatter points of the matching transactions (the `filter.limit` most recent).
+    pub fn xlog_points(&self, filter: &XLogFilter) -> Result<Points, StorageError> {
+        let (memory, segments) = self.xlog_sources(filter);
+        let src = Sources { memory: &memory, segments: segments.iter().collect(), fetch: |m, w| self.fetch_x(m, w) };
+        query::points(&src, filter)
+    }
+
+    /// Full records of the matching transactions, oldest first, and whether the limit cut some.
+    pub fn xlog_records(&self, filter: &XLogFilter) -> Result<(Vec<XLog>, bool), StorageError> {
+        let (memory, segments) = self.xlog_sources(filter);
+        let src = Sources { memory: &memory, segments: segments.iter().collect(), fetch: |m, w| self.fetch_x(m, w) };
+        query::records(&src, filter)
+    }
+
+    fn xlog_sources(&self, filter: &XLogFilter) -> (Vec<XLog>, Vec<XSegmentMeta>) {
+        let mut memory: Vec<XLog> = {
+            let st = self.state.read();
+            let frozen = st.frozen.iter().flat_map(|f| f.xlogs.iter());
+            st.active.xlogs.iter().chain(frozen).filter(|x| filter.matches(x)).cloned().collect()
+        };
+        memory.extend(self.deriver.lock().provisional().into_iter().filter(|x| filter.matches(x)));
+        let segments = {
+            let parts = self.xpartitions.read();
+            let (lo, hi) = (self.partition_of(filter.from_ns), self.partition_of(filter.to_ns));
+            parts.range(lo..=hi).flat_map(|(_, segs)| segs.iter().cloned()).collect()
+        };
+        (memory, segments)
+    }
+
+    fn fetch_x(&self, meta: &XSegmentMeta, want: &[(u16, u32)]) -> Fetched {
+        let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
+        let keys: Vec<_> = want.iter().map(|(c, p)| (chunks, keys::chunk(meta.partition, meta.id, *c, *p))).collect();
+        self.db.multi_get_cf(keys).into_iter().map(|r| r.map_err(StorageError::from)).collect()
+    }
+}

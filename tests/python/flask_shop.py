@@ -1,0 +1,97 @@
+"""A two-service Flask shop instrumented with the OpenTelemetry Python SDK, for the XLog tests.
+
+`shop-a` serves GET /checkout/<n> and calls `shop-b` GET /stock/<n> with `requests`; `shop-b`
+runs n % 3 + 1 SQLite queries, sleeps (n % 4) * 10 ms, and raises for n % 5 == 0 (then shop-a
+raises too). Each role runs in its own process with its own TracerProvider and exports over
+OTLP/gRPC with a BatchSpanProcessor, as a deployed service would. GET /flush forces an export.
+
+Usage: flask_shop.py b --otlp URL        prints "listening PORT" once serving
+       flask_shop.py a --otlp URL --b URL
+"""
+
+import argparse
+import logging
+import sqlite3
+import sys
+import time
+
+import requests
+from flask import Flask
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+from opentelemetry.instrumentation.requests import RequestsInstrumentor
+from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from werkzeug.serving import make_server
+
+
+def provider(service, otlp):
+    p = TracerProvider(resource=Resource.create({"service.name": service, "service.instance.id": f"{service}-1"}))
+    p.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp, insecure=True), schedule_delay_millis=200))
+    return p
+
+
+def shop_b(tp):
+    SQLite3Instrumentor().instrument(tracer_provider=tp)
+    app = Flask("shop-b")
+
+    @app.get("/stock/<int:n>")
+    def stock(n):
+        db = sqlite3.connect(":memory:")
+        # Through a cursor: the instrumentation traces cursors, not Connection.execute.
+        cur = db.cursor()
+        for i in range(n % 3 + 1):
+            cur.execute("SELECT ? + 1", (i,)).fetchall()
+        db.close()
+        time.sleep((n % 4) * 0.01)
+        if n % 5 == 0:
+            raise ValueError(f"item {n} is out of stock")
+        return {"n": n, "in_stock": True}
+
+    return app
+
+
+def shop_a(tp, b_url):
+    RequestsInstrumentor().instrument(tracer_provider=tp)
+    app = Flask("shop-a")
+
+    @app.get("/checkout/<int:n>")
+    def checkout(n):
+        r = requests.get(f"{b_url}/stock/{n}", timeout=10)
+        if r.status_code != 200:
+            raise RuntimeError(f"stock check failed with {r.status_code}")
+        return {"n": n, "ok": True}
+
+    return app
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("role", choices=["a", "b"])
+    ap.add_argument("--otlp", required=True)
+    ap.add_argument("--b")
+    args = ap.parse_args()
+    tp = provider(f"shop-{args.role}", args.otlp)
+    app = shop_a(tp, args.b) if args.role == "a" else shop_b(tp)
+    FlaskInstrumentor().instrument_app(app, tracer_provider=tp)
+
+    @app.get("/flush")
+    def flush():
+        return {"flushed": tp.force_flush(10_000)}
+
+    # One line per request on stderr would bury the test's own output.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # The raised errors are the point of some requests; their tracebacks are noise here.
+    app.logger.setLevel(logging.CRITICAL)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    print(f"listening {server.port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        tp.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

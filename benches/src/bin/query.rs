@@ -1,9 +1,9 @@
 //! Query benchmark: latency percentiles of the query API on a store written by bench-storage
 //! (`--dir`), through the real server and HTTP. Trace-by-id looks up a sample of the stored traces
-//! spread over the whole data set.
+//! spread over the whole data set; the XLog endpoints read the last 10 minutes of the data.
 //!
-//! target/release/bench-storage --spans 10000000 --dir /tmp/rewind-bench/store
-//! target/release/bench-query --dir /tmp/rewind-bench/store
+//! target/release/bench-storage --spans 4000000 --traces-per-second 600 --xlog true --dir /tmp/rb/store
+//! target/release/bench-query --dir /tmp/rb/store
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,12 @@ fn main() {
     let args = Args::parse();
     let dir = std::path::PathBuf::from(args.string("dir").expect("--dir: a store written by bench-storage --dir"));
     let requests: usize = args.get("requests", 5000);
+    // A million points per answer: fewer requests.
+    let xlog_requests: usize = args.get("xlog-requests", 30);
+    let window = std::fs::read_to_string(dir.with_extension("window")).unwrap_or_default();
+    let (from, to) = window
+        .split_once(' ')
+        .map_or((String::new(), String::new()), |(f, t)| (f.trim().to_owned(), t.trim().to_owned()));
     let ids: Vec<String> = std::fs::read_to_string(dir.with_extension("trace-ids"))
         .expect("the trace id sample bench-storage writes beside the store")
         .lines()
@@ -35,23 +41,51 @@ fn main() {
     let client = reqwest::Client::new();
     let mut results = serde_json::Map::new();
     println!("\nRewind query latency ({} sampled traces, {requests} requests each, one at a time)\n", ids.len());
-    let endpoints: Vec<(&str, PathFor)> = vec![
+    let w = format!("from={from}&to={to}");
+    let endpoints: Vec<(&str, usize, PathFor)> = vec![
         // A stride through the sample so consecutive requests hit different segments.
-        ("trace by id", Box::new(|i| format!("/api/traces/{}", ids[(i * 7919) % ids.len()]))),
-        ("services", Box::new(|_| "/api/services".to_string())),
+        ("trace by id", requests, Box::new(|i| format!("/api/traces/{}", ids[(i * 7919) % ids.len()]))),
+        ("services", requests, Box::new(|_| "/api/services".to_string())),
+        ("xlog 10 min JSON", xlog_requests, Box::new(|_| format!("/api/xlog?{w}"))),
+        ("xlog 10 min Arrow", xlog_requests, Box::new(|_| format!("/api/xlog?{w}&format=arrow"))),
+        (
+            "xlog 10 min one service, slow",
+            xlog_requests,
+            Box::new(|_| format!("/api/xlog?{w}&service=frontend&min_ms=100")),
+        ),
+        ("transactions 10 min latest 500", xlog_requests, Box::new(|_| format!("/api/transactions?{w}"))),
+        (
+            "transactions slow, attribute filter",
+            xlog_requests,
+            Box::new(|_| format!("/api/transactions?{w}&min_ms=100&attr.http.request.method=POST")),
+        ),
     ];
-    for (name, path) in endpoints {
+    for (name, requests, path) in endpoints {
+        let windowed = name.starts_with("xlog") || name.starts_with("transactions");
+        if windowed && from.is_empty() {
+            continue; // a store from before XLog, or written without --xlog true
+        }
         let mut lat = Vec::with_capacity(requests);
-        let mut spans = 0u64;
+        let (mut spans, mut points, mut bytes) = (0u64, 0u64, 0u64);
         rt.block_on(async {
             for i in 0..requests {
                 let url = format!("{base}{}", path(i));
                 let started = Instant::now();
                 let resp = client.get(&url).send().await.expect("request");
                 assert_eq!(resp.status(), 200, "{url}");
-                let body: serde_json::Value = resp.json().await.expect("JSON");
+                let arrow = resp
+                    .headers()
+                    .get("content-type")
+                    .is_some_and(|v| v.as_bytes().starts_with(b"application/vnd.apache.arrow"));
+                let body = resp.bytes().await.expect("body");
                 lat.push(started.elapsed().as_secs_f64() * 1000.0);
-                spans += body["span_count"].as_u64().unwrap_or(0);
+                bytes += body.len() as u64;
+                // Arrow bodies are not parsed: their row count is the JSON one.
+                if !arrow {
+                    let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+                    spans += body["span_count"].as_u64().unwrap_or(0);
+                    points += body["count"].as_u64().unwrap_or(0);
+                }
             }
         });
         lat.sort_by(f64::total_cmp);
@@ -70,9 +104,13 @@ fn main() {
         if is_trace {
             row("trace by id: spans per trace (mean)", format!("{:.1}", spans as f64 / requests as f64), "", None);
         }
+        let (points, mb) = (points / requests as u64, bytes as f64 / requests as f64 / 1e6);
+        if windowed {
+            row(&format!("{name}: points or rows, MB"), format!("{points}, {mb:.1}"), "", None);
+        }
         results.insert(
             name.replace(' ', "_"),
-            json!({"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max, "requests": requests}),
+            json!({"p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "max_ms": max, "requests": requests, "count": points, "mb": mb}),
         );
     }
     let stored: u64 = rt.block_on(async {

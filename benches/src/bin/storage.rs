@@ -18,6 +18,8 @@ use serde_json::json;
 const TRACES_PER_REQUEST: usize = 100;
 /// Shop traffic rate the timestamps are spread at.
 const TRACES_PER_SECOND: u64 = 300;
+/// The window bench-query reads the scatter over (the last minutes of the data).
+const XLOG_WINDOW_MS: u64 = 600_000;
 
 fn main() {
     let args = Args::parse();
@@ -25,14 +27,19 @@ fn main() {
     let seed: u64 = args.get("seed", 42);
     let peers: bool = args.get("peers", false);
     let keep = args.string("dir");
+    // XLog records are derived only when asked: the peers store spans alone, and so does the
+    // figure compared with theirs.
+    let xlog: bool = args.get("xlog", false);
+    let traces_per_second: u64 = args.get("traces-per-second", TRACES_PER_SECOND);
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = keep.map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().join("store"));
 
     let mut config = StoreConfig::new(&dir);
     config.sync = false;
+    config.derive_xlog = xlog;
     let store = Store::open(config).expect("open store");
     let mut shop = Shop::new(ShopConfig { seed, incident: None });
-    let interval = 1_000_000_000 / TRACES_PER_SECOND;
+    let interval = 1_000_000_000 / traces_per_second;
     // Spread back from now so every span is within retention.
     let est_traces = target_spans / 11 + 1;
     let mut t = now_ns() - est_traces * interval - 60_000_000_000;
@@ -70,7 +77,9 @@ fn main() {
             store.seal().expect("seal");
         }
     }
-    store.seal().expect("seal");
+    // Every XLog record final, none left waiting for children.
+    store.seal_all().expect("seal");
+    let xlog_records = store.stats().sealed_xlogs;
     let ingest_secs = started.elapsed().as_secs_f64();
     store.compact();
     let disk = store.disk_bytes().expect("disk bytes");
@@ -79,6 +88,8 @@ fn main() {
     let sst = sst_bytes(&dir);
     drop(store);
     std::fs::write(dir.with_extension("trace-ids"), sample_ids.join("\n")).expect("write trace id sample");
+    let to_ms = t / 1_000_000 + 60_000;
+    std::fs::write(dir.with_extension("window"), format!("{} {to_ms}", to_ms - XLOG_WINDOW_MS)).expect("write window");
 
     let per_span = disk as f64 / spans as f64;
     println!(
@@ -88,6 +99,11 @@ fn main() {
     row("directory bytes per span (all files)", format!("{per_span:.1}"), "<= 30", Some(per_span <= 30.0));
     row("SST bytes per span", format!("{:.1}", sst as f64 / spans as f64), "", None);
     row("column chunk bytes per span", format!("{:.1}", chunk_bytes as f64 / spans as f64), "", None);
+    let xlog_bytes: u64 = columns.iter().filter(|(k, _)| k.starts_with("xlog:")).map(|(_, v)| v).sum();
+    if xlog {
+        row("XLog records (transactions)", xlog_records.to_string(), "", None);
+        row("XLog chunk bytes per record", format!("{:.1}", xlog_bytes as f64 / xlog_records.max(1) as f64), "", None);
+    }
     println!("\nper column (bytes per span):");
     let mut by_size: Vec<_> = columns.iter().collect();
     by_size.sort_by(|a, b| b.1.cmp(a.1));
@@ -103,6 +119,8 @@ fn main() {
         "rewind_bytes_per_span": per_span,
         "rewind_sst_bytes_per_span": sst as f64 / spans as f64,
         "rewind_chunk_bytes_per_span": chunk_bytes as f64 / spans as f64,
+        "xlog_records": xlog_records,
+        "xlog_chunk_bytes_per_record": xlog_bytes as f64 / xlog_records.max(1) as f64,
         "columns_bytes_per_span": columns.iter().map(|(k, v)| (k.clone(), json!(*v as f64 / spans as f64))).collect::<serde_json::Map<_, _>>(),
     });
     if let Some((f, path)) = peer_file {

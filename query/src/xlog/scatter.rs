@@ -3,63 +3,79 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{FixedSizeBinaryBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch};
+use arrow_array::{
+    ArrayRef, BooleanArray, DictionaryArray, FixedSizeBinaryArray, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray,
+};
 use arrow_schema::{ArrowError, Field, Schema};
 use rewind_storage::Points;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Decimal digits of `v`, written without `fmt` (a million points make it count).
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
 /// Milliseconds with up to three decimals (microseconds), without float formatting.
-fn push_ms(out: &mut String, ns: u64) {
-    use std::fmt::Write;
+fn push_ms(out: &mut Vec<u8>, ns: u64) {
     let us = ns.saturating_add(500) / 1000;
-    let (whole, frac) = (us / 1000, us % 1000);
-    let _ = write!(out, "{whole}");
+    push_u64(out, us / 1000);
+    let frac = us % 1000;
     if frac != 0 {
-        let digits = format!("{frac:03}");
-        out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
+        let digits = [b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8];
+        let keep = 3 - digits.iter().rev().take_while(|d| **d == b'0').count();
+        out.push(b'.');
+        out.extend_from_slice(&digits[..keep]);
     }
 }
 
-fn column<T>(out: &mut String, name: &str, items: &[T], mut each: impl FnMut(&mut String, &T)) {
-    out.push('"');
-    out.push_str(name);
-    out.push_str("\":[");
+fn column<T>(out: &mut Vec<u8>, name: &str, items: &[T], mut each: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":[");
     for (i, x) in items.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
         each(out, x);
     }
-    out.push_str("],");
+    out.extend_from_slice(b"],");
 }
 
-pub fn json(p: &Points) -> String {
+pub fn json(p: &Points) -> Vec<u8> {
     let n = p.end_ns.len();
-    let mut out = String::with_capacity(96 + n * 80);
+    let mut out = Vec::with_capacity(96 + n * 96);
     // Service names escaped once, not once per point.
     let services: Vec<String> =
         p.services.iter().map(|s| serde_json::to_string(s).expect("strings serialize")).collect();
-    out.push('{');
+    out.push(b'{');
     column(&mut out, "end_ms", &p.end_ns, |o, ns| push_ms(o, *ns));
     column(&mut out, "elapsed_ms", &p.elapsed_ns, |o, ns| push_ms(o, *ns));
-    column(&mut out, "error", &p.error, |o, e| o.push_str(if *e { "true" } else { "false" }));
+    column(&mut out, "error", &p.error, |o, e| o.extend_from_slice(if *e { b"true" } else { b"false" }));
     column(&mut out, "trace_id", &p.trace_id, |o, id| {
-        o.push('"');
+        o.push(b'"');
         for b in id {
-            o.push(HEX[(b >> 4) as usize] as char);
-            o.push(HEX[(b & 15) as usize] as char);
+            o.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         }
-        o.push('"');
+        o.push(b'"');
     });
-    column(&mut out, "service", &p.service, |o, s| o.push_str(&services[*s as usize]));
+    column(&mut out, "service", &p.service, |o, s| o.extend_from_slice(services[*s as usize].as_bytes()));
     column(&mut out, "sql_ms", &p.sql_ns, |o, ns| push_ms(o, *ns));
     column(&mut out, "api_ms", &p.api_ns, |o, ns| push_ms(o, *ns));
     column(&mut out, "cpu_ms", &p.cpu_ns, |o, ns| push_ms(o, *ns));
-    out.push_str(&format!("\"count\":{n},\"truncated\":{}}}", p.truncated));
+    out.extend_from_slice(format!("\"count\":{n},\"truncated\":{}}}", p.truncated).as_bytes());
     out
 }
 
@@ -68,20 +84,15 @@ pub fn json(p: &Points) -> String {
 /// Schema metadata `truncated` says whether the limit cut some.
 pub fn arrow(p: &Points) -> Result<Vec<u8>, ArrowError> {
     let ms = |v: &[u64]| -> ArrayRef { Arc::new(Float64Array::from_iter_values(v.iter().map(|ns| *ns as f64 / 1e6))) };
-    let mut ids = FixedSizeBinaryBuilder::with_capacity(p.trace_id.len(), 16);
-    for id in &p.trace_id {
-        ids.append_value(id)?;
-    }
-    let mut services = StringDictionaryBuilder::<Int32Type>::new();
-    for s in &p.service {
-        services.append_value(&p.services[*s as usize]);
-    }
+    let ids = FixedSizeBinaryArray::try_new(16, p.trace_id.concat().into(), None)?;
+    let keys = Int32Array::from_iter_values(p.service.iter().map(|i| *i as i32));
+    let services = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(p.services.clone())))?;
     let columns: Vec<(&str, ArrayRef)> = vec![
         ("end_ms", Arc::new(Int64Array::from_iter_values(p.end_ns.iter().map(|ns| (*ns / 1_000_000) as i64)))),
         ("elapsed_ms", ms(&p.elapsed_ns)),
         ("error", Arc::new(BooleanArray::from(p.error.clone()))),
-        ("trace_id", Arc::new(ids.finish())),
-        ("service", Arc::new(services.finish())),
+        ("trace_id", Arc::new(ids)),
+        ("service", Arc::new(services)),
         ("sql_ms", ms(&p.sql_ns)),
         ("api_ms", ms(&p.api_ns)),
         ("cpu_ms", ms(&p.cpu_ns)),
@@ -120,7 +131,7 @@ mod tests {
 
     #[test]
     fn json_is_valid_and_columnar() {
-        let v: serde_json::Value = serde_json::from_str(&json(&points())).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json(&points())).unwrap();
         assert_eq!(v["end_ms"], serde_json::json!([1_700_000_000_123.457, 1_700_000_001_000u64]));
         assert_eq!(v["elapsed_ms"], serde_json::json!([12.346, 1]));
         assert_eq!(v["error"], serde_json::json!([false, true]));
@@ -128,7 +139,7 @@ mod tests {
         assert_eq!(v["service"], serde_json::json!(["cart", "quote\"d"]));
         assert_eq!(v["sql_ms"], serde_json::json!([0, 0.001]));
         assert_eq!((v["count"].as_u64(), v["truncated"].as_bool()), (Some(2), Some(true)));
-        let empty: serde_json::Value = serde_json::from_str(&json(&Points::default())).unwrap();
+        let empty: serde_json::Value = serde_json::from_slice(&json(&Points::default())).unwrap();
         assert_eq!(empty["count"], 0);
     }
 

@@ -74,7 +74,18 @@ pub fn decompress(stored: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, StorageEr
             if len > MAX_PAGE_BYTES {
                 return Err(corrupt("page too large"));
             }
-            let out = zstd::bulk::decompress(&rest[n..], len).map_err(|e| corrupt(&format!("zstd: {e}")))?;
+            // One decompression context per thread: creating one per page cost more than
+            // decompressing a small page.
+            thread_local! {
+                static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                    std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+            }
+            let out = DCTX
+                .with(|d| match d.borrow_mut().as_mut() {
+                    Some(d) => d.decompress(&rest[n..], len),
+                    None => zstd::bulk::decompress(&rest[n..], len),
+                })
+                .map_err(|e| corrupt(&format!("zstd: {e}")))?;
             if out.len() != len {
                 return Err(corrupt("page length mismatch"));
             }

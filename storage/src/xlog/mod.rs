@@ -13,9 +13,6 @@ use std::sync::Arc;
 
 use crate::model::{KeyValue, Resource, Span, SpanId, TraceId, Value};
 
-/// A record's identity: a retried export repeats it, and every read keeps one record per key.
-pub type XLogKey = (TraceId, SpanId);
-
 /// A record's attributes: its own (native records, records read back from segments), or those of
 /// its entry span, shared with the memtable rather than copied (most spans of a busy system are
 /// entries, and copying their attributes was the largest cost of derivation).

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::segment::{cols, Page, XSegmentMeta};
-use super::{XLog, XLogKey};
+use super::XLog;
 use crate::codec::column as col;
 use crate::error::StorageError;
 use crate::model::{TraceId, Value};
@@ -184,6 +184,12 @@ fn dict_filter(page: &Page<'_>, c: u16, keep: &mut [bool], pred: impl Fn(&str) -
     Ok(())
 }
 
+/// A record's identity folded into 128 bits for the deduplication set: equal for equal ids, and
+/// distinct ids collide with a chance of about n² / 2^128.
+fn identity(trace_id: &TraceId, span_id: &[u8; 8]) -> u128 {
+    u128::from_le_bytes(*trace_id) ^ u128::from(u64::from_le_bytes(*span_id)).rotate_left(32)
+}
+
 /// The `limit` items with the latest end times, in bounded memory (at most twice the limit).
 struct Latest<T> {
     limit: usize,
@@ -194,8 +200,10 @@ struct Latest<T> {
 }
 
 impl<T> Latest<T> {
-    fn new(limit: usize) -> Self {
-        Self { limit, items: Vec::new(), floor: None, truncated: false }
+    /// `expect`: about how many items will be offered, to size the buffer once.
+    fn new(limit: usize, expect: usize) -> Self {
+        let items = Vec::with_capacity(expect.min(limit.saturating_mul(2)).min(1 << 24));
+        Self { limit, items, floor: None, truncated: false }
     }
 
     fn wants(&self, end: u64) -> bool {
@@ -231,7 +239,7 @@ impl<T> Latest<T> {
     /// Kept items with their end times, oldest first.
     fn finish(mut self) -> (Vec<(u64, T)>, bool) {
         self.cut();
-        self.items.sort_by_key(|(e, _)| *e);
+        self.items.sort_unstable_by_key(|(e, _)| *e);
         (self.items, self.truncated)
     }
 }
@@ -251,15 +259,104 @@ pub struct Points {
     pub truncated: bool,
 }
 
-#[derive(Clone, Copy)]
-struct Point {
-    elapsed_ns: u64,
-    error: bool,
-    trace_id: TraceId,
-    service: u32,
-    sql_ns: u64,
-    api_ns: u64,
-    cpu_ns: u64,
+/// Scatter points as they are found, column by column, with each one's identity.
+struct Gather {
+    p: Points,
+    ids: Vec<u128>,
+    limit: usize,
+    /// Once `limit` points are kept, nothing ending before this can enter.
+    floor: Option<u64>,
+}
+
+fn gather<T: Copy>(v: &[T], order: &[u32]) -> Vec<T> {
+    order.iter().map(|&i| v[i as usize]).collect()
+}
+
+impl Gather {
+    fn new(limit: usize, expect: usize) -> Self {
+        let cap = expect.min(limit.saturating_mul(2)).min(1 << 24);
+        let p = Points {
+            end_ns: Vec::with_capacity(cap),
+            elapsed_ns: Vec::with_capacity(cap),
+            error: Vec::with_capacity(cap),
+            trace_id: Vec::with_capacity(cap),
+            service: Vec::with_capacity(cap),
+            services: Vec::new(),
+            sql_ns: Vec::with_capacity(cap),
+            api_ns: Vec::with_capacity(cap),
+            cpu_ns: Vec::with_capacity(cap),
+            truncated: false,
+        };
+        Self { p, ids: Vec::with_capacity(cap), limit, floor: None }
+    }
+
+    fn wants(&self, end: u64) -> bool {
+        self.floor.is_none_or(|f| end >= f)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        end: u64,
+        elapsed: u64,
+        error: bool,
+        trace: TraceId,
+        span: &[u8; 8],
+        service: u32,
+        sql: u64,
+        api: u64,
+        cpu: u64,
+    ) {
+        if !self.wants(end) {
+            self.p.truncated = true;
+            return;
+        }
+        let p = &mut self.p;
+        p.end_ns.push(end);
+        p.elapsed_ns.push(elapsed);
+        p.error.push(error);
+        p.trace_id.push(trace);
+        p.service.push(service);
+        p.sql_ns.push(sql);
+        p.api_ns.push(api);
+        p.cpu_ns.push(cpu);
+        self.ids.push(identity(&trace, span));
+        if self.ids.len() >= self.limit.max(1) * 2 {
+            self.cut();
+        }
+    }
+
+    /// Sorts oldest first, keeps each record once and the `limit` latest. Copies of one record
+    /// end at the same time (a retry or a re-derivation repeats the span), so sorting by (end,
+    /// identity) puts them side by side.
+    fn cut(&mut self) {
+        let mut order: Vec<(u64, u128, u32)> =
+            self.p.end_ns.iter().zip(&self.ids).enumerate().map(|(i, (e, id))| (*e, *id, i as u32)).collect();
+        order.sort_unstable();
+        order.dedup_by_key(|(e, id, _)| (*e, *id));
+        if order.len() > self.limit {
+            self.p.truncated = true;
+            order.drain(..order.len() - self.limit);
+            self.floor = Some(order.first().map_or(u64::MAX, |(e, _, _)| *e));
+        }
+        let idx: Vec<u32> = order.iter().map(|(_, _, i)| *i).collect();
+        let p = &mut self.p;
+        p.end_ns = gather(&p.end_ns, &idx);
+        p.elapsed_ns = gather(&p.elapsed_ns, &idx);
+        p.error = gather(&p.error, &idx);
+        p.trace_id = gather(&p.trace_id, &idx);
+        p.service = gather(&p.service, &idx);
+        p.sql_ns = gather(&p.sql_ns, &idx);
+        p.api_ns = gather(&p.api_ns, &idx);
+        p.cpu_ns = gather(&p.cpu_ns, &idx);
+        self.ids = order.into_iter().map(|(_, id, _)| id).collect();
+    }
+
+    fn finish(mut self, services: Vec<String>) -> Points {
+        self.cut();
+        self.p.services = services;
+        self.p
+    }
 }
 
 /// What a scan reads: records in memory and sealed segments with a way to fetch their chunks.
@@ -271,6 +368,12 @@ pub struct Sources<'a, F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched> {
 
 impl<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched> Sources<'_, F> {
     /// Pages that may hold matches, latest segments first so the limit's floor rises early.
+    /// Records that may match, at most: sizes the buffers of a scan.
+    fn estimate(&self, filter: &XLogFilter) -> usize {
+        self.memory.len()
+            + self.segments.iter().filter(|m| filter.may_match_segment(m)).map(|m| m.rows as usize).sum::<usize>()
+    }
+
     fn pages<'s>(&'s self, filter: &'s XLogFilter) -> impl Iterator<Item = (&'s XSegmentMeta, u32)> + 's {
         let mut segs: Vec<&XSegmentMeta> =
             self.segments.iter().copied().filter(|m| filter.may_match_segment(m)).collect();
@@ -284,38 +387,78 @@ impl<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched> Sources<'_, F> {
     }
 }
 
-pub fn points<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched>(
+/// Scans run on this many threads: page decoding is most of a large scatter's time.
+const SCAN_THREADS: usize = 2;
+
+pub fn points<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched + Sync>(
     src: &Sources<'_, F>,
     filter: &XLogFilter,
 ) -> Result<Points, StorageError> {
-    let mut seen: FxHashSet<XLogKey> = FxHashSet::default();
-    let mut services: FxHashMap<String, u32> = FxHashMap::default();
-    let mut intern = |s: &str| -> u32 {
-        if let Some(i) = services.get(s) {
+    let expect = src.estimate(filter);
+    let mut out = Gather::new(filter.limit, expect);
+    let mut names = Names::default();
+    for x in src.memory.iter().filter(|x| filter.matches(x)) {
+        let service = names.intern(&x.service);
+        out.push(x.end_ns(), x.elapsed_ns, x.error, x.trace_id, &x.span_id, service, x.sql_ns, x.api_ns, x.cpu_ns);
+    }
+    // Pages dealt out in turn, so that every thread starts with the most recent ones.
+    let pages: Vec<(&XSegmentMeta, u32)> = src.pages(filter).collect();
+    let parts: Vec<Result<(Gather, Names), StorageError>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..SCAN_THREADS)
+            .map(|t| {
+                let mine: Vec<(&XSegmentMeta, u32)> = pages.iter().skip(t).step_by(SCAN_THREADS).copied().collect();
+                sc.spawn(move || scan_points(src, filter, &mine, expect / SCAN_THREADS + 1))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("scan threads do not panic")).collect()
+    });
+    for part in parts {
+        let (g, part_names) = part?;
+        let map: Vec<u32> = part_names.list.iter().map(|s| names.intern(s)).collect();
+        out.p.truncated |= g.p.truncated;
+        let p = &mut out.p;
+        p.end_ns.extend(&g.p.end_ns);
+        p.elapsed_ns.extend(&g.p.elapsed_ns);
+        p.error.extend(&g.p.error);
+        p.trace_id.extend(&g.p.trace_id);
+        p.service.extend(g.p.service.iter().map(|i| map[*i as usize]));
+        p.sql_ns.extend(&g.p.sql_ns);
+        p.api_ns.extend(&g.p.api_ns);
+        p.cpu_ns.extend(&g.p.cpu_ns);
+        out.ids.extend(&g.ids);
+    }
+    Ok(out.finish(names.list))
+}
+
+/// Service names of a scan, numbered by first appearance.
+#[derive(Default)]
+struct Names {
+    index: FxHashMap<String, u32>,
+    list: Vec<String>,
+}
+
+impl Names {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(i) = self.index.get(s) {
             return *i;
         }
-        let i = services.len() as u32;
-        services.insert(s.to_owned(), i);
-        i
-    };
-    let mut latest: Latest<Point> = Latest::new(filter.limit);
-    for x in src.memory.iter().filter(|x| filter.matches(x)) {
-        if seen.insert((x.trace_id, x.span_id)) {
-            let p = Point {
-                elapsed_ns: x.elapsed_ns,
-                error: x.error,
-                trace_id: x.trace_id,
-                service: intern(&x.service),
-                sql_ns: x.sql_ns,
-                api_ns: x.api_ns,
-                cpu_ns: x.cpu_ns,
-            };
-            latest.push(x.end_ns(), p);
-        }
+        self.list.push(s.to_owned());
+        self.index.insert(s.to_owned(), self.list.len() as u32 - 1);
+        self.list.len() as u32 - 1
     }
-    for (meta, page) in src.pages(filter) {
-        if !latest.wants(meta.page_ends[page as usize].1) {
-            latest.truncated = true;
+}
+
+fn scan_points<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched>(
+    src: &Sources<'_, F>,
+    filter: &XLogFilter,
+    pages: &[(&XSegmentMeta, u32)],
+    expect: usize,
+) -> Result<(Gather, Names), StorageError> {
+    let mut out = Gather::new(filter.limit, expect);
+    let mut names = Names::default();
+    for &(meta, page) in pages {
+        if !out.wants(meta.page_ends[page as usize].1) {
+            out.p.truncated = true;
             continue;
         }
         let mut columns = filter.columns(meta);
@@ -338,40 +481,13 @@ pub fn points<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched>(
         let (sql, api, cpu) = (page.varints(cols::SQL_NS)?, page.varints(cols::API_NS)?, page.varints(cols::CPU)?);
         let body = page.fixed(cols::SERVICE)?;
         let (dict, codes) = col::decode_dict_codes(&body, n)?;
-        let global: Vec<u32> = dict.iter().map(|s| intern(s)).collect();
+        let global: Vec<u32> = dict.iter().map(|s| names.intern(s)).collect();
         for r in rows {
-            if !seen.insert((trace_ids[r], span_ids[r])) {
-                continue;
-            }
-            let p = Point {
-                elapsed_ns: elapsed[r],
-                error: errors[r] != 0,
-                trace_id: trace_ids[r],
-                service: global[codes[r] as usize],
-                sql_ns: sql[r],
-                api_ns: api[r],
-                cpu_ns: cpu[r],
-            };
-            latest.push(ends[r], p);
+            let service = global[codes[r] as usize];
+            out.push(ends[r], elapsed[r], errors[r] != 0, trace_ids[r], &span_ids[r], service, sql[r], api[r], cpu[r]);
         }
     }
-    let (kept, truncated) = latest.finish();
-    let mut names = vec![String::new(); services.len()];
-    for (s, i) in services {
-        names[i as usize] = s;
-    }
-    let mut out = Points { services: names, truncated, ..Points::default() };
-    for (end, p) in kept {
-        out.end_ns.push(end);
-        out.elapsed_ns.push(p.elapsed_ns);
-        out.error.push(p.error);
-        out.trace_id.push(p.trace_id);
-        out.service.push(p.service);
-        out.sql_ns.push(p.sql_ns);
-        out.api_ns.push(p.api_ns);
-        out.cpu_ns.push(p.cpu_ns);
-    }
-    Ok(out)
+    Ok((out, names))
 }
 
 /// Full records of the matching transactions, oldest first, and whether the limit cut some.
@@ -379,10 +495,10 @@ pub fn records<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched>(
     src: &Sources<'_, F>,
     filter: &XLogFilter,
 ) -> Result<(Vec<XLog>, bool), StorageError> {
-    let mut seen: FxHashSet<XLogKey> = FxHashSet::default();
-    let mut latest: Latest<XLog> = Latest::new(filter.limit);
+    let mut seen: FxHashSet<u128> = FxHashSet::default();
+    let mut latest: Latest<XLog> = Latest::new(filter.limit, filter.limit);
     for x in src.memory.iter().filter(|x| filter.matches(x)) {
-        if seen.insert((x.trace_id, x.span_id)) {
+        if seen.insert(identity(&x.trace_id, &x.span_id)) {
             latest.push(x.end_ns(), x.clone());
         }
     }
@@ -400,8 +516,10 @@ pub fn records<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched>(
         let ends = col::decode_delta(&probe.fixed(cols::END)?, probe.rows)?;
         let trace_ids = col::decode_trace_ids(&probe.fixed(cols::TRACE_ID)?, probe.rows)?;
         let span_ids = col::decode_span_ids(&probe.fixed(cols::SPAN_ID)?, probe.rows)?;
-        let rows: Vec<usize> =
-            rows.into_iter().filter(|&r| latest.wants(ends[r]) && seen.insert((trace_ids[r], span_ids[r]))).collect();
+        let rows: Vec<usize> = rows
+            .into_iter()
+            .filter(|&r| latest.wants(ends[r]) && seen.insert(identity(&trace_ids[r], &span_ids[r])))
+            .collect();
         if rows.is_empty() {
             continue;
         }

@@ -56,7 +56,7 @@ fn world() -> World {
     World { memory: all[8500..].to_vec(), built, all }
 }
 
-type FetchFn<'a> = &'a dyn Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched;
+type FetchFn<'a> = &'a (dyn Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched + Sync);
 
 fn run<T>(w: &World, f: impl FnOnce(&Sources<'_, FetchFn<'_>>) -> T) -> T {
     let chunks: HashMap<(u64, u16, u32), &Vec<u8>> =

@@ -83,6 +83,9 @@ pub fn parse(endpoint: Endpoint, pairs: &[(String, String)]) -> Result<(XLogFilt
             if f.attributes.len() == 16 {
                 return Err(bad("attr", "at most 16 attribute filters"));
             }
+            if key.len() > 4096 || v.len() > 4096 {
+                return Err(bad("attr", "keys and values are at most 4096 bytes"));
+            }
             f.attributes.push((key.to_owned(), v.clone()));
             continue;
         }

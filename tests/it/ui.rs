@@ -1,5 +1,6 @@
 //! The UI in a real headless Chromium (Debian's `chromium`, driven by playwright-core from
-//! tests/node): what it shows, and that stored values never run as markup or script.
+//! tests/node): what it shows (the XLog scatter, a drag-selected transaction list, a trace), and
+//! that stored values never run as markup or script.
 
 use std::process::Command;
 
@@ -12,7 +13,7 @@ const HOSTILE_SERVICE: &str = r#"<img src=x onerror="window.__xss='service'">"#;
 const HOSTILE_NAME: &str = r#"</td><script>window.__xss='name'</script>"#;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_ui_lists_services_and_shows_a_trace_without_running_stored_markup() {
+async fn the_ui_shows_transactions_and_traces_without_running_stored_markup() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     let mut req = request(90, 1, 3);
@@ -43,6 +44,12 @@ async fn the_ui_lists_services_and_shows_a_trace_without_running_stored_markup()
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     let services: Vec<&str> = seen["services"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert!(services.contains(&HOSTILE_SERVICE), "the service name shows as text: {services:?}");
+    assert_eq!(seen["points"], 1, "one transaction in the scatter: {seen}");
+    let listed = seen["transactions"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "the dragged box lists it: {seen}");
+    assert_eq!(listed[0][1], HOSTILE_SERVICE, "the service shows as text: {seen}");
+    assert_eq!(listed[0][7], hex::encode(trace_id(90, 0)));
+    assert_eq!(seen["openedFromList"], hex::encode(trace_id(90, 0)), "a click opens the trace");
     let spans = seen["spans"].as_array().unwrap();
     assert_eq!(spans.len(), 3);
     assert!(spans.iter().any(|row| row[1] == HOSTILE_NAME), "the span name shows as text: {spans:?}");

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::column as col;
-use crate::codec::row::{put_events, put_kvs, put_links, read_events, read_kvs, read_links};
+use crate::codec::groups::{AttrColumns, ResourceTable};
+use crate::codec::row::{put_events, put_links, read_events, read_kvs, read_links};
 use crate::codec::{corrupt, varint, Reader};
 use crate::error::StorageError;
 use crate::model::{Resource, Span, SpanId, TraceId, Value};
@@ -161,46 +162,13 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
     keyed.sort_unstable_by_key(|(k, _)| *k);
     let order: Vec<&Span> = keyed.into_iter().map(|(_, s)| s).collect();
 
-    // Attribute columns, numbered by first appearance; each row's attributes are placed in one
-    // pass over them (not one lookup per column per row).
-    let mut attr_col: FxHashMap<&str, usize> = FxHashMap::default();
-    let mut attr_keys: Vec<&str> = Vec::new();
-    let mut attr_rows: Vec<Vec<(u32, &Value)>> = Vec::new();
-    for (row, s) in order.iter().enumerate() {
-        for (k, v) in &s.attributes {
-            let c = *attr_col.entry(k.as_str()).or_insert_with(|| {
-                attr_keys.push(k.as_str());
-                attr_rows.push(Vec::new());
-                attr_keys.len() - 1
-            });
-            attr_rows[c].push((row as u32, v));
-        }
-    }
-
-    // Resources dedup by pointer first (spans of one request share an Arc), then by encoding
-    // (the same resource arriving in many requests).
-    let mut table: Vec<Vec<u8>> = Vec::new();
-    let mut by_ptr: FxHashMap<*const Resource, u64> = FxHashMap::default();
-    let mut by_bytes: FxHashMap<Vec<u8>, u64> = FxHashMap::default();
-    let resource_idx: Vec<u64> = order
-        .iter()
-        .map(|s| {
-            *by_ptr.entry(Arc::as_ptr(&s.resource)).or_insert_with(|| {
-                let mut b = Vec::new();
-                put_kvs(&mut b, &s.resource.attributes);
-                *by_bytes.entry(b.clone()).or_insert_with(|| {
-                    table.push(b);
-                    table.len() as u64 - 1
-                })
-            })
-        })
-        .collect();
+    let mut attrs = AttrColumns::new(order.iter().map(|s| s.attributes.as_slice()));
+    let mut table = ResourceTable::default();
+    let resource_idx: Vec<u64> = order.iter().map(|s| table.index(&s.resource).0).collect();
 
     let mut chunks = Vec::new();
     let mut compressor = col::Compressor::new();
     let mut push = |c: u16, page: u32, body: Vec<u8>| chunks.push((c, page, compressor.compress(&body)));
-    // Per attribute column, how far its (row, value) list has been consumed by earlier pages.
-    let mut attr_cursor = vec![0usize; attr_keys.len()];
     for (p, rows) in order.chunks(PAGE_ROWS).enumerate() {
         let page = p as u32;
         let span_ids: Vec<_> = rows.iter().map(|s| s.span_id).collect();
@@ -250,22 +218,11 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
         push(cols::LINKS, page, col::encode_blobs(&links));
         let start = p * PAGE_ROWS;
         push(cols::RESOURCE, page, col::encode_varints(&resource_idx[start..start + rows.len()]));
-        let page_end = (start + rows.len()) as u32;
-        for (c, present) in attr_rows.iter().enumerate() {
-            let from = attr_cursor[c];
-            let to = from + present[from..].iter().take_while(|(r, _)| *r < page_end).count();
-            attr_cursor[c] = to;
-            if from == to {
-                continue;
-            }
-            let mut values: Vec<Option<&Value>> = vec![None; rows.len()];
-            for (r, v) in &present[from..to] {
-                values[*r as usize - start] = Some(*v);
-            }
-            push(cols::ATTR_BASE + c as u16, page, col::encode_values(&values));
+        for (c, body) in attrs.page(start, rows.len()) {
+            push(cols::ATTR_BASE + c as u16, page, body);
         }
     }
-    push(cols::RESOURCE_TABLE, 0, col::encode_blobs(&table));
+    push(cols::RESOURCE_TABLE, 0, col::encode_blobs(&table.encoded));
 
     let mut traces: Vec<TraceRows> = Vec::new();
     for (i, s) in order.iter().enumerate() {
@@ -280,8 +237,8 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
         rows: order.len() as u32,
         min_start_ns: order.iter().map(|s| s.start_ns).min().unwrap_or(0),
         max_end_ns: order.iter().map(|s| s.end_ns()).max().unwrap_or(0),
-        attr_keys: attr_keys.iter().map(|k| k.to_string()).collect(),
-        resources: table.len() as u32,
+        attr_keys: attrs.keys.iter().map(|k| k.to_string()).collect(),
+        resources: table.encoded.len() as u32,
         bytes: chunks.iter().map(|(_, _, b)| b.len() as u64).sum(),
     };
     BuiltSegment { meta, chunks, traces }

@@ -3,6 +3,7 @@
 //! panic or an unbounded allocation.
 
 pub mod column;
+pub mod groups;
 pub mod row;
 pub mod varint;
 

@@ -5,12 +5,12 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::XLog;
 use crate::codec::column as col;
-use crate::codec::row::{put_kvs, read_kvs};
+use crate::codec::groups::{AttrColumns, ResourceTable};
+use crate::codec::row::read_kvs;
 use crate::codec::{corrupt, Reader};
 use crate::error::StorageError;
 use crate::model::{Resource, SpanId, TraceId, Value};
@@ -87,42 +87,21 @@ pub fn build(partition: u64, id: u64, records: &[&XLog]) -> BuiltXSegment {
     keyed.sort_unstable_by_key(|(k, _)| *k);
     let order: Vec<&XLog> = keyed.into_iter().map(|(_, x)| x).collect();
 
-    // Attribute columns by first appearance, each a list of (row, value): one pass over the
-    // records places every value, and a page encodes only the keys it has.
-    let mut attr_col: FxHashMap<&str, usize> = FxHashMap::default();
-    let mut attr_keys: Vec<&str> = Vec::new();
-    let mut attr_rows: Vec<Vec<(u32, &Value)>> = Vec::new();
-    for (row, x) in order.iter().enumerate() {
-        for (k, v) in x.attributes.iter() {
-            let c = *attr_col.entry(k.as_str()).or_insert_with(|| {
-                attr_keys.push(k.as_str());
-                attr_rows.push(Vec::new());
-                attr_keys.len() - 1
-            });
-            attr_rows[c].push((row as u32, v));
-        }
-    }
-    // Resources: by pointer first (records of one request share an Arc), then by encoding.
-    let mut table: Vec<Vec<u8>> = Vec::new();
+    let mut attrs = AttrColumns::new(order.iter().map(|x| &*x.attributes));
+    let mut table = ResourceTable::default();
     let mut resource_keys: Vec<&str> = Vec::new();
-    let mut by_ptr: FxHashMap<*const Resource, u64> = FxHashMap::default();
-    let mut by_bytes: FxHashMap<Vec<u8>, u64> = FxHashMap::default();
     let resource_idx: Vec<u64> = order
         .iter()
         .map(|x| {
-            *by_ptr.entry(Arc::as_ptr(&x.resource)).or_insert_with(|| {
-                let mut b = Vec::new();
-                put_kvs(&mut b, &x.resource.attributes);
-                *by_bytes.entry(b.clone()).or_insert_with(|| {
-                    table.push(b);
-                    for (k, _) in &x.resource.attributes {
-                        if !resource_keys.contains(&k.as_str()) {
-                            resource_keys.push(k);
-                        }
+            let (i, new) = table.index(&x.resource);
+            if new {
+                for (k, _) in &x.resource.attributes {
+                    if !resource_keys.contains(&k.as_str()) {
+                        resource_keys.push(k);
                     }
-                    table.len() as u64 - 1
-                })
-            })
+                }
+            }
+            i
         })
         .collect();
     let mut services: Vec<&str> = order.iter().map(|x| x.service.as_str()).collect();
@@ -133,7 +112,6 @@ pub fn build(partition: u64, id: u64, records: &[&XLog]) -> BuiltXSegment {
     let mut compressor = col::Compressor::new();
     let mut push = |c: u16, page: u32, body: Vec<u8>| chunks.push((c, page, compressor.compress(&body)));
     let mut page_ends = Vec::new();
-    let mut attr_cursor = vec![0usize; attr_keys.len()];
     for (p, rows) in order.chunks(PAGE_ROWS).enumerate() {
         let page = p as u32;
         page_ends.push((rows[0].end_ns(), rows[rows.len() - 1].end_ns()));
@@ -161,22 +139,11 @@ pub fn build(partition: u64, id: u64, records: &[&XLog]) -> BuiltXSegment {
         push(cols::API_NS, page, col::encode_varints(&nums(|x| x.api_ns)));
         let start = p * PAGE_ROWS;
         push(cols::RESOURCE, page, col::encode_varints(&resource_idx[start..start + rows.len()]));
-        let page_end = (start + rows.len()) as u32;
-        for (c, present) in attr_rows.iter().enumerate() {
-            let from = attr_cursor[c];
-            let to = from + present[from..].iter().take_while(|(r, _)| *r < page_end).count();
-            attr_cursor[c] = to;
-            if from == to {
-                continue;
-            }
-            let mut values: Vec<Option<&Value>> = vec![None; rows.len()];
-            for (r, v) in &present[from..to] {
-                values[*r as usize - start] = Some(*v);
-            }
-            push(cols::ATTR_BASE + c as u16, page, col::encode_values(&values));
+        for (c, body) in attrs.page(start, rows.len()) {
+            push(cols::ATTR_BASE + c as u16, page, body);
         }
     }
-    push(cols::RESOURCE_TABLE, 0, col::encode_blobs(&table));
+    push(cols::RESOURCE_TABLE, 0, col::encode_blobs(&table.encoded));
     let meta = XSegmentMeta {
         partition,
         id,
@@ -185,8 +152,8 @@ pub fn build(partition: u64, id: u64, records: &[&XLog]) -> BuiltXSegment {
         max_end_ns: order.last().map_or(0, |x| x.end_ns()),
         page_ends,
         services: services.iter().map(|s| s.to_string()).collect(),
-        attr_keys: attr_keys.iter().map(|k| k.to_string()).collect(),
-        resources: table.len() as u32,
+        attr_keys: attrs.keys.iter().map(|k| k.to_string()).collect(),
+        resources: table.encoded.len() as u32,
         resource_keys: resource_keys.iter().map(|k| k.to_string()).collect(),
         bytes: chunks.iter().map(|(_, _, b)| b.len() as u64).sum(),
     };

@@ -1,0 +1,93 @@
+//! Column groups that span and XLog segments share: one column per attribute key, and the table of
+//! distinct resources.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use super::column as col;
+use super::row::put_kvs;
+use crate::model::{KeyValue, Resource, Value};
+
+/// The (row, value) pairs of one attribute key, in row order.
+type Placed<'a> = Vec<(u32, &'a Value)>;
+
+/// A segment's attributes as one column per key, numbered by first appearance, each a list of
+/// (row, value): one pass over the rows places every value, and a page encodes only the keys it has.
+pub struct AttrColumns<'a> {
+    pub keys: Vec<&'a str>,
+    rows: Vec<Placed<'a>>,
+    /// Per key, how far its list has been consumed by earlier pages.
+    cursor: Vec<usize>,
+}
+
+impl<'a> AttrColumns<'a> {
+    pub fn new(rows: impl Iterator<Item = &'a [KeyValue]>) -> Self {
+        let mut index: FxHashMap<&str, usize> = FxHashMap::default();
+        let (mut keys, mut lists): (Vec<&str>, Vec<Placed>) = (Vec::new(), Vec::new());
+        for (row, attrs) in rows.enumerate() {
+            for (k, v) in attrs {
+                let c = *index.entry(k.as_str()).or_insert_with(|| {
+                    keys.push(k.as_str());
+                    lists.push(Vec::new());
+                    keys.len() - 1
+                });
+                lists[c].push((row as u32, v));
+            }
+        }
+        let cursor = vec![0; keys.len()];
+        Self { keys, rows: lists, cursor }
+    }
+
+    /// The encoded page of every key with values in rows `[start, start + len)`, as (key index,
+    /// body). Pages must be asked for in order.
+    pub fn page(&mut self, start: usize, len: usize) -> Vec<(usize, Vec<u8>)> {
+        let end = (start + len) as u32;
+        let mut out = Vec::new();
+        for (c, present) in self.rows.iter().enumerate() {
+            let from = self.cursor[c];
+            let to = from + present[from..].iter().take_while(|(r, _)| *r < end).count();
+            self.cursor[c] = to;
+            if from == to {
+                continue;
+            }
+            let mut values: Vec<Option<&Value>> = vec![None; len];
+            for (r, v) in &present[from..to] {
+                values[*r as usize - start] = Some(*v);
+            }
+            out.push((c, col::encode_values(&values)));
+        }
+        out
+    }
+}
+
+/// Distinct resources of a segment, each encoded once: rows of one request share an `Arc`, so
+/// pointers are compared first, encodings second (the same resource arriving in many requests).
+#[derive(Default)]
+pub struct ResourceTable {
+    pub encoded: Vec<Vec<u8>>,
+    by_ptr: FxHashMap<*const Resource, u64>,
+    by_bytes: FxHashMap<Vec<u8>, u64>,
+}
+
+impl ResourceTable {
+    /// The resource's index in the table, and whether it was new.
+    pub fn index(&mut self, r: &Arc<Resource>) -> (u64, bool) {
+        if let Some(i) = self.by_ptr.get(&Arc::as_ptr(r)) {
+            return (*i, false);
+        }
+        let mut b = Vec::new();
+        put_kvs(&mut b, &r.attributes);
+        let (i, new) = match self.by_bytes.get(&b) {
+            Some(i) => (*i, false),
+            None => {
+                self.encoded.push(b.clone());
+                let i = self.encoded.len() as u64 - 1;
+                self.by_bytes.insert(b, i);
+                (i, true)
+            }
+        };
+        self.by_ptr.insert(Arc::as_ptr(r), i);
+        (i, new)
+    }
+}

@@ -118,11 +118,30 @@ impl Server {
 
     /// Sends raw bytes as the Export message: for malformed protobuf.
     pub async fn grpc_raw(&self, body: Vec<u8>) -> Result<ExportTraceServiceResponse, tonic::Status> {
+        let req = tonic::Request::new(body.into());
+        self.grpc_unary(rewind_agent_proto::OTLP_TRACE_EXPORT_PATH, req).await
+    }
+
+    /// Sends raw bytes, with the request's metadata, to any export method; only the status
+    /// matters to the caller (both exports answer a partial-success message of the same shape).
+    pub async fn grpc_raw_status(&self, path: &'static str, req: tonic::Request<Vec<u8>>) -> tonic::Code {
+        let (metadata, extensions, body) = req.into_parts();
+        match self.grpc_unary(path, tonic::Request::from_parts(metadata, extensions, body.into())).await {
+            Ok(_) => tonic::Code::Ok,
+            Err(status) => status.code(),
+        }
+    }
+
+    async fn grpc_unary(
+        &self,
+        path: &'static str,
+        req: tonic::Request<bytes::Bytes>,
+    ) -> Result<ExportTraceServiceResponse, tonic::Status> {
         let channel = Channel::from_shared(format!("http://{}", self.grpc)).unwrap().connect().await.expect("connect");
         let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
         grpc.ready().await.expect("ready");
-        let path = http::uri::PathAndQuery::from_static(rewind_agent_proto::OTLP_TRACE_EXPORT_PATH);
-        grpc.unary(tonic::Request::new(body.into()), path, PreEncoded).await.map(tonic::Response::into_inner)
+        let path = http::uri::PathAndQuery::from_static(path);
+        grpc.unary(req, path, PreEncoded).await.map(tonic::Response::into_inner)
     }
 
     pub async fn metric(&self, name: &str) -> f64 {

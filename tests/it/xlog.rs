@@ -229,3 +229,30 @@ async fn native_xlog_records_through_a_tonic_client() {
         assert!(body["error"]["message"].as_str().unwrap().contains(&format!("`{param}`")), "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_native_protocol_refuses_bad_requests_like_otlp() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--ingest-token", "s3cret", "--max-message-bytes", "64KiB"]);
+    let path = rewind_agent_proto::XLOG_EXPORT_PATH;
+    let start = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()).unwrap();
+    let authorized = |body: Vec<u8>| {
+        let mut req = tonic::Request::new(body);
+        req.metadata_mut().insert("authorization", "Bearer s3cret".parse().unwrap());
+        req
+    };
+    let good = prost::Message::encode_to_vec(&ExportXLogRequest { records: vec![record(1, start)] });
+
+    assert_eq!(server.grpc_raw_status(path, tonic::Request::new(good.clone())).await, tonic::Code::Unauthenticated);
+    assert_eq!(server.grpc_raw_status(path, authorized(good)).await, tonic::Code::Ok);
+    assert_eq!(
+        server.grpc_raw_status(path, authorized(vec![0xff, 0xff, 0xff, 0x0f, 0x01])).await,
+        tonic::Code::InvalidArgument
+    );
+    let many: Vec<XLog> = (1..=200).map(|i| XLog { referer: "r".repeat(1000), ..record(i, start) }).collect();
+    let big = prost::Message::encode_to_vec(&ExportXLogRequest { records: many });
+    assert_eq!(server.grpc_raw_status(path, authorized(big)).await, tonic::Code::ResourceExhausted);
+    let empty = prost::Message::encode_to_vec(&ExportXLogRequest { records: vec![] });
+    assert_eq!(server.grpc_raw_status(path, authorized(empty)).await, tonic::Code::Ok);
+    assert_eq!(server.metric("rewind_collector_xlog_records_accepted_total").await, 1.0);
+}

@@ -1,5 +1,5 @@
 //! Nothing acknowledged is lost: SIGKILL the server while exports are in flight, restart it, and
-//! every span whose export was acknowledged is there.
+//! every span whose export was acknowledged is there, and so is the XLog record of its trace.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,5 +47,15 @@ async fn acknowledged_spans_survive_kill_9() {
     for seed in &acked {
         let body = server.trace(&hex::encode(trace_id(*seed, 0))).await;
         assert_eq!(body["span_count"], 8, "trace of export {seed}");
+    }
+    // Each trace has one entry span (its root): one transaction, whether its record was sealed,
+    // final but unsealed, or still waiting for children when the process died.
+    let (status, xlog) = server.get_json(&format!("/api/xlog?from=0&to={}", u64::MAX / 2_000_000)).await;
+    assert_eq!(status, 200, "{xlog}");
+    let ids: std::collections::HashSet<&str> =
+        xlog["trace_id"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(ids.len(), xlog["trace_id"].as_array().unwrap().len(), "no transaction twice");
+    for seed in &acked {
+        assert!(ids.contains(hex::encode(trace_id(*seed, 0)).as_str()), "the transaction of export {seed}");
     }
 }

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod codec;
 mod error;
+mod helper;
 pub mod keys;
 mod maintenance;
 mod memtable;

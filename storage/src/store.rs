@@ -16,6 +16,7 @@ use rocksdb::{
 use crate::catalog::{Catalog, ServiceInfo};
 use crate::codec::row;
 use crate::error::StorageError;
+use crate::helper::Helper;
 use crate::keys;
 use crate::maintenance::now_ns;
 use crate::memtable::Memtable;
@@ -138,7 +139,9 @@ pub struct Store {
     pub(crate) deriver: Mutex<Deriver>,
     catalog: Mutex<Catalog>,
     next_seq: Mutex<u64>,
-    next_segment: AtomicU64,
+    /// Shared with the helper thread, which numbers the XLog segments it encodes.
+    next_segment: Arc<AtomicU64>,
+    helper: Helper,
     /// Lowest partition still kept; shared with the trace index's compaction filter.
     floor: Arc<AtomicU64>,
     /// One seal or retention pass at a time.
@@ -289,7 +292,8 @@ impl Store {
             deriver,
             catalog: Mutex::new(Catalog::from_entries(services)),
             next_seq: Mutex::new(0),
-            next_segment: AtomicU64::new(next_segment),
+            next_segment: Arc::new(AtomicU64::new(next_segment)),
+            helper: Helper::start(),
             floor,
             maintenance: Mutex::new(()),
         };
@@ -454,14 +458,16 @@ impl Store {
         let mut wb = WriteBatch::default();
         // Span and XLog segments are encoded on two threads: sealing is what bounds sustained
         // ingest, and the other core has room while it runs.
-        let (xbuilt, built): (Vec<xsegment::BuiltXSegment>, Vec<segment::BuiltSegment>) = std::thread::scope(|sc| {
-            let xlogs = sc.spawn(|| self.build_xlog_segments(&frozen.xlogs, floor));
-            let spans = by_partition
-                .into_iter()
-                .map(|(part, spans)| segment::build(part, self.next_segment.fetch_add(1, Ordering::Relaxed), &spans))
-                .collect();
-            (xlogs.join().expect("xlog segment encoding does not panic"), spans)
+        let (xtx, xrx) = std::sync::mpsc::channel();
+        let (records, ids, partition_ns) = (frozen.clone(), self.next_segment.clone(), self.partition_ns);
+        self.helper.run(move || {
+            let _ = xtx.send(build_xlog_segments(&records.xlogs, floor, partition_ns, &ids));
         });
+        let built: Vec<segment::BuiltSegment> = by_partition
+            .into_iter()
+            .map(|(part, spans)| segment::build(part, self.next_segment.fetch_add(1, Ordering::Relaxed), &spans))
+            .collect();
+        let xbuilt = xrx.recv().expect("the helper runs every job it is given");
         let mut xmetas = Vec::new();
         for b in xbuilt {
             let (part, id) = (b.meta.partition, b.meta.id);
@@ -528,11 +534,10 @@ impl Store {
             }
         }
         let released = self.state.write().frozen.take();
-        // Freeing a memtable's spans takes a while; sealing bounds ingest, so not on this thread
-        // (and never under the state lock).
         drop(released);
-        // Should the thread not start, the closure and the memtable are dropped here instead.
-        let _ = std::thread::Builder::new().name("rewind-free".into()).spawn(move || drop(frozen));
+        // Freeing a memtable's spans takes a while: never under the state lock, and not on the
+        // sealing thread, which bounds ingest.
+        self.helper.run(move || drop(frozen));
         metrics::sealed(sealed, bytes, started.elapsed());
         self.publish_gauges();
         tracing::debug!(spans = sealed, bytes, elapsed_ms = started.elapsed().as_millis() as u64, "sealed memtable");
@@ -792,23 +797,6 @@ impl Store {
         ids
     }
 
-    /// The XLog segments of a seal: one per partition (by end time), each record once per
-    /// (trace id, span id).
-    fn build_xlog_segments(&self, xlogs: &[XLog], floor: u64) -> Vec<xsegment::BuiltXSegment> {
-        let mut seen = rustc_hash::FxHashSet::default();
-        let mut by_partition: BTreeMap<u64, Vec<&XLog>> = BTreeMap::new();
-        for x in xlogs {
-            let p = self.partition_of(x.end_ns());
-            if p >= floor && seen.insert((x.trace_id, x.span_id)) {
-                by_partition.entry(p).or_default().push(x);
-            }
-        }
-        by_partition
-            .into_iter()
-            .map(|(part, records)| xsegment::build(part, self.next_segment.fetch_add(1, Ordering::Relaxed), &records))
-            .collect()
-    }
-
     fn publish_gauges(&self) {
         let s = self.stats();
         metrics::store(&s);
@@ -848,4 +836,26 @@ fn dir_has_entries(path: &Path) -> Result<bool, StorageError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(source) => Err(StorageError::Io { path: path.to_owned(), source }),
     }
+}
+
+/// The XLog segments of a seal: one per partition (by end time), each record once per
+/// (trace id, span id).
+fn build_xlog_segments(
+    xlogs: &[XLog],
+    floor: u64,
+    partition_ns: u64,
+    next_segment: &AtomicU64,
+) -> Vec<xsegment::BuiltXSegment> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    let mut by_partition: BTreeMap<u64, Vec<&XLog>> = BTreeMap::new();
+    for x in xlogs {
+        let p = x.end_ns() / partition_ns;
+        if p >= floor && seen.insert((x.trace_id, x.span_id)) {
+            by_partition.entry(p).or_default().push(x);
+        }
+    }
+    by_partition
+        .into_iter()
+        .map(|(part, records)| xsegment::build(part, next_segment.fetch_add(1, Ordering::Relaxed), &records))
+        .collect()
 }

@@ -19,24 +19,37 @@ pub struct AttrColumns<'a> {
     rows: Vec<Placed<'a>>,
     /// Per key, how far its list has been consumed by earlier pages.
     cursor: Vec<usize>,
+    /// One page of values, all `None` between uses: allocated once, not once per key and page.
+    scratch: Vec<Option<&'a Value>>,
 }
 
 impl<'a> AttrColumns<'a> {
     pub fn new(rows: impl Iterator<Item = &'a [KeyValue]>) -> Self {
         let mut index: FxHashMap<&str, usize> = FxHashMap::default();
         let (mut keys, mut lists): (Vec<&str>, Vec<Placed>) = (Vec::new(), Vec::new());
+        // Neighbouring rows mostly carry the same keys in the same order: the previous row's
+        // column at the same position is checked before hashing.
+        let mut prev: Vec<usize> = Vec::new();
         for (row, attrs) in rows.enumerate() {
-            for (k, v) in attrs {
-                let c = *index.entry(k.as_str()).or_insert_with(|| {
-                    keys.push(k.as_str());
-                    lists.push(Vec::new());
-                    keys.len() - 1
-                });
+            for (j, (k, v)) in attrs.iter().enumerate() {
+                let c = match prev.get(j) {
+                    Some(&c) if keys[c] == k.as_str() => c,
+                    _ => *index.entry(k.as_str()).or_insert_with(|| {
+                        keys.push(k.as_str());
+                        lists.push(Vec::new());
+                        keys.len() - 1
+                    }),
+                };
+                if j < prev.len() {
+                    prev[j] = c;
+                } else {
+                    prev.push(c);
+                }
                 lists[c].push((row as u32, v));
             }
         }
         let cursor = vec![0; keys.len()];
-        Self { keys, rows: lists, cursor }
+        Self { keys, rows: lists, cursor, scratch: Vec::new() }
     }
 
     /// The encoded page of every key with values in rows `[start, start + len)`, as (key index,
@@ -51,11 +64,14 @@ impl<'a> AttrColumns<'a> {
             if from == to {
                 continue;
             }
-            let mut values: Vec<Option<&Value>> = vec![None; len];
+            self.scratch.resize(len, None);
             for (r, v) in &present[from..to] {
-                values[*r as usize - start] = Some(*v);
+                self.scratch[*r as usize - start] = Some(*v);
             }
-            out.push((c, col::encode_values(&values)));
+            out.push((c, col::encode_values(&self.scratch[..len])));
+            for (r, _) in &present[from..to] {
+                self.scratch[*r as usize - start] = None;
+            }
         }
         out
     }

@@ -1,0 +1,55 @@
+//! One long-lived helper thread for the sealing path: it encodes a seal's XLog segments while the
+//! sealing thread encodes the span segments, and frees sealed memtables. Long-lived because a
+//! thread per seal costs the allocator a fresh heap each time (and its pages, abandoned at exit,
+//! are reclaimed by others): measured, that cost more than the work it moved.
+
+use std::sync::mpsc::{self, Sender};
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+pub struct Helper {
+    tx: Mutex<Option<Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Helper {
+    pub fn start() -> Self {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("rewind-seal-helper".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })
+            .ok();
+        // Without the thread, jobs run on the caller's (see `run`).
+        let tx = thread.as_ref().map(|_| tx);
+        Self { tx: Mutex::new(tx), thread: Mutex::new(thread) }
+    }
+
+    /// Runs the job on the helper thread, or here if it is gone.
+    pub fn run(&self, job: impl FnOnce() + Send + 'static) {
+        let tx = self.tx.lock().clone();
+        match tx {
+            Some(tx) => {
+                if let Err(mpsc::SendError(job)) = tx.send(Box::new(job)) {
+                    job();
+                }
+            }
+            None => job(),
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.tx.lock().take();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -167,6 +167,10 @@ struct Pending {
     arrived_ns: u64,
 }
 
+/// Parents walked up from a client span to find its entry, at most. Same-service chains of
+/// internal spans are a few levels deep in practice.
+const MAX_WALK: usize = 256;
+
 /// Past this many spans a trace's nodes get a hash index; below it a linear scan is faster.
 const INDEX_FROM: usize = 32;
 
@@ -222,7 +226,9 @@ impl TraceBuf {
     fn owner(&self, node: &Node) -> Owner {
         let mut parent = node.parent;
         // Bounded by the spans held: a cyclic parent chain ends here.
-        for _ in 0..=self.nodes.len() {
+        // Bounded: a cyclic chain ends here, and a hostile trace of one long chain with a client
+        // at every level costs at most this many steps per client.
+        for _ in 0..=self.nodes.len().min(MAX_WALK) {
             let Some(id) = parent else { return Owner::None };
             let Some(p) = self.get(&id) else { return Owner::Unresolved };
             if p.service != node.service {

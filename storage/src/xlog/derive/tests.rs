@@ -201,3 +201,26 @@ fn the_draft_reads_old_and_new_convention_names() {
     assert_eq!(x.error_message, "boom");
     assert_eq!(x.end_ns(), s.end_ns());
 }
+
+#[test]
+fn deep_chains_cost_a_bounded_walk() {
+    // An entry, a chain of internal spans, and a client call at every level.
+    let chain = |depth: u64| -> Vec<Arc<Span>> {
+        let mut v = vec![span(6, 1, None, "a", kind::SERVER, &[])];
+        for i in 0..depth {
+            v.push(span(6, 10 + 2 * i, Some(if i == 0 { 1 } else { 10 + 2 * (i - 1) }), "a", kind::INTERNAL, &[]));
+            v.push(span(6, 11 + 2 * i, Some(10 + 2 * i), "a", kind::CLIENT, &db()));
+        }
+        v
+    };
+    let mut d = deriver();
+    d.observe(1, Extract::from_spans(&chain(100)), 0);
+    assert_eq!(d.finalize(10 * S, false)[0].sql_count, 100);
+    let mut d = Deriver::new(DeriveConfig { max_spans: 100_000, ..DeriveConfig::default() });
+    let started = std::time::Instant::now();
+    d.observe(1, Extract::from_spans(&chain(2_000)), 0);
+    let out = d.finalize(10 * S, false);
+    // Clients deeper than the walk bound are not attributed; the rest are.
+    assert_eq!(out[0].sql_count as usize, MAX_WALK);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+}

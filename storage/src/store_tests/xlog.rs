@@ -122,3 +122,21 @@ fn without_derivation_only_native_records_exist() {
     store.seal_all().unwrap();
     assert!(records(&store).is_empty());
 }
+
+#[test]
+fn retention_drops_old_transactions_with_their_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.retention = std::time::Duration::from_secs(2 * 3600);
+    let store = Store::open(c).unwrap();
+    let now = now_ns();
+    let hour = 3_600_000_000_000;
+    store
+        .append(vec![EncodedBatch::new(request(1, 1, now - 5 * hour)), EncodedBatch::new(request(2, 1, now))])
+        .unwrap();
+    store.seal_all().unwrap();
+    assert_eq!(records(&store), vec![(1, 1), (2, 1)]);
+    store.enforce_retention(now).unwrap();
+    assert_eq!(records(&store), vec![(2, 1)]);
+    assert_eq!(store.stats().sealed_xlogs, 1);
+}

@@ -24,6 +24,13 @@ pub const XLOG_SERVICE: &str = "rewind.agent.v1.XLogService";
 pub const OTLP_TRACE_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 pub const OTLP_TRACE_SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
 
+/// Whether an `authorization` header value is `Bearer <token>`, compared in constant time so that
+/// the answer's timing says nothing about the token. Exports and the query API check it alike.
+pub fn bearer_matches(authorization: Option<&[u8]>, token: &str) -> bool {
+    let given = authorization.and_then(|h| h.strip_prefix(b"Bearer ")).unwrap_or_default();
+    given.len() == token.len() && given.iter().zip(token.as_bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// `google.rpc.Status`: OTLP/HTTP answers errors with it.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RpcStatus {
@@ -31,4 +38,18 @@ pub struct RpcStatus {
     pub code: i32,
     #[prost(string, tag = "2")]
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_matches;
+
+    #[test]
+    fn bearer_tokens_match_exactly() {
+        assert!(bearer_matches(Some(b"Bearer s3cret"), "s3cret"));
+        for bad in [&b"Bearer s3cre"[..], b"Bearer s3cret2", b"bearer s3cret", b"s3cret", b"Bearer ", b""] {
+            assert!(!bearer_matches(Some(bad), "s3cret"), "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(!bearer_matches(None, "s3cret"));
+    }
 }

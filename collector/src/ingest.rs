@@ -82,8 +82,7 @@ impl Ingest {
         let Some(token) = &self.config.token else {
             return Ok(());
         };
-        let given = authorization.and_then(|h| h.strip_prefix(b"Bearer ")).unwrap_or_default();
-        if constant_time_eq(given, token.as_bytes()) {
+        if rewind_agent_proto::bearer_matches(authorization, token) {
             Ok(())
         } else {
             Err(CollectorError::Unauthenticated)
@@ -172,8 +171,4 @@ impl Ingest {
     pub fn shutdown(&self) {
         self.writer.shutdown();
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

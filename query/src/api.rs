@@ -46,12 +46,8 @@ pub fn router(state: QueryState) -> Router {
 
 async fn auth(State(st): State<QueryState>, req: Request, next: Next) -> Response {
     if let Some(token) = &st.token {
-        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-        // Compared in constant time, as the collector does: no timing hint about the token.
-        let matches = given.is_some_and(|g| {
-            g.len() == token.len() && g.iter().zip(token.as_bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-        });
-        if !matches {
+        let given = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        if !rewind_agent_proto::bearer_matches(given, token) {
             return QueryError::Unauthenticated.into_response();
         }
     }

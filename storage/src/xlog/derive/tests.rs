@@ -224,3 +224,68 @@ fn deep_chains_cost_a_bounded_walk() {
     assert_eq!(out[0].sql_count as usize, MAX_WALK);
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
 }
+
+mod order {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A random trace: span i's parent is an earlier span (or none), with a random service, kind
+    /// and database attribute.
+    fn arb_trace() -> impl Strategy<Value = Vec<Arc<Span>>> {
+        proptest::collection::vec((any::<prop::sample::Index>(), 0u8..3, 1u8..=5, any::<bool>(), any::<bool>()), 1..40)
+            .prop_map(|rows| {
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, (p, svc, k, root, is_db))| {
+                        let parent = (i > 0 && !root).then(|| p.index(i) as u64 + 1);
+                        let attrs: &[(&str, Value)] =
+                            if *is_db { &[("db.system", Value::Str("pg".into()))] } else { &[] };
+                        span(7, i as u64 + 1, parent, ["a", "b", "c"][*svc as usize], *k, attrs)
+                    })
+                    .collect()
+            })
+    }
+
+    fn records(d: &mut Deriver) -> Vec<(SpanId, u32, u64, u32, u64)> {
+        let mut v: Vec<_> = d
+            .finalize(u64::MAX / 2, false)
+            .into_iter()
+            .map(|x| (x.span_id, x.sql_count, x.sql_ns, x.api_count, x.api_ns))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Whatever order and requests the spans of a trace arrive in, and however often a request
+        /// is retried, within the grace period the records are the same as all at once.
+        #[test]
+        fn arrival_order_and_retries_do_not_change_records(
+            trace in arb_trace(),
+            order in any::<prop::sample::Index>(),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..5),
+            retry in any::<prop::sample::Index>(),
+        ) {
+            let mut whole = deriver();
+            whole.observe(1, Extract::from_spans(&trace), 0);
+            let want = records(&mut whole);
+            prop_assert_eq!(want.len(), trace.iter().filter(|s| is_entry(s)).count());
+
+            let mut shuffled = trace.clone();
+            shuffled.rotate_left(order.index(trace.len()));
+            shuffled.reverse();
+            let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(trace.len() + 1)).collect();
+            bounds.extend([0, trace.len()]);
+            bounds.sort_unstable();
+            let batches: Vec<&[Arc<Span>]> = bounds.windows(2).map(|w| &shuffled[w[0]..w[1]]).collect();
+            let mut parts = deriver();
+            for (i, b) in batches.iter().enumerate() {
+                parts.observe(i as u64, Extract::from_spans(b), i as u64);
+            }
+            let again = batches[retry.index(batches.len())];
+            parts.observe(99, Extract::from_spans(again), 5);
+            prop_assert_eq!(records(&mut parts), want);
+        }
+    }
+}

@@ -21,7 +21,7 @@ pub use model::{Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 pub use store::{EncodedBatch, Store, StoreConfig, StoreStats, FORMAT_VERSION};
 pub use writer::{Done, Writer};
 pub use xlog::derive::DeriveConfig;
-pub use xlog::query::{Points, XLogFilter};
+pub use xlog::query::{Metric, Points, XLogFilter};
 pub use xlog::XLog;
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Parameters of `/api/xlog` and `/api/transactions`: every one checked, unknown ones refused, and
 //! a bad one answered with a 400 that names it.
 
-use rewind_storage::XLogFilter;
+use rewind_storage::{Metric, XLogFilter};
 
 use crate::api::parse_trace_id;
 use crate::error::QueryError;
@@ -32,6 +32,9 @@ pub enum Format {
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
 const NS_PER_MS: f64 = 1e6;
+
+/// Ranges over the scatter's other Y axes: SQL, API and CPU time.
+const TIME_PARAMS: [&str; 6] = ["min_sql_ms", "max_sql_ms", "min_api_ms", "max_api_ms", "min_cpu_ms", "max_cpu_ms"];
 
 fn bad(param: &'static str, message: impl Into<String>) -> QueryError {
     QueryError::BadParameter { param, message: message.into() }
@@ -106,6 +109,27 @@ pub fn parse(endpoint: Endpoint, pairs: &[(String, String)]) -> Result<(XLogFilt
             "user_agent" => f.user_agent = Some(text("user_agent", v)?),
             "text" => f.text = Some(text("text", v)?),
             "trace_id" => f.trace_id = Some(parse_trace_id(v)?),
+            "min_sql_ms" | "max_sql_ms" | "min_api_ms" | "max_api_ms" | "min_cpu_ms" | "max_cpu_ms" => {
+                let param: &'static str = TIME_PARAMS.iter().find(|p| *p == k).expect("listed");
+                let ns = duration_ms(param, v)?;
+                let metric = match &k[4..7] {
+                    "sql" => Metric::Sql,
+                    "api" => Metric::Api,
+                    _ => Metric::Cpu,
+                };
+                let i = match f.times.iter().position(|(m, _, _)| *m == metric) {
+                    Some(i) => i,
+                    None => {
+                        f.times.push((metric, 0, u64::MAX));
+                        f.times.len() - 1
+                    }
+                };
+                if k.starts_with("min") {
+                    f.times[i].1 = ns;
+                } else {
+                    f.times[i].2 = ns;
+                }
+            }
             "limit" => {
                 let n: usize = v.parse().map_err(|_| bad("limit", format!("{v:?} is not a whole number")))?;
                 if !(1..=max_limit).contains(&n) {
@@ -138,6 +162,16 @@ pub fn parse(endpoint: Endpoint, pairs: &[(String, String)]) -> Result<(XLogFilt
             return Err(bad("max_ms", "must not be below `min_ms`"));
         }
     }
+    for (m, lo, hi) in &f.times {
+        if hi < lo {
+            let param = match m {
+                Metric::Sql => "max_sql_ms",
+                Metric::Api => "max_api_ms",
+                Metric::Cpu => "max_cpu_ms",
+            };
+            return Err(bad(param, "must not be below its minimum"));
+        }
+    }
     Ok((f, format))
 }
 
@@ -168,6 +202,8 @@ mod tests {
         assert_eq!((f.error, f.limit, fmt), (Some(true), 1_000_000, Format::Arrow));
         let (f, _) = parse(Endpoint::List, &q("from=0&to=1")).unwrap();
         assert_eq!(f.limit, 500);
+        let (f, _) = parse(Endpoint::List, &q("from=0&to=1&min_sql_ms=2&max_sql_ms=5.5&max_cpu_ms=1")).unwrap();
+        assert_eq!(f.times, vec![(Metric::Sql, 2_000_000, 5_500_000), (Metric::Cpu, 0, 1_000_000)]);
     }
 
     #[test]
@@ -180,6 +216,8 @@ mod tests {
             ("from=1&to=5&min_ms=-1", "min_ms"),
             ("from=1&to=5&max_ms=NaN", "max_ms"),
             ("from=1&to=5&min_ms=9&max_ms=2", "max_ms"),
+            ("from=1&to=5&min_sql_ms=x", "min_sql_ms"),
+            ("from=1&to=5&min_api_ms=9&max_api_ms=2", "max_api_ms"),
             ("from=1&to=5&error=maybe", "error"),
             ("from=1&to=5&limit=0", "limit"),
             ("from=1&to=5&limit=99999999", "limit"),

@@ -13,6 +13,32 @@ use crate::error::StorageError;
 use crate::model::{TraceId, Value};
 use crate::segment::Fetched;
 
+/// A time a transaction spends besides its elapsed time: the scatter's other Y axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Sql,
+    Api,
+    Cpu,
+}
+
+impl Metric {
+    fn of(self, x: &XLog) -> u64 {
+        match self {
+            Metric::Sql => x.sql_ns,
+            Metric::Api => x.api_ns,
+            Metric::Cpu => x.cpu_ns,
+        }
+    }
+
+    fn column(self) -> u16 {
+        match self {
+            Metric::Sql => cols::SQL_NS,
+            Metric::Api => cols::API_NS,
+            Metric::Cpu => cols::CPU,
+        }
+    }
+}
+
 /// Which transactions: end time in `[from_ns, to_ns)` and every filter given.
 #[derive(Debug, Clone, Default)]
 pub struct XLogFilter {
@@ -32,6 +58,8 @@ pub struct XLogFilter {
     pub trace_id: Option<TraceId>,
     /// Attribute (or resource attribute) equal to the value, in its text form.
     pub attributes: Vec<(String, String)>,
+    /// SQL, API or CPU time within `[lo, hi]` nanoseconds.
+    pub times: Vec<(Metric, u64, u64)>,
     /// The most recent this many matches are kept.
     pub limit: usize,
 }
@@ -65,6 +93,7 @@ impl XLogFilter {
             && self.user_agent.as_deref().is_none_or(|u| x.user_agent.contains(u))
             && self.text.as_deref().is_none_or(|t| x.endpoint.contains(t) || x.error_message.contains(t))
             && self.trace_id.is_none_or(|t| t == x.trace_id)
+            && self.times.iter().all(|(m, lo, hi)| (*lo..=*hi).contains(&m.of(x)))
             && self.attributes.iter().all(|(k, v)| x.attribute(k).is_some_and(|a| value_text(a) == v.as_str()))
     }
 
@@ -91,6 +120,9 @@ impl XLogFilter {
         add(self.client_ip.is_some(), cols::CLIENT_IP);
         add(self.user_id.is_some(), cols::USER_ID);
         add(self.user_agent.is_some(), cols::USER_AGENT);
+        for (m, _, _) in &self.times {
+            add(true, m.column());
+        }
         for (k, _) in &self.attributes {
             if let Some(a) = meta.attr_column(k) {
                 add(true, a);
@@ -112,6 +144,11 @@ impl XLogFilter {
             let (lo, hi) = (self.min_elapsed_ns.unwrap_or(0), self.max_elapsed_ns.unwrap_or(u64::MAX));
             for (k, e) in keep.iter_mut().zip(page.varints(cols::ELAPSED)?) {
                 *k &= e >= lo && e <= hi;
+            }
+        }
+        for (m, lo, hi) in &self.times {
+            for (k, v) in keep.iter_mut().zip(page.varints(m.column())?) {
+                *k &= (*lo..=*hi).contains(&v);
             }
         }
         if let Some(want) = self.error {

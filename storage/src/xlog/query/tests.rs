@@ -91,6 +91,8 @@ fn filters() -> Vec<XLogFilter> {
         XLogFilter { attributes: vec![("k8s.namespace.name".into(), "shop".into())], limit: 10, ..base.clone() },
         XLogFilter { attributes: vec![("absent".into(), "x".into())], ..base.clone() },
         XLogFilter { trace_id: Some(record(4321).trace_id), ..base.clone() },
+        XLogFilter { times: vec![(Metric::Sql, 20_000, 40_000), (Metric::Api, 0, 70_000)], ..base.clone() },
+        XLogFilter { times: vec![(Metric::Cpu, 9_000, u64::MAX)], ..base.clone() },
         XLogFilter { service: Some("front".into()), limit: 1234, ..base.clone() },
         XLogFilter { limit: 0, ..base },
     ]

@@ -110,6 +110,35 @@ pub(crate) struct Cx<'a> {
     pub(crate) truncated: u64,
 }
 
+/// Attribute keys made unique (the last value wins, as in the SDKs), then cut to `max`; returns
+/// how many were dropped. Spans' and native records' attributes alike.
+pub(crate) fn unique_kvs(max: usize, kvs: impl Iterator<Item = KeyValue>) -> (Vec<KeyValue>, u32) {
+    let mut out: Vec<KeyValue> = Vec::with_capacity(kvs.size_hint().0.min(max));
+    // Spans carry a dozen attributes: a linear scan beats hashing until lists get long.
+    let mut index: Option<FxHashMap<String, usize>> = None;
+    let mut dropped = 0u32;
+    for (key, value) in kvs {
+        if index.is_none() && out.len() >= 32 {
+            index = Some(out.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+        }
+        let existing = match &index {
+            Some(map) => map.get(&key).copied(),
+            None => out.iter().position(|(k, _)| *k == key),
+        };
+        match existing {
+            Some(i) => out[i].1 = value,
+            None if out.len() < max => {
+                if let Some(map) = &mut index {
+                    map.insert(key.clone(), out.len());
+                }
+                out.push((key, value));
+            }
+            None => dropped = dropped.saturating_add(1),
+        }
+    }
+    (out, dropped)
+}
+
 pub(crate) fn id<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], String> {
     let id: [u8; N] = bytes.try_into().map_err(|_| format!("{what} must be {N} bytes, got {}", bytes.len()))?;
     if id == [0; N] {
@@ -226,31 +255,8 @@ impl Cx<'_> {
 
     /// Keys made unique (the last value wins, as in the SDKs), then cut to the count limit.
     fn kvs(&mut self, kvs: Vec<OtlpKeyValue>) -> (Vec<KeyValue>, u32) {
-        let mut out: Vec<KeyValue> = Vec::with_capacity(kvs.len().min(self.limits.max_attributes));
-        // Spans carry a dozen attributes: a linear scan beats hashing until lists get long.
-        let mut index: Option<FxHashMap<String, usize>> = None;
-        let mut dropped = 0u32;
-        for kv in kvs {
-            let key = self.string(kv.key);
-            let value = self.value(kv.value, 0);
-            if index.is_none() && out.len() >= 32 {
-                index = Some(out.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
-            }
-            let existing = match &index {
-                Some(map) => map.get(&key).copied(),
-                None => out.iter().position(|(k, _)| *k == key),
-            };
-            match existing {
-                Some(i) => out[i].1 = value,
-                None if out.len() < self.limits.max_attributes => {
-                    if let Some(map) = &mut index {
-                        map.insert(key.clone(), out.len());
-                    }
-                    out.push((key, value));
-                }
-                None => dropped = dropped.saturating_add(1),
-            }
-        }
+        let max = self.limits.max_attributes;
+        let (out, dropped) = unique_kvs(max, kvs.into_iter().map(|kv| (self.string(kv.key), self.value(kv.value, 0))));
         if dropped > 0 {
             self.truncated += 1;
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rewind_agent_proto::agent::{attribute, ExportXLogRequest, XLog as WireXLog};
 use rewind_storage::{KeyValue, Resource, Value, XLog};
 
-use crate::convert::{id, Converted, Cx, Limits};
+use crate::convert::{id, unique_kvs, Converted, Cx, Limits};
 
 /// Longer than any transaction worth keeping, short enough that end times never overflow.
 pub const MAX_ELAPSED_NS: u64 = 7 * 24 * 3_600_000_000_000;
@@ -72,26 +72,23 @@ fn record(
     })
 }
 
-/// Keys made unique (the last value wins), then cut to the count limit, as for spans.
+/// The agent's attributes, by the rules spans' follow (`unique_kvs`).
 fn attributes(cx: &mut Cx<'_>, attrs: Vec<rewind_agent_proto::agent::Attribute>) -> Vec<KeyValue> {
-    let mut out: Vec<KeyValue> = Vec::new();
-    let mut dropped = false;
-    for a in attrs {
-        let value = match a.value {
-            Some(attribute::Value::StringValue(s)) => Value::Str(cx.string(s)),
-            Some(attribute::Value::IntValue(i)) => Value::Int(i),
-            Some(attribute::Value::DoubleValue(d)) => Value::Double(d),
-            Some(attribute::Value::BoolValue(b)) => Value::Bool(b),
-            None => Value::Empty,
-        };
-        let key = cx.string(a.key);
-        match out.iter().position(|(k, _)| *k == key) {
-            Some(i) => out[i].1 = value,
-            None if out.len() < cx.limits.max_attributes => out.push((key, value)),
-            None => dropped = true,
-        }
-    }
-    if dropped {
+    let max = cx.limits.max_attributes;
+    let (out, dropped) = unique_kvs(
+        max,
+        attrs.into_iter().map(|a| {
+            let value = match a.value {
+                Some(attribute::Value::StringValue(s)) => Value::Str(cx.string(s)),
+                Some(attribute::Value::IntValue(i)) => Value::Int(i),
+                Some(attribute::Value::DoubleValue(d)) => Value::Double(d),
+                Some(attribute::Value::BoolValue(b)) => Value::Bool(b),
+                None => Value::Empty,
+            };
+            (cx.string(a.key), value)
+        }),
+    );
+    if dropped > 0 {
         cx.truncated += 1;
     }
     out

@@ -135,8 +135,9 @@ impl XLogFilter {
         c
     }
 
-    /// Rows of the page that pass the filter.
-    fn page_matches(&self, page: &Page<'_>) -> Result<Vec<usize>, StorageError> {
+    /// Rows of the page that pass the filter, and the page's end times (decoded for the time
+    /// window; the callers need them too).
+    fn page_matches(&self, page: &Page<'_>) -> Result<(Vec<usize>, Vec<u64>), StorageError> {
         let n = page.rows;
         let ends = col::decode_delta(&page.fixed(cols::END)?, n)?;
         let mut keep: Vec<bool> = ends.iter().map(|e| *e >= self.from_ns && *e < self.to_ns).collect();
@@ -207,7 +208,7 @@ impl XLogFilter {
                 *k &= id == *t;
             }
         }
-        Ok(keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect())
+        Ok((keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect(), ends))
     }
 }
 
@@ -505,12 +506,11 @@ fn scan_points<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched>(
             }
         }
         let page = Page::fetch(meta, page, &columns, |want| (src.fetch)(meta, want))?;
-        let rows = filter.page_matches(&page)?;
+        let (rows, ends) = filter.page_matches(&page)?;
         if rows.is_empty() {
             continue;
         }
         let n = page.rows;
-        let ends = col::decode_delta(&page.fixed(cols::END)?, n)?;
         let trace_ids = col::decode_trace_ids(&page.fixed(cols::TRACE_ID)?, n)?;
         let span_ids = col::decode_span_ids(&page.fixed(cols::SPAN_ID)?, n)?;
         let elapsed = page.varints(cols::ELAPSED)?;
@@ -546,11 +546,10 @@ pub fn records<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched>(
         }
         let fetch = |want: &[(u16, u32)]| (src.fetch)(meta, want);
         let probe = Page::fetch(meta, page, &filter.columns(meta), fetch)?;
-        let rows = filter.page_matches(&probe)?;
+        let (rows, ends) = filter.page_matches(&probe)?;
         if rows.is_empty() {
             continue;
         }
-        let ends = col::decode_delta(&probe.fixed(cols::END)?, probe.rows)?;
         let trace_ids = col::decode_trace_ids(&probe.fixed(cols::TRACE_ID)?, probe.rows)?;
         let span_ids = col::decode_span_ids(&probe.fixed(cols::SPAN_ID)?, probe.rows)?;
         let rows: Vec<usize> = rows

@@ -359,18 +359,22 @@ impl Deriver {
         let (mut spans, mut pending) = (0, 0);
         self.traces.retain(|_, buf| {
             let due = |p: &Pending| all || p.arrived_ns + grace <= now_ns;
+            // Counted at most once per trace and pass: finalizing and the keep decision share it.
+            let mut counted = None;
             if buf.pending.iter().any(due) {
-                let (counts, _) = buf.counts();
+                let (counts, unresolved) = buf.counts();
                 let (now_due, waiting): (Vec<Pending>, Vec<Pending>) =
                     std::mem::take(&mut buf.pending).into_iter().partition(|p| due(p));
                 out.extend(now_due.into_iter().map(|p| complete(p.record, &counts)));
                 buf.pending = waiting;
+                counted = Some(unresolved);
             }
             // A trace stays while an entry waits, and while it was active lately or children in it
             // still wait for their entry (up to the TTL).
             let quiet = buf.last_ns + grace <= now_ns;
             let expired = buf.last_ns + ttl <= now_ns;
-            let keep = !all && (!buf.pending.is_empty() || (!expired && (!quiet || buf.counts().1)));
+            let unresolved = || counted.unwrap_or_else(|| buf.counts().1);
+            let keep = !all && (!buf.pending.is_empty() || (!expired && (!quiet || unresolved())));
             if keep {
                 spans += buf.nodes.len();
                 pending += buf.pending.len();

@@ -5,25 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-missing=()
-for pkg in clang libclang-dev librocksdb-dev libzstd-dev liblz4-dev python3-venv nodejs npm chromium; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-# The machine may carry its own Node.js and npm outside Debian's packages.
-if command -v node >/dev/null && command -v npm >/dev/null; then
-  missing=("${missing[@]/nodejs/}"); missing=("${missing[@]/npm/}")
-fi
-if command -v python3 >/dev/null && python3 -c 'import venv, ensurepip' 2>/dev/null; then
-  missing=("${missing[@]/python3-venv/}")
-fi
-read -r -a missing <<< "${missing[*]:-}"
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "installing system packages: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+source scripts/setup.sh
+rewind_setup test
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/rewind-target}"
 
@@ -37,5 +20,7 @@ if [ ! -d tests/node/node_modules ] || [ tests/node/package-lock.json -nt tests/
 fi
 
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+cargo clippy --workspace --all-targets --locked --features rewind/failpoints -- -D warnings
+cargo test --workspace --locked --features rewind/failpoints
+# A short, repeatable fuzzing pass over every target (scripts/fuzz.sh runs long ones).
+REWIND_FUZZ_RUNS="${REWIND_FUZZ_RUNS:-200000}" scripts/fuzz.sh

@@ -34,6 +34,12 @@ pub struct ServeArgs {
     /// Drop the oldest partitions beyond this many bytes on disk, e.g. 50GiB [default: none].
     #[arg(long, env = "REWIND_MAX_DISK_BYTES")]
     pub max_disk_bytes: Option<String>,
+    /// Refuse exports ("retry later") while the data directory's filesystem has less free space
+    /// than this, so the store never runs out in the middle of a write (RocksDB does not survive
+    /// that); seals go on down to half of it, and the store does not open with less than a
+    /// quarter; 0 turns it off [default: 1GiB].
+    #[arg(long, env = "REWIND_MIN_FREE_DISK")]
+    pub min_free_disk: Option<String>,
     /// Largest export request accepted, e.g. 16MiB [default: 16MiB].
     #[arg(long, env = "REWIND_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<String>,
@@ -78,6 +84,7 @@ struct FileConfig {
     query_listen: Option<String>,
     retention: Option<String>,
     max_disk_bytes: Option<String>,
+    min_free_disk: Option<String>,
     max_message_bytes: Option<String>,
     queue_bytes: Option<String>,
     ingest_token: Option<String>,
@@ -98,6 +105,7 @@ pub struct Config {
     pub query_listen: SocketAddr,
     pub retention: Duration,
     pub max_disk_bytes: Option<u64>,
+    pub min_free_disk: u64,
     pub max_message_bytes: usize,
     pub queue_bytes: usize,
     pub ingest_token: Option<String>,
@@ -137,6 +145,7 @@ impl Config {
             query_listen: addr("query-listen", pick!(query_listen, "0.0.0.0:8080"))?,
             retention: parse_duration("retention", &pick!(retention, "7d"))?,
             max_disk_bytes,
+            min_free_disk: parse_bytes("min-free-disk", &pick!(min_free_disk, "1GiB"))?,
             max_message_bytes: parse_bytes("max-message-bytes", &pick!(max_message_bytes, "16MiB"))? as usize,
             queue_bytes: parse_bytes("queue-bytes", &pick!(queue_bytes, "128MiB"))? as usize,
             ingest_token: args.ingest_token.or(file.ingest_token).filter(|t| !t.is_empty()),

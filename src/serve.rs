@@ -47,6 +47,8 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     store_config.max_unsealed_bytes = config.max_unsealed_bytes;
     store_config.derive_xlog = config.xlog_from_spans;
     store_config.derive.grace = config.xlog_grace;
+    store_config.min_free_disk_bytes = config.min_free_disk;
+    store_config.failpoints = failpoints()?;
     let store = tokio::task::spawn_blocking(move || Store::open(store_config))
         .await?
         .with_context(|| format!("opening the store at {}", config.data_dir.display()))?;
@@ -107,7 +109,15 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     println!("rewind listening grpc={grpc_addr} http={http_addr} query={query_addr}");
     on_ready(Ready { grpc_addr, query_addr, store: store.clone(), stopping: stop_rx.clone() });
 
-    shutdown_signal().await;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        why = store_failed(&store) => {
+            // Nothing would ever seal or write again. Everything acknowledged is in the
+            // write-ahead log: exiting lets a supervisor restart Rewind, which recovers it.
+            tracing::error!(error = %why, "exiting: the store cannot continue");
+            std::process::exit(70);
+        }
+    }
     tracing::info!("shutting down: finishing in-flight requests");
     ready.store(false, Ordering::Release);
     let _ = stop_tx.send(true);
@@ -118,12 +128,40 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     tokio::task::spawn_blocking(move || {
         ingest.shutdown();
         maintenance.shutdown();
-        store.seal_all()
+        store.seal_all()?;
+        store.close()
     })
     .await?
     .context("sealing on shutdown (the spans stay in the write-ahead log)")?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Resolves with the reason once a background thread of the store has died.
+async fn store_failed(store: &Store) -> String {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        if let Some(why) = store.health().fatal() {
+            return why;
+        }
+    }
+}
+
+/// Failure injection for the tests (`rewind_storage::failpoint`): read from `REWIND_FAILPOINTS`
+/// only by a build with the `failpoints` feature, which release builds do not have.
+fn failpoints() -> anyhow::Result<rewind_storage::Failpoints> {
+    match std::env::var("REWIND_FAILPOINTS") {
+        Ok(spec) if cfg!(feature = "failpoints") => {
+            tracing::warn!(%spec, "failure injection is on");
+            rewind_storage::Failpoints::parse(&spec).map_err(|e| anyhow::anyhow!("REWIND_FAILPOINTS: {e}"))
+        }
+        Ok(_) => {
+            tracing::warn!("REWIND_FAILPOINTS is ignored: this build has no failure injection");
+            Ok(Default::default())
+        }
+        Err(_) => Ok(Default::default()),
+    }
 }
 
 async fn shutdown_signal() {

@@ -51,7 +51,7 @@ fn seal(c: &mut Criterion) {
     let mut g = c.benchmark_group("seal");
     g.throughput(Throughput::Elements(spans.len() as u64));
     g.sample_size(20);
-    g.bench_function("segment build (2000 traces)", |b| b.iter(|| segment::build(1, 1, black_box(&refs))));
+    g.bench_function("segment build (2000 traces)", |b| b.iter(|| segment::build(1, &mut || 1, black_box(&refs))));
     g.finish();
 }
 
@@ -74,7 +74,7 @@ fn xlog(c: &mut Criterion) {
     let records: Vec<XLog> = derive();
     let refs: Vec<&XLog> = records.iter().collect();
     g.bench_function(format!("segment build ({} records of 2000 traces)", records.len()), |b| {
-        b.iter(|| xlog::segment::build(1, 1, black_box(&refs)))
+        b.iter(|| xlog::segment::build(1, &mut || 1, black_box(&refs)))
     });
     g.finish();
 }

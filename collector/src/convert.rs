@@ -37,6 +37,10 @@ impl Default for Limits {
     }
 }
 
+/// Longer than any span or transaction worth keeping, short enough that end times never overflow
+/// and never land in a partition centuries away: spans and native records alike.
+pub const MAX_DURATION_NS: u64 = 7 * 24 * 3_600_000_000_000;
+
 /// Distinct rejection reasons named in the partial-success message.
 const MAX_REASONS: usize = 8;
 
@@ -178,6 +182,9 @@ impl Cx<'_> {
             return Err("end_time_unix_nano is before start_time_unix_nano".into());
         }
         self.check_start(start, now_ns, min_start_ns)?;
+        if end - start > MAX_DURATION_NS {
+            return Err("span is longer than 7 days".into());
+        }
         let (attributes, dropped_attrs) = self.kvs(s.attributes);
         let mut dropped_events = s.dropped_events_count;
         let mut events = Vec::with_capacity(s.events.len().min(self.limits.max_events));
@@ -399,6 +406,8 @@ mod tests {
             (|s| s.parent_span_id = vec![2; 8], "its own parent"),
             (|s| s.start_time_unix_nano = 0, "missing"),
             (|s| s.end_time_unix_nano = s.start_time_unix_nano - 1, "before start"),
+            (|s| s.end_time_unix_nano = u64::MAX, "longer than 7 days"),
+            (|s| s.end_time_unix_nano = s.start_time_unix_nano + MAX_DURATION_NS + 1, "longer than 7 days"),
             (
                 |s| {
                     s.start_time_unix_nano = NOW + 10 * 365 * 86_400_000_000_000;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use prost::Message;
 use rewind_agent_proto::agent::ExportXLogRequest;
 use rewind_agent_proto::ExportTraceServiceRequest;
-use rewind_storage::{now_ns, EncodedBatch, Store, Writer};
+use rewind_storage::{EncodedBatch, Store, Writer};
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::convert::{convert, Limits};
@@ -126,8 +126,8 @@ impl Ingest {
         }
 
         let limits = self.config.limits.clone();
-        let now = now_ns();
-        let min_start = self.store.min_accepted_start_ns(now);
+        let now = self.store.now_ns();
+        let min_start = self.store.min_accepted_start_ns();
         let decoding =
             self.decoders.acquire().await.map_err(|_| CollectorError::Unavailable("shutting down".into()))?;
         let decoded = tokio::task::spawn_blocking(move || {

@@ -2,6 +2,8 @@
 
 pub mod convert;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod grpc;
 pub mod http;
 mod ingest;

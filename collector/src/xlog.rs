@@ -7,10 +7,7 @@ use std::sync::Arc;
 use rewind_agent_proto::agent::{attribute, ExportXLogRequest, XLog as WireXLog};
 use rewind_storage::{KeyValue, Resource, Value, XLog};
 
-use crate::convert::{id, unique_kvs, Converted, Cx, Limits};
-
-/// Longer than any transaction worth keeping, short enough that end times never overflow.
-pub const MAX_ELAPSED_NS: u64 = 7 * 24 * 3_600_000_000_000;
+use crate::convert::{id, unique_kvs, Converted, Cx, Limits, MAX_DURATION_NS};
 
 pub fn convert(req: ExportXLogRequest, limits: &Limits, now_ns: u64, min_start_ns: u64) -> Converted<XLog> {
     let mut out = Converted::new("record");
@@ -43,7 +40,7 @@ fn record(
         return Err("start_time_unix_nano is missing".into());
     }
     cx.check_start(r.start_time_unix_nano, now_ns, min_start_ns)?;
-    if r.elapsed_nano > MAX_ELAPSED_NS {
+    if r.elapsed_nano > MAX_DURATION_NS {
         return Err("elapsed_nano is longer than 7 days".into());
     }
     Ok(XLog {

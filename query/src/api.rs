@@ -54,11 +54,15 @@ async fn auth(State(st): State<QueryState>, req: Request, next: Next) -> Respons
     next.run(req).await
 }
 
+/// Ready once every listener is bound, and while the store can write: a full disk or a failing
+/// one takes the instance out of service until writes work again.
 async fn readyz(State(st): State<QueryState>) -> Response {
-    if st.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
+    if !st.ready.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response();
+    }
+    match st.store.health().ready() {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")).into_response(),
     }
 }
 

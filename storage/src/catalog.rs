@@ -108,6 +108,11 @@ impl Catalog {
         self.services.values().cloned().collect()
     }
 
+    /// Entries taken by `take_dirty` whose write failed: written with the next.
+    pub fn mark_dirty(&mut self, entries: Vec<ServiceInfo>) {
+        self.dirty.extend(entries.into_iter().map(|s| s.name));
+    }
+
     /// Entries changed since the last call, to persist.
     pub fn take_dirty(&mut self) -> Vec<ServiceInfo> {
         std::mem::take(&mut self.dirty).into_iter().filter_map(|n| self.services.get(&n).cloned()).collect()

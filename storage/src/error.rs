@@ -4,6 +4,7 @@ use std::path::PathBuf;
 pub enum StorageError {
     #[error("rocksdb: {0}")]
     RocksDb(#[from] rocksdb::Error),
+    /// What is corrupt and where: "partition 12 segment 40 column 7 page 0: bad varint".
     #[error("corrupt data in store: {0}")]
     Corrupt(String),
     #[error(
@@ -17,4 +18,25 @@ pub enum StorageError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("the store is shutting down")]
     ShuttingDown,
+    /// Writes are held back before RocksDB itself runs out of space mid-write.
+    #[error("the disk holding {path} is nearly full: {free} bytes free, below the {reserve} bytes kept in reserve")]
+    DiskFull { path: PathBuf, free: u64, reserve: u64 },
+    /// A read met a partition that retention dropped while the read ran.
+    #[error("partition {0} was dropped")]
+    PartitionDropped(u64),
+    /// A failure injected by a test (see `failpoint`).
+    #[error("injected i/o error at {0}")]
+    Injected(&'static str),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl StorageError {
+    /// Names where corrupt data was found; other errors pass through unchanged.
+    pub fn within(self, place: impl FnOnce() -> String) -> Self {
+        match self {
+            StorageError::Corrupt(what) => StorageError::Corrupt(format!("{}: {what}", place())),
+            other => other,
+        }
+    }
 }

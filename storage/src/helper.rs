@@ -4,9 +4,13 @@
 //! are reclaimed by others): measured, that cost more than the work it moved.
 
 use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
+
+use crate::failpoint::Failpoints;
+use crate::health::{spawn_reporting, Health};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -16,16 +20,17 @@ pub struct Helper {
 }
 
 impl Helper {
-    pub fn start() -> Self {
+    pub fn start(health: Arc<Health>, failpoints: Failpoints) -> Self {
         let (tx, rx) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("rewind-seal-helper".into())
-            .spawn(move || {
-                while let Ok(job) = rx.recv() {
-                    job();
+        let thread = spawn_reporting("rewind-seal-helper", health, move || {
+            while let Ok(job) = rx.recv() {
+                if let Err(e) = failpoints.hit("seal-helper") {
+                    tracing::warn!(error = %e, "seal helper failpoint");
                 }
-            })
-            .ok();
+                job();
+            }
+        })
+        .ok();
         // Without the thread, jobs run on the caller's (see `run`).
         let tx = thread.as_ref().map(|_| tx);
         Self { tx: Mutex::new(tx), thread: Mutex::new(thread) }

@@ -16,6 +16,11 @@ pub const META_FLOOR_PARTITION: &[u8] = b"floor_partition";
 /// The highest WAL sequence sealed. Records at or below it that are still in the log hold entry
 /// spans whose XLog records were not final yet (see `Store::seal`).
 pub const META_SEALED_SEQ: &[u8] = b"last_sealed_seq";
+/// The retention horizon a previous run reached (`clock::Horizon`): a restart does not move it
+/// backward, and a wall clock far ahead of it is followed gradually.
+pub const META_HORIZON: &[u8] = b"retention_horizon";
+/// Written by `Store::probe_write` to learn whether the store can write again.
+pub const META_PROBE: &[u8] = b"write_probe";
 pub const META_SEGMENT_PREFIX: u8 = b's';
 pub const META_XSEGMENT_PREFIX: u8 = b'x';
 pub const META_SERVICE_PREFIX: u8 = b'c';

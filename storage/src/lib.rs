@@ -1,22 +1,33 @@
 //! Rewind's columnar span store on RocksDB. See docs/ARCHITECTURE.md for the layout.
 
 pub mod catalog;
+pub mod clock;
 pub mod codec;
+mod disk;
 mod error;
+pub mod failpoint;
+#[doc(hidden)]
+pub mod fuzz;
+mod health;
 mod helper;
 pub mod keys;
 mod maintenance;
 mod memtable;
 pub mod metrics;
 pub mod model;
+mod retention;
+mod seal;
 pub mod segment;
 mod store;
 mod writer;
 pub mod xlog;
 
 pub use catalog::{NodeKind, ServiceInfo};
+pub use clock::{now_ns, Clock, ManualClock, SystemClock};
 pub use error::StorageError;
-pub use maintenance::{now_ns, Maintenance};
+pub use failpoint::Failpoints;
+pub use health::Health;
+pub use maintenance::Maintenance;
 pub use model::{Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 pub use store::{EncodedBatch, Store, StoreConfig, StoreStats, FORMAT_VERSION};
 pub use writer::{Done, Writer};

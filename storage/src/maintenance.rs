@@ -1,48 +1,32 @@
-//! The background thread that seals memtables and enforces retention.
+//! The background thread that seals memtables and enforces retention. A failing seal or
+//! retention pass is retried with backoff, not every tick; while the store cannot write, a small
+//! probe write finds out when it can again, so readiness comes back without waiting for traffic
+//! (a load balancer that took the instance out of service sends none).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use crate::health::{spawn_reporting, Backoff};
 use crate::store::Store;
 
 const TICK: Duration = Duration::from_millis(100);
 pub const RETENTION_EVERY: Duration = Duration::from_secs(30);
+const BACKOFF_FIRST: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 pub struct Maintenance {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-pub fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-}
-
 impl Maintenance {
     pub fn start(store: Arc<Store>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("rewind-maintenance".into())
-            .spawn(move || {
-                let mut last_retention: Option<Instant> = None;
-                while !flag.load(Ordering::Relaxed) {
-                    if store.should_seal() {
-                        if let Err(e) = store.seal() {
-                            tracing::error!(error = %e, "sealing failed; spans stay in the write-ahead log");
-                        }
-                    }
-                    if last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
-                        if let Err(e) = store.enforce_retention(now_ns()) {
-                            tracing::error!(error = %e, "retention pass failed");
-                        }
-                        store.compact_wal();
-                        last_retention = Some(Instant::now());
-                    }
-                    std::thread::sleep(TICK);
-                }
-            })
+        let health = store.health.clone();
+        let thread = spawn_reporting("rewind-maintenance", health, move || run(&store, &flag))
             .expect("spawn maintenance thread");
         Self { stop, thread: Some(thread) }
     }
@@ -52,6 +36,52 @@ impl Maintenance {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+fn run(store: &Store, stop: &AtomicBool) {
+    let mut last_retention: Option<Instant> = None;
+    let (mut seal_retry, mut retention_retry, mut probe_retry) = (
+        Backoff::new(BACKOFF_FIRST, BACKOFF_MAX),
+        Backoff::new(BACKOFF_FIRST, BACKOFF_MAX),
+        Backoff::new(BACKOFF_FIRST, BACKOFF_MAX),
+    );
+    while !stop.load(Ordering::Relaxed) {
+        if let Err(e) = store.config.failpoints.hit("maintenance-thread") {
+            tracing::warn!(error = %e, "maintenance failpoint");
+        }
+        if seal_retry.due() && store.should_seal() {
+            match store.seal() {
+                Ok(_) => seal_retry.succeeded(),
+                Err(e) => {
+                    let wait = seal_retry.failed();
+                    tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64,
+                        "sealing failed; spans stay in the write-ahead log");
+                }
+            }
+        }
+        if retention_retry.due() && last_retention.is_none_or(|t| t.elapsed() >= RETENTION_EVERY) {
+            match store.enforce_retention() {
+                Ok(_) => {
+                    retention_retry.succeeded();
+                    store.compact_wal();
+                    last_retention = Some(Instant::now());
+                }
+                Err(e) => {
+                    let wait = retention_retry.failed();
+                    tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "retention pass failed");
+                }
+            }
+        }
+        if store.health.write_error().is_some() && probe_retry.due() {
+            match store.probe_write() {
+                Ok(()) => probe_retry.succeeded(),
+                Err(_) => {
+                    probe_retry.failed();
+                }
+            }
+        }
+        std::thread::sleep(TICK);
     }
 }
 

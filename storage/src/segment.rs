@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::column as col;
-use crate::codec::groups::{AttrColumns, ResourceTable};
+use crate::codec::groups::{key_runs, AttrColumns, ResourceTable, MAX_SEGMENT_KEYS};
 use crate::codec::row::{put_events, put_links, read_events, read_kvs, read_links};
 use crate::codec::{corrupt, varint, Reader};
 use crate::error::StorageError;
@@ -149,8 +149,9 @@ type SortKey = (u64, TraceId, u64, SpanId);
 /// Sorts spans by (trace's earliest start, trace id, start) and encodes them column by column.
 /// Ordering traces by their start keeps neighbouring rows close in time, so timestamps delta-encode
 /// small, and keeps a trace's rows contiguous, so trace ids run-length encode and parents become
-/// short back-references.
-pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
+/// short back-references. Usually one segment; more when the spans carry more distinct attribute
+/// keys than one segment holds (a trace cut in two is found through both segments' index entries).
+pub fn build(partition: u64, next_id: &mut dyn FnMut() -> u64, spans: &[&Span]) -> Vec<BuiltSegment> {
     let mut trace_start: FxHashMap<TraceId, u64> = FxHashMap::default();
     for s in spans {
         let e = trace_start.entry(s.trace_id).or_insert(s.start_ns);
@@ -162,7 +163,26 @@ pub fn build(partition: u64, id: u64, spans: &[&Span]) -> BuiltSegment {
     keyed.sort_unstable_by_key(|(k, _)| *k);
     let order: Vec<&Span> = keyed.into_iter().map(|(_, s)| s).collect();
 
-    let mut attrs = AttrColumns::new(order.iter().map(|s| s.attributes.as_slice()));
+    let attrs = AttrColumns::new(order.iter().map(|s| s.attributes.as_slice()));
+    if attrs.keys.len() <= MAX_SEGMENT_KEYS {
+        return vec![encode(partition, next_id(), &order, attrs)];
+    }
+    key_runs(order.iter().map(|s| s.attributes.as_slice()), MAX_SEGMENT_KEYS)
+        .into_iter()
+        .map(|run| {
+            let rows = &order[run];
+            let mut attrs = AttrColumns::new(rows.iter().map(|s| s.attributes.as_slice()));
+            let dropped = attrs.keep_keys(MAX_SEGMENT_KEYS);
+            if dropped > 0 {
+                tracing::warn!(dropped, "a span has more attribute keys than a segment holds; the rest are not kept");
+            }
+            encode(partition, next_id(), rows, attrs)
+        })
+        .collect()
+}
+
+/// One segment of spans already in segment order.
+fn encode(partition: u64, id: u64, order: &[&Span], mut attrs: AttrColumns<'_>) -> BuiltSegment {
     let mut table = ResourceTable::default();
     let resource_idx: Vec<u64> = order.iter().map(|s| table.index(&s.resource).0).collect();
 
@@ -252,11 +272,15 @@ pub fn read_rows(
     count: u32,
     fetch: impl Fn(&[(u16, u32)]) -> Fetched,
 ) -> Result<Vec<Span>, StorageError> {
-    let end = first.checked_add(count).filter(|e| *e <= meta.rows).ok_or_else(|| corrupt("row range"))?;
+    let place = || format!("partition {} segment {}", meta.partition, meta.id);
+    let end = first.checked_add(count).filter(|e| *e <= meta.rows).ok_or_else(|| corrupt("row range").within(place))?;
     if count == 0 {
         return Ok(Vec::new());
     }
-    let resources = read_resources(meta, &fetch)?;
+    if meta.attr_keys.len() > MAX_SEGMENT_KEYS {
+        return Err(corrupt(&format!("{} attribute keys in one segment", meta.attr_keys.len())).within(place));
+    }
+    let resources = read_resources(meta, &fetch).map_err(|e| e.within(|| format!("{} resource table", place())))?;
     let first_page = first / PAGE_ROWS as u32;
     let last_page = (end - 1) / PAGE_ROWS as u32;
     let mut out = Vec::with_capacity(count as usize);
@@ -264,7 +288,8 @@ pub fn read_rows(
         let page_start = page * PAGE_ROWS as u32;
         let lo = first.max(page_start) - page_start;
         let hi = end.min(page_start + PAGE_ROWS as u32) - page_start;
-        read_page(meta, page, lo as usize..hi as usize, &resources, &fetch, &mut out)?;
+        read_page(meta, page, lo as usize..hi as usize, &resources, &fetch, &mut out)
+            .map_err(|e| e.within(|| format!("{} page {page}", place())))?;
     }
     Ok(out)
 }
@@ -295,8 +320,9 @@ fn read_page(
     let stored = fetch(&wanted)?;
     let body = |c: u16| -> Result<std::borrow::Cow<'_, [u8]>, StorageError> {
         let i = wanted.iter().position(|(w, _)| *w == c).expect("asked for");
-        let chunk = stored[i].as_deref().ok_or_else(|| corrupt("missing column chunk"))?;
-        col::decompress(chunk)
+        let column = || format!("column {}", cols::name(c));
+        let chunk = stored[i].as_deref().ok_or_else(|| corrupt("missing chunk").within(column))?;
+        col::decompress(chunk).map_err(|e| e.within(column))
     };
     let trace_ids = col::decode_trace_ids(&body(cols::TRACE_ID)?, n)?;
     let span_ids = col::decode_span_ids(&body(cols::SPAN_ID)?, n)?;
@@ -398,7 +424,7 @@ mod tests {
         #[test]
         fn segment_round_trips(batch in arb_batch().prop_map(unique_keys)) {
             let refs: Vec<&Span> = batch.iter().collect();
-            let built = build(7, 1, &refs);
+            let built = build(7, &mut || 1, &refs).remove(0);
             let fetch = fetch_from(&built.chunks);
             let back = read_rows(&built.meta, 0, built.meta.rows, &fetch).unwrap();
             prop_assert_eq!(sorted(back), sorted(batch.clone()));
@@ -440,7 +466,7 @@ mod tests {
             })
             .collect();
         let refs: Vec<&Span> = spans.iter().collect();
-        let built = build(1, 1, &refs);
+        let built = build(1, &mut || 1, &refs).remove(0);
         assert_eq!(built.meta.pages(), 3);
         let fetch = fetch_from(&built.chunks);
         let t = built.traces[1];

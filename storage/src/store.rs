@@ -1,5 +1,6 @@
 //! The store: RocksDB with four column families (see `keys`), the memtable of unsealed spans and
-//! XLog records, the partition catalog, sealing and retention. XLog reads are in `xlog::read`.
+//! XLog records, and the partition catalog. Sealing is in `seal`, retention and the disk budget in
+//! `retention`, XLog reads in `xlog::read`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -14,11 +15,13 @@ use rocksdb::{
 };
 
 use crate::catalog::{Catalog, ServiceInfo};
+use crate::clock::{Clock, Horizon, SystemClock};
 use crate::codec::row;
 use crate::error::StorageError;
+use crate::failpoint::Failpoints;
+use crate::health::{Health, WritePath};
 use crate::helper::Helper;
 use crate::keys;
-use crate::maintenance::now_ns;
 use crate::memtable::Memtable;
 use crate::metrics;
 use crate::model::{Span, TraceId};
@@ -55,6 +58,11 @@ pub struct StoreConfig {
     /// Derive an XLog record from every OTLP entry span.
     pub derive_xlog: bool,
     pub derive: DeriveConfig,
+    /// Writes are refused (retryably) while the filesystem has less free space than this, so that
+    /// RocksDB itself never runs out in the middle of a write; seals go on down to half of it.
+    pub min_free_disk_bytes: u64,
+    pub clock: Arc<dyn Clock>,
+    pub failpoints: Failpoints,
 }
 
 impl StoreConfig {
@@ -70,6 +78,9 @@ impl StoreConfig {
             max_unsealed_bytes: 256 << 20,
             derive_xlog: true,
             derive: DeriveConfig::default(),
+            min_free_disk_bytes: 1 << 30,
+            clock: Arc::new(SystemClock::default()),
+            failpoints: Failpoints::default(),
         }
     }
 }
@@ -129,23 +140,30 @@ pub struct StoreStats {
 
 pub struct Store {
     pub(crate) db: DB,
-    config: StoreConfig,
-    partition_ns: u64,
+    pub(crate) config: StoreConfig,
+    pub(crate) partition_ns: u64,
     pub(crate) state: RwLock<State>,
-    partitions: RwLock<BTreeMap<u64, Vec<SegmentMeta>>>,
+    pub(crate) partitions: RwLock<BTreeMap<u64, Vec<SegmentMeta>>>,
     /// XLog segments, by partition of their records' end time.
     pub(crate) xpartitions: RwLock<BTreeMap<u64, Vec<XSegmentMeta>>>,
     /// Lock order: `state`, then `deriver`.
     pub(crate) deriver: Mutex<Deriver>,
-    catalog: Mutex<Catalog>,
+    pub(crate) catalog: Mutex<Catalog>,
     next_seq: Mutex<u64>,
+    /// The highest write-ahead-log sequence sealed (`keys::META_SEALED_SEQ`): every record at or
+    /// below it is in segments, and the log keeps only those that pending XLog entries still need.
+    pub(crate) sealed_seq: Mutex<Option<u64>>,
+    /// Write-ahead-log keys below this are deleted (by seals); their table files can go.
+    pub(crate) wal_cut: AtomicU64,
     /// Shared with the helper thread, which numbers the XLog segments it encodes.
-    next_segment: Arc<AtomicU64>,
-    helper: Helper,
+    pub(crate) next_segment: Arc<AtomicU64>,
+    pub(crate) helper: Helper,
     /// Lowest partition still kept; shared with the trace index's compaction filter.
-    floor: Arc<AtomicU64>,
+    pub(crate) floor: Arc<AtomicU64>,
     /// One seal or retention pass at a time.
-    maintenance: Mutex<()>,
+    pub(crate) maintenance: Mutex<()>,
+    pub(crate) horizon: Mutex<Horizon>,
+    pub(crate) health: Arc<Health>,
 }
 
 fn cf_options(name: &str, floor: &Arc<AtomicU64>) -> Options {
@@ -187,6 +205,9 @@ impl Store {
             return Err(StorageError::NotARewindStore(path));
         }
         std::fs::create_dir_all(&path).map_err(|source| StorageError::Io { path: path.clone(), source })?;
+        // RocksDB writes as it opens (a new log, a manifest) and does not survive running out of
+        // space doing so: with too little room, refuse to start, saying why.
+        crate::disk::ensure_free(&path, config.min_free_disk_bytes / 4)?;
         let floor = Arc::new(AtomicU64::new(0));
         let mut db_opts = Options::default();
         db_opts.create_if_missing(true);
@@ -281,10 +302,15 @@ impl Store {
             .max()
             .unwrap_or(1);
         let deriver = Mutex::new(Deriver::new(config.derive.clone()));
+        let persisted_horizon = match db.get_cf(meta, keys::META_HORIZON)? {
+            Some(v) => Some(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| crate::codec::corrupt("horizon"))?)),
+            None => None,
+        };
+        let horizon = Horizon::new(persisted_horizon, config.clock.wall_ns(), config.clock.mono_ns());
+        let health = Arc::new(Health::default());
 
         let store = Self {
             db,
-            config,
             partition_ns,
             state: RwLock::new(State::default()),
             partitions: RwLock::new(partitions),
@@ -292,10 +318,15 @@ impl Store {
             deriver,
             catalog: Mutex::new(Catalog::from_entries(services)),
             next_seq: Mutex::new(0),
+            sealed_seq: Mutex::new(None),
+            wal_cut: AtomicU64::new(0),
             next_segment: Arc::new(AtomicU64::new(next_segment)),
-            helper: Helper::start(),
+            helper: Helper::start(health.clone(), config.failpoints.clone()),
             floor,
             maintenance: Mutex::new(()),
+            horizon: Mutex::new(horizon),
+            health,
+            config,
         };
         store.recover_wal()?;
         store.publish_gauges();
@@ -317,23 +348,28 @@ impl Store {
         let mut st = self.state.write();
         let mut deriver = self.deriver.lock();
         let mut catalog = self.catalog.lock();
-        let mut next = 0;
+        // New records number on from everything ever sealed, not just from what the log still
+        // holds: after a clean stop the log is empty, and a record numbered at or below the sealed
+        // sequence would be taken for sealed by the next recovery, and lost.
+        let mut next = sealed.map_or(0, |s| s + 1);
         let mut recovered = 0usize;
-        let now = now_ns();
+        let now = self.config.clock.mono_ns();
         for item in self.db.iterator_cf(wal, IteratorMode::Start) {
             let (k, v) = item?;
             let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| crate::codec::corrupt("wal key"))?);
-            next = seq + 1;
+            let record = || format!("write-ahead log record {seq}");
+            next = next.max(seq + 1);
             let unsealed = sealed.is_none_or(|s| seq > s);
             if xwal::is_xlog_batch(&v) {
                 if unsealed {
-                    let xlogs = xwal::decode_batch(&v)?;
+                    let xlogs = xwal::decode_batch(&v).map_err(|e| e.within(record))?;
                     recovered += xlogs.len();
                     st.active.insert(seq, Vec::new(), xlogs, v.len());
                 }
                 continue;
             }
-            let spans: Vec<Arc<Span>> = row::decode_batch(&v)?.into_iter().map(Arc::new).collect();
+            let spans: Vec<Arc<Span>> =
+                row::decode_batch(&v).map_err(|e| e.within(record))?.into_iter().map(Arc::new).collect();
             if self.config.derive_xlog {
                 let early = deriver.observe(seq, Extract::from_spans(&spans), now);
                 st.active.xlogs.extend(early);
@@ -345,6 +381,7 @@ impl Store {
             }
         }
         *self.next_seq.lock() = next;
+        *self.sealed_seq.lock() = sealed;
         if recovered > 0 {
             tracing::info!(records = recovered, "recovered unsealed spans and records from the write-ahead log");
         }
@@ -359,10 +396,25 @@ impl Store {
         start_ns / self.partition_ns
     }
 
-    /// Spans starting before this are refused: their partition is gone or about to go.
-    pub fn min_accepted_start_ns(&self, now_ns: u64) -> u64 {
+    /// Now, for judging whether a span starts too far in the future: the wall clock, or where
+    /// the retention horizon has got to if the wall clock was stepped back behind it.
+    pub fn now_ns(&self) -> u64 {
+        let horizon = self.horizon.lock().projected(self.config.clock.mono_ns());
+        self.config.clock.wall_ns().max(horizon)
+    }
+
+    /// Spans starting before this are refused: their partition is gone or about to go. Measured
+    /// from the earlier of the wall clock and the retention horizon, so a wall clock stepped
+    /// forward does not refuse the spans of the present.
+    pub fn min_accepted_start_ns(&self) -> u64 {
         let by_floor = self.floor.load(Ordering::Relaxed).saturating_mul(self.partition_ns);
-        by_floor.max(now_ns.saturating_sub(self.config.retention.as_nanos() as u64))
+        let horizon = self.horizon.lock().projected(self.config.clock.mono_ns());
+        let now = self.config.clock.wall_ns().min(horizon);
+        by_floor.max(now.saturating_sub(self.config.retention.as_nanos() as u64))
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// Makes batches durable (one write, fsync'd when configured) and then visible to queries.
@@ -377,13 +429,20 @@ impl Store {
         }
         let mut w = WriteOptions::default();
         w.set_sync(self.config.sync);
-        self.db.write_opt(wb, &w)?;
+        let written = crate::disk::ensure_free(&self.config.path, self.config.min_free_disk_bytes)
+            .and_then(|()| self.config.failpoints.hit("wal-write"))
+            .and_then(|()| Ok(self.db.write_opt(wb, &w)?));
+        if let Err(e) = written {
+            self.health.write_failed(WritePath::Log, e.to_string());
+            return Err(e);
+        }
+        self.health.write_succeeded(WritePath::Log);
         let first = *next;
         *next += batches.len() as u64;
         let mut catalog = self.catalog.lock();
         let mut st = self.state.write();
         let mut deriver = self.deriver.lock();
-        let now = now_ns();
+        let now = self.config.clock.mono_ns();
         for (i, b) in batches.into_iter().enumerate() {
             let seq = first + i as u64;
             b.spans.iter().for_each(|s| catalog.observe(s));
@@ -398,238 +457,34 @@ impl Store {
         Ok(())
     }
 
+    /// A small durable write to find out whether the store can write again (see `Maintenance`).
+    /// A success clears the append path's error; the seal path clears its own when a seal works.
+    pub fn probe_write(&self) -> Result<(), StorageError> {
+        let meta = self.db.cf_handle(keys::CF_META).expect("opened");
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        let probed = crate::disk::ensure_free(&self.config.path, self.config.min_free_disk_bytes)
+            .and_then(|()| self.config.failpoints.hit("wal-write"))
+            .and_then(|()| {
+                Ok(self.db.put_cf_opt(meta, keys::META_PROBE, self.config.clock.wall_ns().to_be_bytes(), &w)?)
+            });
+        match probed {
+            Ok(()) => {
+                self.health.write_succeeded(WritePath::Log);
+                Ok(())
+            }
+            Err(e) => {
+                self.health.write_failed(WritePath::Log, e.to_string());
+                Err(e)
+            }
+        }
+    }
+
     /// True while more acknowledged spans wait for sealing than `max_unsealed_bytes`: writers
     /// should answer "retry later" until sealing catches up.
     pub fn backlogged(&self) -> bool {
         let st = self.state.read();
         st.active.bytes + st.frozen.as_ref().map_or(0, |f| f.bytes) > self.config.max_unsealed_bytes
-    }
-
-    pub fn should_seal(&self) -> bool {
-        let st = self.state.read();
-        let memtable = !st.active.is_empty()
-            && (st.active.len() >= self.config.seal_rows || st.active.created.elapsed() >= self.config.seal_interval);
-        memtable || self.deriver.lock().has_due(now_ns())
-    }
-
-    /// Writes the memtable out as one segment per partition it touches and drops its WAL records,
-    /// all in one atomic write. XLog records whose entry spans have waited their grace period are
-    /// sealed with it. Returns the number of spans sealed.
-    pub fn seal(&self) -> Result<usize, StorageError> {
-        self.seal_with(false)
-    }
-
-    /// Seals everything, finalizing every XLog record still waiting for children: at shutdown.
-    pub fn seal_all(&self) -> Result<usize, StorageError> {
-        self.seal_with(true)
-    }
-
-    fn seal_with(&self, all: bool) -> Result<usize, StorageError> {
-        let _one = self.maintenance.lock();
-        let (frozen, keep_wal_from) = {
-            let mut st = self.state.write();
-            let mut deriver = self.deriver.lock();
-            let derived = deriver.finalize(now_ns(), all);
-            metrics::xlog_deriver(deriver.pending(), deriver.spans_held());
-            if st.active.is_empty() && derived.is_empty() {
-                return Ok(0);
-            }
-            let mut m = std::mem::take(&mut st.active);
-            m.xlogs.extend(derived);
-            let m = Arc::new(m);
-            st.frozen = Some(m.clone());
-            // Taken with the memtable under one lock: both describe the same WAL records.
-            (m, deriver.min_pending_seq())
-        };
-        let started = std::time::Instant::now();
-        let floor = self.floor.load(Ordering::Relaxed);
-        let mut by_partition: BTreeMap<u64, Vec<&Span>> = BTreeMap::new();
-        for s in frozen.spans().iter().map(|s| &**s) {
-            let p = self.partition_of(s.start_ns);
-            // A partition dropped while these spans waited in memory stays dropped.
-            if p >= floor {
-                by_partition.entry(p).or_default().push(s);
-            }
-        }
-        let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
-        let meta = self.db.cf_handle(keys::CF_META).expect("opened");
-        let tindex = self.db.cf_handle(keys::CF_TRACE_INDEX).expect("opened");
-        let wal = self.db.cf_handle(keys::CF_WAL).expect("opened");
-        let mut wb = WriteBatch::default();
-        // Span and XLog segments are encoded on two threads: sealing is what bounds sustained
-        // ingest, and the other core has room while it runs.
-        let (xtx, xrx) = std::sync::mpsc::channel();
-        let (records, ids, partition_ns) = (frozen.clone(), self.next_segment.clone(), self.partition_ns);
-        self.helper.run(move || {
-            let _ = xtx.send(build_xlog_segments(&records.xlogs, floor, partition_ns, &ids));
-        });
-        let built: Vec<segment::BuiltSegment> = by_partition
-            .into_iter()
-            .map(|(part, spans)| segment::build(part, self.next_segment.fetch_add(1, Ordering::Relaxed), &spans))
-            .collect();
-        let xbuilt = xrx.recv().expect("the helper runs every job it is given");
-        let mut xmetas = Vec::new();
-        for b in xbuilt {
-            let (part, id) = (b.meta.partition, b.meta.id);
-            for (c, page, bytes) in &b.chunks {
-                wb.put_cf(chunks, keys::chunk(part, id, *c, *page), bytes);
-            }
-            wb.put_cf(meta, keys::xsegment_meta(part, id), serde_json::to_vec(&b.meta).expect("meta serializes"));
-            xmetas.push(b.meta);
-        }
-        let mut metas = Vec::new();
-        for built in built {
-            let (part, id) = (built.meta.partition, built.meta.id);
-            for (c, page, bytes) in &built.chunks {
-                wb.put_cf(chunks, keys::chunk(part, id, *c, *page), bytes);
-            }
-            for t in &built.traces {
-                wb.put_cf(tindex, keys::trace_index(&t.trace_id, part, id), t.encode_value());
-            }
-            let m = serde_json::to_vec(&built.meta).expect("segment meta serializes");
-            wb.put_cf(meta, keys::segment_meta(part, id), m);
-            metas.push(built.meta);
-        }
-        for s in self.catalog.lock().take_dirty() {
-            wb.put_cf(meta, keys::service(&s.name), serde_json::to_vec(&s).expect("service serializes"));
-        }
-        if let Some(max_seq) = frozen.max_seq {
-            // Records holding entry spans whose XLog records are not final stay, so that a
-            // restart derives them again.
-            let upto = keep_wal_from.map_or(max_seq + 1, |k| k.min(max_seq + 1));
-            wb.delete_range_cf(wal, keys::wal(0), keys::wal(upto));
-            wb.put_cf(meta, keys::META_SEALED_SEQ, max_seq.to_be_bytes());
-        }
-        let mut w = WriteOptions::default();
-        w.set_sync(self.config.sync);
-        if let Err(e) = self.db.write_opt(wb, &w) {
-            // Put the spans back in front of the active memtable's so nothing leaves memory
-            // before it is sealed; the WAL still holds them.
-            let mut st = self.state.write();
-            let newer = std::mem::take(&mut st.active);
-            let mut restored = Memtable::default();
-            for s in [&*frozen, &newer] {
-                restored.xlogs.extend(s.xlogs.iter().cloned());
-                if let Some(seq) = s.max_seq {
-                    restored.insert(seq, s.spans().to_vec(), Vec::new(), s.bytes);
-                }
-            }
-            st.active = restored;
-            st.frozen = None;
-            return Err(e.into());
-        }
-        let sealed = frozen.len();
-        let bytes: u64 = metas.iter().map(|m| m.bytes).sum::<u64>() + xmetas.iter().map(|m| m.bytes).sum::<u64>();
-        metrics::xlog_sealed(xmetas.iter().map(|m| m.rows as usize).sum());
-        {
-            let mut parts = self.partitions.write();
-            for m in metas {
-                parts.entry(m.partition).or_default().push(m);
-            }
-        }
-        {
-            let mut parts = self.xpartitions.write();
-            for m in xmetas {
-                parts.entry(m.partition).or_default().push(m);
-            }
-        }
-        let released = self.state.write().frozen.take();
-        drop(released);
-        // Freeing a memtable's spans takes a while: never under the state lock, and not on the
-        // sealing thread, which bounds ingest.
-        self.helper.run(move || drop(frozen));
-        metrics::sealed(sealed, bytes, started.elapsed());
-        self.publish_gauges();
-        tracing::debug!(spans = sealed, bytes, elapsed_ms = started.elapsed().as_millis() as u64, "sealed memtable");
-        Ok(sealed)
-    }
-
-    /// Drops partitions past retention, then the oldest ones while over the disk budget (never
-    /// the newest). Returns the partitions dropped.
-    pub fn enforce_retention(&self, now_ns: u64) -> Result<Vec<u64>, StorageError> {
-        let _one = self.maintenance.lock();
-        let cutoff = now_ns.saturating_sub(self.config.retention.as_nanos() as u64);
-        let expired: Vec<u64> = {
-            self.partition_ids().into_iter().filter(|p| (p + 1).saturating_mul(self.partition_ns) <= cutoff).collect()
-        };
-        let mut dropped = Vec::new();
-        for p in expired {
-            self.drop_partition(p)?;
-            dropped.push(p);
-        }
-        // Partitions that were never written still move the floor forward.
-        let retention_floor = cutoff / self.partition_ns;
-        if retention_floor > self.floor.load(Ordering::Relaxed) {
-            self.set_floor(retention_floor)?;
-        }
-        if let Some(budget) = self.config.max_disk_bytes {
-            loop {
-                // Data held, not directory size: RocksDB's logs come and go with the write rate,
-                // and dropping partitions would not shrink them.
-                let used = self.data_bytes()?;
-                let oldest = {
-                    let parts = self.partition_ids();
-                    if parts.len() <= 1 {
-                        None
-                    } else {
-                        parts.first().copied()
-                    }
-                };
-                match oldest {
-                    Some(p) if used > budget => {
-                        tracing::info!(
-                            partition = p,
-                            used,
-                            budget,
-                            "over the disk budget: dropping the oldest partition"
-                        );
-                        self.drop_partition(p)?;
-                        dropped.push(p);
-                    }
-                    _ => {
-                        if used > budget {
-                            tracing::warn!(used, budget, "over the disk budget with only the newest partition left");
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        self.publish_gauges();
-        Ok(dropped)
-    }
-
-    fn set_floor(&self, floor: u64) -> Result<(), StorageError> {
-        let meta = self.db.cf_handle(keys::CF_META).expect("opened");
-        self.db.put_cf(meta, keys::META_FLOOR_PARTITION, floor.to_be_bytes())?;
-        self.floor.fetch_max(floor, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn drop_partition(&self, p: u64) -> Result<(), StorageError> {
-        let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
-        let meta = self.db.cf_handle(keys::CF_META).expect("opened");
-        let mut wb = WriteBatch::default();
-        wb.delete_range_cf(chunks, keys::chunk_partition_start(p), keys::chunk_partition_start(p + 1));
-        wb.delete_range_cf(meta, keys::segment_meta_partition_start(p), keys::segment_meta_partition_start(p + 1));
-        wb.delete_range_cf(meta, keys::xsegment_meta_partition_start(p), keys::xsegment_meta_partition_start(p + 1));
-        wb.put_cf(meta, keys::META_FLOOR_PARTITION, (p + 1).max(self.floor.load(Ordering::Relaxed)).to_be_bytes());
-        let mut w = WriteOptions::default();
-        w.set_sync(true);
-        self.db.write_opt(wb, &w)?;
-        self.floor.fetch_max(p + 1, Ordering::Relaxed);
-        self.partitions.write().remove(&p);
-        self.xpartitions.write().remove(&p);
-        // Range deletes only hide data; compaction gives the space back.
-        self.db.compact_range_cf(
-            chunks,
-            Some(keys::chunk_partition_start(p)),
-            Some(keys::chunk_partition_start(p + 1)),
-        );
-        let tindex = self.db.cf_handle(keys::CF_TRACE_INDEX).expect("opened");
-        self.db.compact_range_cf(tindex, None::<&[u8]>, None::<&[u8]>);
-        metrics::partition_dropped();
-        Ok(())
     }
 
     /// Bytes of all the store's files on disk.
@@ -644,19 +499,6 @@ impl Store {
                 if m.is_file() {
                     total += m.len();
                 }
-            }
-        }
-        Ok(total)
-    }
-
-    /// Bytes of data the store holds: table files plus memtables, over all column families,
-    /// without RocksDB's own logs.
-    pub fn data_bytes(&self) -> Result<u64, StorageError> {
-        let mut total = 0;
-        for cf in keys::COLUMN_FAMILIES {
-            let h = self.db.cf_handle(cf).expect("opened");
-            for p in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
-                total += self.db.property_int_value_cf(h, p)?.unwrap_or(0);
             }
         }
         Ok(total)
@@ -692,9 +534,12 @@ impl Store {
             };
             // Absent: the partition was dropped and compaction has not yet met its index entry.
             let Some(meta) = meta else { continue };
-            out.extend(segment::read_rows(&meta, rows.first_row, rows.count, |want| {
-                self.fetch_chunks(part, seg, want)
-            })?);
+            match segment::read_rows(&meta, rows.first_row, rows.count, |want| self.fetch_chunks(part, seg, want)) {
+                Ok(spans) => out.extend(spans),
+                // Dropped by retention while this read ran: as if the read had come a moment later.
+                Err(StorageError::PartitionDropped(_)) => continue,
+                Err(e) => return Err(e),
+            }
         }
         // A span can be both in the frozen memtable and in its fresh segment while a seal
         // finishes, and a retried export stores a span twice: show it once.
@@ -704,10 +549,17 @@ impl Store {
         Ok(out)
     }
 
-    fn fetch_chunks(&self, part: u64, seg: u64, want: &[(u16, u32)]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+    /// The stored chunks of a segment. A partition below the floor is being dropped (the floor
+    /// moves before its chunks go): its reads answer `PartitionDropped`, whatever was still found.
+    pub(crate) fn fetch_chunks(&self, part: u64, seg: u64, want: &[(u16, u32)]) -> segment::Fetched {
         let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
         let keys: Vec<_> = want.iter().map(|(c, p)| (chunks, keys::chunk(part, seg, *c, *p))).collect();
-        self.db.multi_get_cf(keys).into_iter().map(|r| r.map_err(StorageError::from)).collect()
+        let got: Result<Vec<_>, StorageError> =
+            self.db.multi_get_cf(keys).into_iter().map(|r| r.map_err(StorageError::from)).collect();
+        if part < self.floor.load(Ordering::Acquire) {
+            return Err(StorageError::PartitionDropped(part));
+        }
+        got
     }
 
     pub fn services(&self) -> Vec<ServiceInfo> {
@@ -732,18 +584,6 @@ impl Store {
             sealed_spans: parts.values().flatten().map(|m| u64::from(m.rows)).sum(),
             sealed_bytes: parts.values().flatten().map(|m| m.bytes).sum(),
         }
-    }
-
-    /// Compacts the `wal` column family: its records die at the next seal, but those flushed to
-    /// disk before that stay in table files until compaction meets their range delete. The work is
-    /// bounded by the unsealed spans it still holds.
-    pub fn compact_wal(&self) {
-        let wal = self.db.cf_handle(keys::CF_WAL).expect("opened");
-        if let Ok(Some(0)) = self.db.property_int_value_cf(wal, "rocksdb.total-sst-files-size") {
-            return;
-        }
-        self.db.compact_range_cf(wal, None::<&[u8]>, None::<&[u8]>);
-        self.publish_gauges();
     }
 
     /// Stored (compressed) chunk bytes per column name, attribute columns as `attr:<key>`: where
@@ -789,7 +629,7 @@ impl Store {
     }
 
     /// Partitions holding span or XLog segments, ascending.
-    fn partition_ids(&self) -> Vec<u64> {
+    pub(crate) fn partition_ids(&self) -> Vec<u64> {
         let mut ids: Vec<u64> = self.partitions.read().keys().copied().collect();
         ids.extend(self.xpartitions.read().keys().copied());
         ids.sort_unstable();
@@ -797,7 +637,7 @@ impl Store {
         ids
     }
 
-    fn publish_gauges(&self) {
+    pub(crate) fn publish_gauges(&self) {
         let s = self.stats();
         metrics::store(&s);
         if let Ok(b) = self.disk_bytes() {
@@ -836,26 +676,4 @@ fn dir_has_entries(path: &Path) -> Result<bool, StorageError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(source) => Err(StorageError::Io { path: path.to_owned(), source }),
     }
-}
-
-/// The XLog segments of a seal: one per partition (by end time), each record once per
-/// (trace id, span id).
-fn build_xlog_segments(
-    xlogs: &[XLog],
-    floor: u64,
-    partition_ns: u64,
-    next_segment: &AtomicU64,
-) -> Vec<xsegment::BuiltXSegment> {
-    let mut seen = rustc_hash::FxHashSet::default();
-    let mut by_partition: BTreeMap<u64, Vec<&XLog>> = BTreeMap::new();
-    for x in xlogs {
-        let p = x.end_ns() / partition_ns;
-        if p >= floor && seen.insert((x.trace_id, x.span_id)) {
-            by_partition.entry(p).or_default().push(x);
-        }
-    }
-    by_partition
-        .into_iter()
-        .map(|(part, records)| xsegment::build(part, next_segment.fetch_add(1, Ordering::Relaxed), &records))
-        .collect()
 }

@@ -24,9 +24,10 @@ pub struct Writer {
 impl Writer {
     pub fn start(store: Arc<Store>) -> Self {
         let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("rewind-writer".into())
-            .spawn(move || run(store, rx))
+        let health = store.health.clone();
+        // A writer that died would leave every export waiting for "retry later" forever: its
+        // panic is reported as fatal, and the process exits for its supervisor to restart it.
+        let thread = crate::health::spawn_reporting("rewind-writer", health, move || run(store, rx))
             .expect("spawn writer thread");
         Self { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) }
     }
@@ -72,7 +73,8 @@ fn run(store: Arc<Store>, rx: Receiver<(EncodedBatch, Done)>) {
             }
         }
         let (batches, dones): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-        let result = store.append(batches).map_err(Arc::new);
+        let result =
+            store.config.failpoints.hit("writer-thread").and_then(|()| store.append(batches)).map_err(Arc::new);
         if let Err(e) = &result {
             tracing::error!(error = %e, "write-ahead log write failed; exports are answered with an error");
         }

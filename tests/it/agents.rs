@@ -27,7 +27,7 @@ pub fn python() -> String {
     })
 }
 
-fn run(mut cmd: Command) -> Vec<J> {
+pub fn run_agent(mut cmd: Command) -> Vec<J> {
     let out = cmd.output().expect("agent script runs");
     assert!(
         out.status.success(),
@@ -79,7 +79,7 @@ async fn python_sdk_over_grpc_http_protobuf_and_http_json() {
     ] {
         let mut cmd = Command::new(python());
         cmd.arg(&script).args(["--protocol", protocol, "--endpoint", &endpoint, "--service", service]);
-        let sent = run(cmd);
+        let sent = run_agent(cmd);
         assert_eq!(sent.len(), 3, "{protocol}");
         assert_agent_spans(&server, &sent).await;
         let error_span = sent.iter().find(|s| s["name"] == "charge").unwrap();
@@ -101,7 +101,7 @@ async fn node_sdk_over_http_json() {
     let server = Server::start(&dir.path().join("data"), &[]);
     let mut cmd = Command::new("node");
     cmd.arg(repo().join("tests/node/export.js")).args([server.http_endpoint().as_str(), "node-cart"]);
-    let sent = run(cmd);
+    let sent = run_agent(cmd);
     assert_eq!(sent.len(), 2);
     assert_agent_spans(&server, &sent).await;
     assert_eq!(server.metric("rewind_collector_spans_accepted_total{transport=\"http_json\"}").await, 2.0);

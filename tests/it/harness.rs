@@ -26,6 +26,10 @@ fn parse_addr(line: &str, key: &str) -> SocketAddr {
 
 impl Server {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_env(data_dir, extra, &[])
+    }
+
+    pub fn start_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log = data_dir.with_extension(format!("log{}", std::process::id()));
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_rewind"))
@@ -35,6 +39,7 @@ impl Server {
             .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--query-listen", "127.0.0.1:0"])
             .args(extra)
             .env("REWIND_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -68,6 +73,19 @@ impl Server {
     pub fn kill9(mut self) {
         self.child.kill().expect("kill -9");
         self.child.wait().expect("reap");
+    }
+
+    /// Waits for the process to exit by itself.
+    #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     /// SIGTERM and wait for a clean exit.

@@ -95,6 +95,8 @@ async fn hostile_inputs_get_their_specified_answers() {
             s.start_time_unix_nano = now - 20 * 365 * 86_400_000_000_000;
             s.end_time_unix_nano = s.start_time_unix_nano + 1;
         },
+        // An end centuries away would put its transaction in a partition that never expires.
+        |s, _| s.end_time_unix_nano = u64::MAX,
     ] {
         let mut s = good.clone();
         s.span_id = vec![0xab; 8];
@@ -104,8 +106,16 @@ async fn hostile_inputs_get_their_specified_answers() {
     spans.extend(bad);
     let resp = export_grpc(&server, req.clone()).await;
     let ps = resp.partial_success.expect("partial success");
-    assert_eq!(ps.rejected_spans, 7);
-    for reason in ["all zeros", "must be 16 bytes", "must be 8 bytes", "before start", "future", "retention"] {
+    assert_eq!(ps.rejected_spans, 8);
+    for reason in [
+        "all zeros",
+        "must be 16 bytes",
+        "must be 8 bytes",
+        "before start",
+        "future",
+        "retention",
+        "longer than 7 days",
+    ] {
         assert!(ps.error_message.contains(reason), "{} lacks {reason}", ps.error_message);
     }
     let stored = server.trace(&hex::encode(trace_id(50, 0))).await;
@@ -116,7 +126,7 @@ async fn hostile_inputs_get_their_specified_answers() {
     let (status, _, body) = post(&server, "application/json", None, js.to_string().into_bytes()).await;
     assert_eq!(status, 200);
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(body["partialSuccess"]["rejectedSpans"], "7");
+    assert_eq!(body["partialSuccess"]["rejectedSpans"], "8");
 
     // 10,000 attributes: kept to the limit, the rest counted as dropped.
     let flood = one_span(|s| {
@@ -160,4 +170,42 @@ async fn hostile_inputs_get_their_specified_answers() {
 
 fn s_value(v: String) -> any_value::Value {
     any_value::Value::StringValue(v)
+}
+
+/// One OTLP/HTTP export of about 1 MB: an ordinary one-span trace beside 547 spans of 128 distinct
+/// attribute keys each, 70,016 keys in all. Attribute column ids used to wrap past 65,535 and
+/// corrupt the segment, ordinary trace included; more keys arrive in a second export.
+#[tokio::test(flavor = "multi_thread")]
+async fn seventy_thousand_distinct_attribute_keys_in_one_export_seal_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--seal-interval", "200ms"]);
+    let mut req = request(90, 1, 1);
+    let template = req.resource_spans[0].scope_spans[0].spans[0].clone();
+    let spans = &mut req.resource_spans[0].scope_spans[0].spans;
+    for i in 0..547u64 {
+        let mut s = template.clone();
+        s.trace_id = trace_id(91, 0);
+        s.span_id = (i + 1).to_be_bytes().to_vec();
+        s.attributes = (0..128).map(|k| kv(&format!("wide.{}", i * 128 + k), crate::data::s("v"))).collect();
+        spans.push(s);
+    }
+    let body = req.encode_to_vec();
+    assert!(body.len() > 900_000, "{} bytes", body.len());
+    let (status, _, resp) = post(&server, "application/x-protobuf", None, body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    let mut more = request(92, 1, 1);
+    more.resource_spans[0].scope_spans[0].spans[0].attributes =
+        (0..128).map(|k| kv(&format!("wider.{k}"), crate::data::s("w"))).collect();
+    assert_eq!(export_grpc(&server, more).await.partial_success, None);
+    server.wait_sealed().await;
+    let ordinary = server.trace(&hex::encode(trace_id(90, 0))).await;
+    assert_eq!(ordinary["span_count"], 1);
+    let wide = server.trace(&hex::encode(trace_id(91, 0))).await;
+    assert_eq!(wide["span_count"], 547);
+    let last = wide["spans"].as_array().unwrap().iter().find(|s| s["span_id"] == "0000000000000223").unwrap();
+    assert_eq!(last["attributes"]["wide.70015"], "v");
+    assert_eq!(server.trace(&hex::encode(trace_id(92, 0))).await["spans"][0]["attributes"]["wider.127"], "w");
+    let (status, xlog) = server.get_json("/api/xlog?from=0&to=9999999999999&attr.wide.70015=v").await;
+    assert_eq!(status, 200, "{xlog}");
+    assert_eq!(xlog["count"], 1);
 }

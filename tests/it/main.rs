@@ -4,9 +4,12 @@
 mod agents;
 mod cli;
 mod crash;
+mod crashloop;
 mod data;
+mod fuzz;
 mod harness;
 mod hostile;
 mod roundtrip;
+mod safety;
 mod ui;
 mod xlog;

@@ -70,6 +70,7 @@ def main():
     p.add_argument("--protocol", choices=["grpc", "http", "http-json"], required=True)
     p.add_argument("--endpoint", required=True, help="host:port of rewind's OTLP listener")
     p.add_argument("--service", required=True)
+    p.add_argument("--traces", type=int, default=1, help="how many copies of the trace to send")
     args = p.parse_args()
 
     if args.protocol == "grpc":
@@ -95,26 +96,27 @@ def main():
     provider.add_span_processor(BatchSpanProcessor(exporter))
     tracer = provider.get_tracer("rewind.sdk_check", "1.2.3")
 
-    with tracer.start_as_current_span("GET /checkout", kind=SpanKind.SERVER) as root:
-        root.set_attribute("http.request.method", "GET")
-        root.set_attribute("http.route", "/checkout")
-        root.set_attribute("http.response.status_code", 200)
-        root.set_attribute("client.address", "10.1.2.3")
-        root.set_attribute("enduser.id", "user-42")
-        root.set_attribute("rewind.ratio", 0.25)
-        root.set_attribute("rewind.flag", True)
-        root.set_attribute("rewind.tags", ["a", "b"])
-        root.set_attribute("rewind.sizes", [1, 2, 3])
-        with tracer.start_as_current_span("SELECT shop.orders", kind=SpanKind.CLIENT) as db:
-            db.set_attribute("db.system", "mysql")
-            db.set_attribute("db.statement", "SELECT * FROM orders WHERE id = ?")
-            db.set_attribute("server.address", "mysql")
-        with tracer.start_as_current_span("charge", kind=SpanKind.INTERNAL) as charge:
-            try:
-                raise ValueError("card declined")
-            except ValueError as e:
-                charge.record_exception(e)
-                charge.set_status(Status(StatusCode.ERROR, "card declined"))
+    for _ in range(args.traces):
+        with tracer.start_as_current_span("GET /checkout", kind=SpanKind.SERVER) as root:
+            root.set_attribute("http.request.method", "GET")
+            root.set_attribute("http.route", "/checkout")
+            root.set_attribute("http.response.status_code", 200)
+            root.set_attribute("client.address", "10.1.2.3")
+            root.set_attribute("enduser.id", "user-42")
+            root.set_attribute("rewind.ratio", 0.25)
+            root.set_attribute("rewind.flag", True)
+            root.set_attribute("rewind.tags", ["a", "b"])
+            root.set_attribute("rewind.sizes", [1, 2, 3])
+            with tracer.start_as_current_span("SELECT shop.orders", kind=SpanKind.CLIENT) as db:
+                db.set_attribute("db.system", "mysql")
+                db.set_attribute("db.statement", "SELECT * FROM orders WHERE id = ?")
+                db.set_attribute("server.address", "mysql")
+            with tracer.start_as_current_span("charge", kind=SpanKind.INTERNAL) as charge:
+                try:
+                    raise ValueError("card declined")
+                except ValueError as e:
+                    charge.record_exception(e)
+                    charge.set_status(Status(StatusCode.ERROR, "card declined"))
     provider.force_flush()
     provider.shutdown()
 

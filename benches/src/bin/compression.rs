@@ -25,7 +25,7 @@ fn main() {
         .collect();
     let refs: Vec<&Span> = spans.iter().collect();
     // The segment as the store would seal it; its chunks decompressed back into page bodies.
-    let built = segment::build(1, 1, &refs);
+    let built = segment::build(1, &mut || 1, &refs).remove(0);
     let bodies: Vec<Vec<u8>> =
         built.chunks.iter().map(|(_, _, c)| column::decompress(c).unwrap().into_owned()).collect();
     let raw: usize = bodies.iter().map(Vec::len).sum();

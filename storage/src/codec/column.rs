@@ -120,7 +120,8 @@ pub fn decode_trace_ids(body: &[u8], rows: usize) -> Result<Vec<TraceId>, Storag
     for _ in 0..runs {
         let id: TraceId = r.array()?;
         let n = r.varint()? as usize;
-        if out.len() + n > rows {
+        // `out.len() <= rows` holds here; `out.len() + n` could wrap on a corrupt run length.
+        if n > rows - out.len() {
             return Err(corrupt("trace id runs exceed page rows"));
         }
         out.extend(std::iter::repeat_n(id, n));
@@ -133,7 +134,7 @@ pub fn encode_span_ids(ids: &[SpanId]) -> Vec<u8> {
 }
 
 pub fn decode_span_ids(body: &[u8], rows: usize) -> Result<Vec<SpanId>, StorageError> {
-    if body.len() != rows * 8 {
+    if Some(body.len()) != rows.checked_mul(8) {
         return Err(corrupt("span id page length"));
     }
     Ok(body.chunks_exact(8).map(|c| c.try_into().expect("chunks of 8")).collect())

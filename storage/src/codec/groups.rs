@@ -1,13 +1,42 @@
 //! Column groups that span and XLog segments share: one column per attribute key, and the table of
 //! distinct resources.
 
+use std::ops::Range;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::column as col;
 use super::row::put_kvs;
 use crate::model::{KeyValue, Resource, Value};
+
+/// Distinct attribute keys one segment holds at most. Attribute key `i` is column `ATTR_BASE + i`
+/// of a 16-bit column id, so past about 65,000 keys ids would wrap onto the fixed columns; well
+/// below that, this also bounds the chunks a row read fetches (one per key).
+pub const MAX_SEGMENT_KEYS: usize = 4096;
+
+/// Cuts rows (in segment order) into runs of at most `max` distinct attribute keys, one segment
+/// per run. A row is never split: one with more than `max` keys alone (the collector keeps spans
+/// to 128) is a run of its own, cut by `AttrColumns::keep_keys`.
+pub fn key_runs<'a>(rows: impl ExactSizeIterator<Item = &'a [KeyValue]>, max: usize) -> Vec<Range<usize>> {
+    let n = rows.len();
+    let mut runs = Vec::new();
+    let mut seen: FxHashSet<&str> = FxHashSet::default();
+    let mut start = 0;
+    for (i, attrs) in rows.enumerate() {
+        let new = attrs.iter().filter(|(k, _)| !seen.contains(k.as_str())).count();
+        if seen.len() + new > max && i > start {
+            runs.push(start..i);
+            seen.clear();
+            start = i;
+        }
+        seen.extend(attrs.iter().map(|(k, _)| k.as_str()));
+    }
+    if start < n {
+        runs.push(start..n);
+    }
+    runs
+}
 
 /// The (row, value) pairs of one attribute key, in row order.
 type Placed<'a> = Vec<(u32, &'a Value)>;
@@ -50,6 +79,16 @@ impl<'a> AttrColumns<'a> {
         }
         let cursor = vec![0; keys.len()];
         Self { keys, rows: lists, cursor, scratch: Vec::new() }
+    }
+
+    /// Keeps the first `max` keys; returns how many were dropped. Only a single row with more
+    /// keys than a segment holds gets here (see `key_runs`).
+    pub fn keep_keys(&mut self, max: usize) -> usize {
+        let dropped = self.keys.len().saturating_sub(max);
+        self.keys.truncate(max);
+        self.rows.truncate(max);
+        self.cursor.truncate(max);
+        dropped
     }
 
     /// The encoded page of every key with values in rows `[start, start + len)`, as (key index,

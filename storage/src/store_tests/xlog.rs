@@ -136,7 +136,7 @@ fn retention_drops_old_transactions_with_their_partition() {
         .unwrap();
     store.seal_all().unwrap();
     assert_eq!(records(&store), vec![(1, 1), (2, 1)]);
-    store.enforce_retention(now).unwrap();
+    store.enforce_retention().unwrap();
     assert_eq!(records(&store), vec![(2, 1)]);
     assert_eq!(store.stats().sealed_xlogs, 1);
 }

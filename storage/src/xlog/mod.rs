@@ -95,6 +95,13 @@ impl XLog {
         self.start_ns.saturating_add(self.elapsed_ns)
     }
 
+    /// How much of its transaction a copy of a record has seen: copies of one record (a late
+    /// retry, an entry derived again after a crash) differ only in the children they counted,
+    /// and every read keeps the copy that counted most.
+    pub fn completeness(&self) -> (u64, u64) {
+        (u64::from(self.sql_count) + u64::from(self.api_count), self.sql_ns.saturating_add(self.api_ns))
+    }
+
     /// An attribute of the record or, failing that, of its resource.
     pub fn attribute(&self, key: &str) -> Option<&Value> {
         self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v).or_else(|| self.resource.get(key))

@@ -366,12 +366,22 @@ impl Gather {
 
     /// Sorts oldest first, keeps each record once and the `limit` latest. Copies of one record
     /// end at the same time (a retry or a re-derivation repeats the span), so sorting by (end,
-    /// identity) puts them side by side.
+    /// identity) puts them side by side; of those, the copy that counted the most child time
+    /// stays (`XLog::completeness`: points carry no counts, and more children never means less
+    /// time). Copies are rare, so they are compared only when met, not in the sort key.
     fn cut(&mut self) {
         let mut order: Vec<(u64, u128, u32)> =
             self.p.end_ns.iter().zip(&self.ids).enumerate().map(|(i, (e, id))| (*e, *id, i as u32)).collect();
         order.sort_unstable();
-        order.dedup_by_key(|(e, id, _)| (*e, *id));
+        let (sql, api) = (&self.p.sql_ns, &self.p.api_ns);
+        let child_ns = |i: u32| sql[i as usize].saturating_add(api[i as usize]);
+        order.dedup_by(|later, kept| {
+            let same = (later.0, later.1) == (kept.0, kept.1);
+            if same && child_ns(later.2) > child_ns(kept.2) {
+                kept.2 = later.2;
+            }
+            same
+        });
         if order.len() > self.limit {
             self.p.truncated = true;
             order.drain(..order.len() - self.limit);
@@ -505,37 +515,63 @@ fn scan_points<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched>(
                 columns.push(c);
             }
         }
-        let page = Page::fetch(meta, page, &columns, |want| (src.fetch)(meta, want))?;
-        let (rows, ends) = filter.page_matches(&page)?;
-        if rows.is_empty() {
-            continue;
-        }
-        let n = page.rows;
-        let trace_ids = col::decode_trace_ids(&page.fixed(cols::TRACE_ID)?, n)?;
-        let span_ids = col::decode_span_ids(&page.fixed(cols::SPAN_ID)?, n)?;
-        let elapsed = page.varints(cols::ELAPSED)?;
-        let errors = col::decode_u8(&page.fixed(cols::ERROR)?, n)?;
-        let (sql, api, cpu) = (page.varints(cols::SQL_NS)?, page.varints(cols::API_NS)?, page.varints(cols::CPU)?);
-        let body = page.fixed(cols::SERVICE)?;
-        let (dict, codes) = col::decode_dict_codes(&body, n)?;
-        let global: Vec<u32> = dict.iter().map(|s| names.intern(s)).collect();
-        for r in rows {
-            let service = global[codes[r] as usize];
-            out.push(ends[r], elapsed[r], errors[r] != 0, trace_ids[r], &span_ids[r], service, sql[r], api[r], cpu[r]);
-        }
+        let page = match Page::fetch(meta, page, &columns, |want| (src.fetch)(meta, want)) {
+            Ok(p) => p,
+            // Dropped by retention while the scan ran: as if it had run a moment later.
+            Err(StorageError::PartitionDropped(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        let found = scan_page_points(&page, filter, &mut out, &mut names).map_err(|e| e.within(|| page.place()));
+        found?;
     }
     Ok((out, names))
 }
 
+/// The matching points of one page.
+fn scan_page_points(
+    page: &Page<'_>,
+    filter: &XLogFilter,
+    out: &mut Gather,
+    names: &mut Names,
+) -> Result<(), StorageError> {
+    let (rows, ends) = filter.page_matches(page)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = page.rows;
+    let trace_ids = col::decode_trace_ids(&page.fixed(cols::TRACE_ID)?, n)?;
+    let span_ids = col::decode_span_ids(&page.fixed(cols::SPAN_ID)?, n)?;
+    let elapsed = page.varints(cols::ELAPSED)?;
+    let errors = col::decode_u8(&page.fixed(cols::ERROR)?, n)?;
+    let (sql, api, cpu) = (page.varints(cols::SQL_NS)?, page.varints(cols::API_NS)?, page.varints(cols::CPU)?);
+    let body = page.fixed(cols::SERVICE)?;
+    let (dict, codes) = col::decode_dict_codes(&body, n)?;
+    let global: Vec<u32> = dict.iter().map(|s| names.intern(s)).collect();
+    for r in rows {
+        let service = global[codes[r] as usize];
+        out.push(ends[r], elapsed[r], errors[r] != 0, trace_ids[r], &span_ids[r], service, sql[r], api[r], cpu[r]);
+    }
+    Ok(())
+}
+
 /// Full records of the matching transactions, oldest first, and whether the limit cut some.
+/// Each record once: of several copies, the most complete (`XLog::completeness`).
 pub fn records<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched>(
     src: &Sources<'_, F>,
     filter: &XLogFilter,
 ) -> Result<(Vec<XLog>, bool), StorageError> {
-    let mut seen: FxHashSet<u128> = FxHashSet::default();
+    // The best copy of each record seen so far: a copy enters only if it beats it.
+    let mut best: FxHashMap<u128, (u64, u64)> = FxHashMap::default();
+    let mut better = |id: u128, c: (u64, u64)| match best.get(&id) {
+        Some(b) if *b >= c => false,
+        _ => {
+            best.insert(id, c);
+            true
+        }
+    };
     let mut latest: Latest<XLog> = Latest::new(filter.limit, filter.limit);
     for x in src.memory.iter().filter(|x| filter.matches(x)) {
-        if seen.insert(identity(&x.trace_id, &x.span_id)) {
+        if better(identity(&x.trace_id, &x.span_id), x.completeness()) {
             latest.push(x.end_ns(), x.clone());
         }
     }
@@ -545,27 +581,58 @@ pub fn records<F: Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched>(
             continue;
         }
         let fetch = |want: &[(u16, u32)]| (src.fetch)(meta, want);
-        let probe = Page::fetch(meta, page, &filter.columns(meta), fetch)?;
-        let (rows, ends) = filter.page_matches(&probe)?;
+        let mut columns = filter.columns(meta);
+        for c in [cols::SQL_COUNT, cols::SQL_NS, cols::API_COUNT, cols::API_NS] {
+            if !columns.contains(&c) {
+                columns.push(c);
+            }
+        }
+        let probe = match Page::fetch(meta, page, &columns, fetch) {
+            Ok(p) => p,
+            Err(StorageError::PartitionDropped(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        let at = |e: StorageError| e.within(|| probe.place());
+        let (rows, ends) = filter.page_matches(&probe).map_err(at)?;
         if rows.is_empty() {
             continue;
         }
-        let trace_ids = col::decode_trace_ids(&probe.fixed(cols::TRACE_ID)?, probe.rows)?;
-        let span_ids = col::decode_span_ids(&probe.fixed(cols::SPAN_ID)?, probe.rows)?;
+        let trace_ids = col::decode_trace_ids(&probe.fixed(cols::TRACE_ID)?, probe.rows).map_err(at)?;
+        let span_ids = col::decode_span_ids(&probe.fixed(cols::SPAN_ID)?, probe.rows).map_err(at)?;
+        let [sql_count, sql_ns, api_count, api_ns] =
+            [cols::SQL_COUNT, cols::SQL_NS, cols::API_COUNT, cols::API_NS].map(|c| probe.varints(c).map_err(at));
+        let (sql_count, sql_ns, api_count, api_ns) = (sql_count?, sql_ns?, api_count?, api_ns?);
         let rows: Vec<usize> = rows
             .into_iter()
-            .filter(|&r| latest.wants(ends[r]) && seen.insert(identity(&trace_ids[r], &span_ids[r])))
+            .filter(|&r| {
+                let c = (sql_count[r].saturating_add(api_count[r]), sql_ns[r].saturating_add(api_ns[r]));
+                latest.wants(ends[r]) && better(identity(&trace_ids[r], &span_ids[r]), c)
+            })
             .collect();
         if rows.is_empty() {
             continue;
         }
-        let full = Page::fetch(meta, page, &super::segment::all_columns(meta), fetch)?;
-        for x in full.records(&rows)? {
+        let full = match Page::fetch(meta, page, &super::segment::all_columns(meta), fetch) {
+            Ok(p) => p,
+            Err(StorageError::PartitionDropped(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        for x in full.records(&rows).map_err(|e| e.within(|| full.place()))? {
             latest.push(x.end_ns(), x);
         }
     }
     let (kept, truncated) = latest.finish();
-    Ok((kept.into_iter().map(|(_, x)| x).collect(), truncated))
+    // A copy that was beaten after it entered is left out here.
+    let mut emitted: FxHashSet<u128> = FxHashSet::default();
+    let records = kept
+        .into_iter()
+        .map(|(_, x)| x)
+        .filter(|x| {
+            let id = identity(&x.trace_id, &x.span_id);
+            best.get(&id) == Some(&x.completeness()) && emitted.insert(id)
+        })
+        .collect();
+    Ok((records, truncated))
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use super::query::{self, Points, Sources, XLogFilter};
 use super::segment::XSegmentMeta;
 use super::XLog;
 use crate::error::StorageError;
-use crate::keys;
 use crate::segment::Fetched;
 use crate::store::Store;
 
@@ -26,12 +25,18 @@ impl Store {
     }
 
     fn xlog_sources(&self, filter: &XLogFilter) -> (Vec<XLog>, Vec<XSegmentMeta>) {
-        let mut memory: Vec<XLog> = {
+        let memory: Vec<XLog> = {
+            // Both under one hold of the state lock: a seal moves final records from the deriver
+            // into the memtable under it, and between two separate reads a record would be in
+            // neither.
             let st = self.state.read();
+            let provisional = self.deriver.lock().provisional();
             let frozen = st.frozen.iter().flat_map(|f| f.xlogs.iter());
-            st.active.xlogs.iter().chain(frozen).filter(|x| filter.matches(x)).cloned().collect()
+            let mut m: Vec<XLog> =
+                st.active.xlogs.iter().chain(frozen).filter(|x| filter.matches(x)).cloned().collect();
+            m.extend(provisional.into_iter().filter(|x| filter.matches(x)));
+            m
         };
-        memory.extend(self.deriver.lock().provisional().into_iter().filter(|x| filter.matches(x)));
         let segments = {
             let parts = self.xpartitions.read();
             let (lo, hi) = (self.partition_of(filter.from_ns), self.partition_of(filter.to_ns));
@@ -41,8 +46,6 @@ impl Store {
     }
 
     fn fetch_x(&self, meta: &XSegmentMeta, want: &[(u16, u32)]) -> Fetched {
-        let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
-        let keys: Vec<_> = want.iter().map(|(c, p)| (chunks, keys::chunk(meta.partition, meta.id, *c, *p))).collect();
-        self.db.multi_get_cf(keys).into_iter().map(|r| r.map_err(StorageError::from)).collect()
+        self.fetch_chunks(meta.partition, meta.id, want)
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::XLog;
 use crate::codec::column as col;
-use crate::codec::groups::{AttrColumns, ResourceTable};
+use crate::codec::groups::{key_runs, AttrColumns, ResourceTable, MAX_SEGMENT_KEYS};
 use crate::codec::row::read_kvs;
 use crate::codec::{corrupt, Reader};
 use crate::error::StorageError;
@@ -72,7 +72,8 @@ impl XSegmentMeta {
     }
 
     pub fn attr_column(&self, key: &str) -> Option<u16> {
-        self.attr_keys.iter().position(|k| k == key).map(|i| cols::ATTR_BASE + i as u16)
+        // A meta with more keys than a segment holds is refused by `Page::fetch`.
+        self.attr_keys.iter().position(|k| k == key).and_then(|i| u16::try_from(i).ok()?.checked_add(cols::ATTR_BASE))
     }
 }
 
@@ -81,13 +82,34 @@ pub struct BuiltXSegment {
     pub chunks: Vec<(u16, u32, Vec<u8>)>,
 }
 
-pub fn build(partition: u64, id: u64, records: &[&XLog]) -> BuiltXSegment {
+/// Sorts records by end time and encodes them column by column: usually one segment, more when
+/// they carry more distinct attribute keys than one segment holds.
+pub fn build(partition: u64, next_id: &mut dyn FnMut() -> u64, records: &[&XLog]) -> Vec<BuiltXSegment> {
     let mut keyed: Vec<((u64, TraceId, SpanId), &XLog)> =
         records.iter().map(|x| ((x.end_ns(), x.trace_id, x.span_id), *x)).collect();
     keyed.sort_unstable_by_key(|(k, _)| *k);
     let order: Vec<&XLog> = keyed.into_iter().map(|(_, x)| x).collect();
 
-    let mut attrs = AttrColumns::new(order.iter().map(|x| &*x.attributes));
+    let attrs = AttrColumns::new(order.iter().map(|x| &*x.attributes));
+    if attrs.keys.len() <= MAX_SEGMENT_KEYS {
+        return vec![encode(partition, next_id(), &order, attrs)];
+    }
+    key_runs(order.iter().map(|x| &*x.attributes), MAX_SEGMENT_KEYS)
+        .into_iter()
+        .map(|run| {
+            let rows = &order[run];
+            let mut attrs = AttrColumns::new(rows.iter().map(|x| &*x.attributes));
+            let dropped = attrs.keep_keys(MAX_SEGMENT_KEYS);
+            if dropped > 0 {
+                tracing::warn!(dropped, "a record has more attribute keys than a segment holds; the rest are not kept");
+            }
+            encode(partition, next_id(), rows, attrs)
+        })
+        .collect()
+}
+
+/// One segment of records already in end-time order.
+fn encode(partition: u64, id: u64, order: &[&XLog], mut attrs: AttrColumns<'_>) -> BuiltXSegment {
     let mut table = ResourceTable::default();
     let mut resource_keys: Vec<&str> = Vec::new();
     let resource_idx: Vec<u64> = order
@@ -166,6 +188,7 @@ pub struct Page<'m> {
     pub rows: usize,
     wanted: Vec<u16>,
     stored: Vec<Option<Vec<u8>>>,
+    page: u32,
 }
 
 impl<'m> Page<'m> {
@@ -177,18 +200,28 @@ impl<'m> Page<'m> {
     ) -> Result<Self, StorageError> {
         let want: Vec<(u16, u32)> =
             columns.iter().map(|c| (*c, if *c == cols::RESOURCE_TABLE { 0 } else { page })).collect();
+        let place = || format!("xlog partition {} segment {} page {page}", meta.partition, meta.id);
+        if meta.attr_keys.len() > MAX_SEGMENT_KEYS || page >= meta.pages() {
+            return Err(corrupt("segment meta").within(place));
+        }
         let stored = fetch(&want)?;
-        Ok(Self { meta, rows: meta.page_rows(page), wanted: columns.to_vec(), stored })
+        Ok(Self { meta, rows: meta.page_rows(page), wanted: columns.to_vec(), stored, page })
     }
 
     /// The column's page body; `None` for an attribute column with no values in this page.
     pub fn body(&self, c: u16) -> Result<Option<Cow<'_, [u8]>>, StorageError> {
         let i = self.wanted.iter().position(|w| *w == c).expect("column was fetched");
+        let column = || format!("column {c}");
         match self.stored[i].as_deref() {
-            Some(chunk) => Ok(Some(col::decompress(chunk)?)),
+            Some(chunk) => Ok(Some(col::decompress(chunk).map_err(|e| e.within(column))?)),
             None if c >= cols::ATTR_BASE => Ok(None),
-            None => Err(corrupt("missing xlog column chunk")),
+            None => Err(corrupt("missing chunk").within(column)),
         }
+    }
+
+    /// Names this page in an error about its data.
+    pub fn place(&self) -> String {
+        format!("xlog partition {} segment {} page {}", self.meta.partition, self.meta.id, self.page)
     }
 
     pub fn fixed(&self, c: u16) -> Result<Cow<'_, [u8]>, StorageError> {
@@ -323,7 +356,7 @@ mod tests {
         #[test]
         fn xlog_segments_round_trip(batch in proptest::collection::vec(arb_xlog().prop_map(unique_keys), 1..60)) {
             let refs: Vec<&XLog> = batch.iter().collect();
-            let built = build(3, 9, &refs);
+            let built = build(3, &mut || 9, &refs).remove(0);
             let fetch = fetch_from(&built.chunks);
             let mut back = Vec::new();
             for p in 0..built.meta.pages() {

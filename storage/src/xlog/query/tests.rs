@@ -51,7 +51,7 @@ fn world() -> World {
     // Segment 1: rows 0..6000 (two pages), segment 2: 5000..9000 (overlapping: retries).
     for (id, range) in [(1u64, 0..6000usize), (2, 5000..9000)] {
         let refs: Vec<&XLog> = all[range].iter().collect();
-        built.push(build(0, id, &refs));
+        built.extend(build(0, &mut || id, &refs));
     }
     World { memory: all[8500..].to_vec(), built, all }
 }

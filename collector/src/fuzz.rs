@@ -1,0 +1,39 @@
+//! Bodies of the fuzz targets over what the collector decodes (`fuzz/`), shared with the test
+//! that replays the fuzzer's kept inputs (`fuzz/regressions/`). Arbitrary bytes in: an error or a
+//! partial success out, never a panic, and every span or record accepted goes through the
+//! write-ahead log and a sealed segment unchanged.
+
+use prost::Message;
+use rewind_agent_proto::agent::ExportXLogRequest;
+use rewind_agent_proto::ExportTraceServiceRequest;
+
+use crate::convert::{convert, Limits};
+
+/// A fixed "now", so that an input converts the same way on every run.
+const NOW: u64 = 1_800_000_000_000_000_000;
+
+pub fn otlp_protobuf(data: &[u8]) {
+    if let Ok(req) = ExportTraceServiceRequest::decode(data) {
+        spans(req);
+    }
+}
+
+pub fn otlp_json(data: &[u8]) {
+    if let Ok(req) = crate::json::decode(data) {
+        spans(req);
+    }
+}
+
+pub fn xlog_native(data: &[u8]) {
+    if let Ok(req) = ExportXLogRequest::decode(data) {
+        let converted = crate::xlog::convert(req, &Limits::default(), NOW, 0);
+        assert_eq!(converted.rejected == 0, converted.message().is_empty());
+        rewind_storage::fuzz::round_trip_xlogs(&converted.items);
+    }
+}
+
+fn spans(req: ExportTraceServiceRequest) {
+    let converted = convert(req, &Limits::default(), NOW, 0);
+    assert_eq!(converted.rejected == 0, converted.message().is_empty());
+    rewind_storage::fuzz::round_trip_spans(&converted.items);
+}

@@ -40,10 +40,28 @@ fn bad(param: &'static str, message: impl Into<String>) -> QueryError {
     QueryError::BadParameter { param, message: message.into() }
 }
 
+/// Unix milliseconds, fractions allowed down to the nanosecond (`1796031270290.25`), as the API
+/// answers them. Parsed as a decimal, exactly: a float would lose the sub-microsecond digits of
+/// today's timestamps, and a drag-selected box would miss the points on its edges.
 fn unix_ms(param: &'static str, v: &str) -> Result<u64, QueryError> {
-    let ms: u64 = v.parse().map_err(|_| bad(param, format!("{v:?} is not Unix milliseconds (an integer)")))?;
+    let not_ms = || bad(param, format!("{v:?} is not Unix milliseconds, like 1796031270290 or 1796031270290.25"));
+    let (whole, fraction) = match v.split_once('.') {
+        Some((w, f)) if !f.is_empty() => (w, f),
+        Some(_) => return Err(not_ms()),
+        None => (v, ""),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return Err(not_ms());
+    }
+    if fraction.len() > 6 {
+        return Err(bad(param, "has more than 6 decimals (nanoseconds are the finest time stored)"));
+    }
+    let past = || bad(param, "is past the year 2262");
+    let ms: u64 = whole.parse().map_err(|_| past())?;
+    let ns: u64 = format!("{fraction:0<6}").parse().expect("six digits");
     // Year 2262 is where nanoseconds leave u64.
-    ms.checked_mul(1_000_000).ok_or_else(|| bad(param, "is past the year 2262"))
+    ms.checked_mul(1_000_000).and_then(|n| n.checked_add(ns)).ok_or_else(past)
 }
 
 fn duration_ms(param: &'static str, v: &str) -> Result<u64, QueryError> {
@@ -202,6 +220,9 @@ mod tests {
         assert_eq!((f.error, f.limit, fmt), (Some(true), 1_000_000, Format::Arrow));
         let (f, _) = parse(Endpoint::List, &q("from=0&to=1")).unwrap();
         assert_eq!(f.limit, 500);
+        // Fractional milliseconds, exactly, as the API answers them.
+        let (f, _) = parse(Endpoint::List, &q("from=1796031270290.2222&to=1796031270290.5")).unwrap();
+        assert_eq!((f.from_ns, f.to_ns), (1_796_031_270_290_222_200, 1_796_031_270_290_500_000));
         let (f, _) = parse(Endpoint::List, &q("from=0&to=1&min_sql_ms=2&max_sql_ms=5.5&max_cpu_ms=1")).unwrap();
         assert_eq!(f.times, vec![(Metric::Sql, 2_000_000, 5_500_000), (Metric::Cpu, 0, 1_000_000)]);
     }
@@ -228,6 +249,12 @@ mod tests {
             ("from=1&to=5&colour=red", "query"),
             ("from=1&from=2&to=5", "query"),
             ("from=99999999999999999&to=999999999999999999", "from"),
+            ("from=1.&to=5", "from"),
+            ("from=.5&to=5", "from"),
+            ("from=1.1234567&to=5", "from"),
+            ("from=-1&to=5", "from"),
+            ("from=1e3&to=5000", "from"),
+            ("from=1&to=5.x", "to"),
         ] {
             match parse(Endpoint::Scatter, &q(query)) {
                 Err(QueryError::BadParameter { param: p, message }) => assert_eq!(p, param, "{query}: {message}"),

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The run command: installs what the build needs when it is missing (scripts/setup.sh, shared with
+# the test command), then builds and starts `rewind demo`. Arguments go to `rewind demo`
+# (for example --query-listen 127.0.0.1:9090).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+rewind_setup build
+exec cargo run --release --locked -- demo "$@"

@@ -48,6 +48,7 @@ fn config(dir: &std::path::Path) -> StoreConfig {
     c
 }
 
+mod old_format;
 mod safety;
 mod xlog;
 

@@ -9,8 +9,9 @@ use clap::Args;
 use rewind_workload::{Dependency, Incident, Protocol, Shop, ShopConfig};
 
 use crate::config::{Config, ServeArgs};
-use crate::loadgen::{self, now_ns, LoadgenArgs};
+use crate::loadgen::{self, LoadgenArgs};
 use crate::serve::{self, Ready};
+use rewind_storage::now_ns;
 
 const MINUTE: u64 = 60_000_000_000;
 

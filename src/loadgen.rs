@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::Args;
 use prost::Message;
+use rewind_storage::now_ns;
 use rewind_workload::{span_count, Dependency, Incident, Protocol, SendError, Sender, Shop, ShopConfig};
 use tokio::sync::{mpsc, watch};
 
@@ -57,10 +58,6 @@ pub struct LoadgenArgs {
     /// Bearer token, when the collector asks for one.
     #[arg(long, env = "REWIND_INGEST_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-}
-
-pub fn now_ns() -> u64 {
-    rewind_storage::now_ns()
 }
 
 pub fn parse_incident(spec: &str, now: u64) -> anyhow::Result<Incident> {

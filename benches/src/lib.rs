@@ -3,7 +3,6 @@
 pub mod server;
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `--name value` pairs of a benchmark's command line.
 pub struct Args(BTreeMap<String, String>);
@@ -27,10 +26,6 @@ impl Args {
     pub fn string(&self, name: &str) -> Option<String> {
         self.0.get(name).cloned()
     }
-}
-
-pub fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
 /// Writes a benchmark's figures as JSON next to the others (`benches/results/<name>.json`, or

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rewind_agent_proto::otlp::common::v1::{any_value, AnyValue, KeyValue as OtlpKeyValue};
 use rewind_agent_proto::otlp::trace::v1 as otlp;
 use rewind_agent_proto::ExportTraceServiceRequest;
-use rewind_storage::{Event, KeyValue, Link, Resource, Span, Value};
+use rewind_storage::{Event, IdError, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -143,12 +143,13 @@ pub(crate) fn unique_kvs(max: usize, kvs: impl Iterator<Item = KeyValue>) -> (Ve
     (out, dropped)
 }
 
-pub(crate) fn id<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], String> {
-    let id: [u8; N] = bytes.try_into().map_err(|_| format!("{what} must be {N} bytes, got {}", bytes.len()))?;
-    if id == [0; N] {
-        return Err(format!("{what} is all zeros"));
-    }
-    Ok(id)
+/// A wire id, or the reason it is refused, naming the field: "parent_span_id must be 8 bytes".
+pub(crate) fn wire_id<T>(
+    parse: impl FnOnce(&[u8]) -> Result<T, IdError>,
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, String> {
+    parse(bytes).map_err(|e| format!("{what} {e}"))
 }
 
 impl Cx<'_> {
@@ -163,13 +164,13 @@ impl Cx<'_> {
         now_ns: u64,
         min_start_ns: u64,
     ) -> Result<Span, String> {
-        let trace_id = id::<16>(&s.trace_id, "trace_id")?;
-        let span_id = id::<8>(&s.span_id, "span_id")?;
+        let trace_id = wire_id(TraceId::from_wire, &s.trace_id, "trace_id")?;
+        let span_id = wire_id(SpanId::from_wire, &s.span_id, "span_id")?;
         let parent_span_id = match s.parent_span_id.len() {
             0 => None,
             // Some SDKs send eight zero bytes for "no parent".
             8 if s.parent_span_id == [0; 8] => None,
-            _ => Some(id::<8>(&s.parent_span_id, "parent_span_id")?),
+            _ => Some(wire_id(SpanId::from_wire, &s.parent_span_id, "parent_span_id")?),
         };
         if parent_span_id == Some(span_id) {
             return Err("span is its own parent".into());
@@ -204,8 +205,8 @@ impl Cx<'_> {
         let mut dropped_links = s.dropped_links_count;
         let mut links = Vec::with_capacity(s.links.len().min(self.limits.max_links));
         for l in s.links {
-            let ids =
-                id::<16>(&l.trace_id, "link trace_id").and_then(|t| Ok((t, id::<8>(&l.span_id, "link span_id")?)));
+            let ids = wire_id(TraceId::from_wire, &l.trace_id, "link trace_id")
+                .and_then(|t| Ok((t, wire_id(SpanId::from_wire, &l.span_id, "link span_id")?)));
             let Ok((trace_id, span_id)) = ids else {
                 dropped_links = dropped_links.saturating_add(1);
                 continue;
@@ -389,7 +390,7 @@ mod tests {
         assert_eq!(c.rejected, 0);
         let s = &c.items[0];
         assert_eq!((s.service.as_str(), s.scope_name.as_str(), s.scope_version.as_str()), ("shop", "lib", "2"));
-        assert_eq!((s.trace_id, s.span_id, s.parent_span_id), ([1; 16], [2; 8], Some([3; 8])));
+        assert_eq!((s.trace_id, s.span_id, s.parent_span_id), (TraceId([1; 16]), SpanId([2; 8]), Some(SpanId([3; 8]))));
         assert_eq!((s.start_ns, s.duration_ns, s.kind, s.status_code), (NOW - 1000, 1000, 2, 2));
         assert_eq!(s.attribute("http.route"), Some(&Value::Str("/".into())));
     }

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use rewind_agent_proto::agent::{attribute, ExportXLogRequest, XLog as WireXLog};
-use rewind_storage::{KeyValue, Resource, Value, XLog};
+use rewind_storage::{KeyValue, Resource, SpanId, TraceId, Value, XLog};
 
-use crate::convert::{id, unique_kvs, Converted, Cx, Limits, MAX_DURATION_NS};
+use crate::convert::{unique_kvs, wire_id, Converted, Cx, Limits, MAX_DURATION_NS};
 
 pub fn convert(req: ExportXLogRequest, limits: &Limits, now_ns: u64, min_start_ns: u64) -> Converted<XLog> {
     let mut out = Converted::new("record");
@@ -31,8 +31,8 @@ fn record(
     now_ns: u64,
     min_start_ns: u64,
 ) -> Result<XLog, String> {
-    let trace_id = id::<16>(&r.trace_id, "trace_id")?;
-    let span_id = id::<8>(&r.span_id, "span_id")?;
+    let trace_id = wire_id(TraceId::from_wire, &r.trace_id, "trace_id")?;
+    let span_id = wire_id(SpanId::from_wire, &r.span_id, "span_id")?;
     if r.service.is_empty() {
         return Err("service is missing".into());
     }

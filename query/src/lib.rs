@@ -1,10 +1,13 @@
 //! Rewind's query service: the HTTP API over the store.
 
-mod api;
 mod error;
 pub mod metrics;
+mod params;
 pub mod render;
-pub mod xlog;
+mod router;
+mod routes;
+mod state;
 
-pub use api::{parse_trace_id, router, MetricsRenderer, QueryState};
 pub use error::QueryError;
+pub use router::router;
+pub use state::{MetricsRenderer, QueryState};

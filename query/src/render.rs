@@ -52,9 +52,9 @@ pub fn status_name(code: u8) -> &'static str {
 
 pub fn span(s: &Span) -> J {
     json!({
-        "trace_id": hex::encode(s.trace_id),
-        "span_id": hex::encode(s.span_id),
-        "parent_span_id": s.parent_span_id.map(hex::encode),
+        "trace_id": s.trace_id.to_string(),
+        "span_id": s.span_id.to_string(),
+        "parent_span_id": s.parent_span_id.map(|p| p.to_string()),
         "service": s.service,
         "name": s.name,
         "kind": s.kind,
@@ -73,8 +73,8 @@ pub fn span(s: &Span) -> J {
             "dropped_attributes_count": e.dropped_attributes,
         })).collect::<Vec<_>>(),
         "links": s.links.iter().map(|l| json!({
-            "trace_id": hex::encode(l.trace_id),
-            "span_id": hex::encode(l.span_id),
+            "trace_id": l.trace_id.to_string(),
+            "span_id": l.span_id.to_string(),
             "trace_state": l.trace_state,
             "attributes": attributes(&l.attributes),
             "dropped_attributes_count": l.dropped_attributes,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::codec::{column as col, row, Reader};
-use crate::model::Span;
+use crate::model::{Span, SpanId};
 use crate::segment::{self, Fetched, SegmentMeta, PAGE_ROWS};
 use crate::xlog::segment::{self as xsegment, XSegmentMeta};
 use crate::xlog::{wal as xwal, XLog};
@@ -42,7 +42,7 @@ pub fn column_pages(data: &[u8]) {
     if let Ok(ids) = col::decode_span_ids(&body, rows) {
         let _ = col::decode_parents(&body, &ids);
     }
-    let _ = col::decode_parents(&body, &vec![[1; 8]; rows]);
+    let _ = col::decode_parents(&body, &vec![SpanId([1; 8]); rows]);
     let _ = row::read_kvs(&mut Reader::new(&body));
     let _ = row::read_events(&mut Reader::new(&body), 1 << 60);
     let _ = row::read_links(&mut Reader::new(&body));

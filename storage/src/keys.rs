@@ -94,7 +94,7 @@ pub fn service(name: &str) -> Vec<u8> {
 
 pub fn trace_index(trace: &TraceId, part: u64, seg: u64) -> [u8; 32] {
     let mut k = [0u8; 32];
-    k[..16].copy_from_slice(trace);
+    k[..16].copy_from_slice(&trace.0);
     k[16..24].copy_from_slice(&part.to_be_bytes());
     k[24..].copy_from_slice(&seg.to_be_bytes());
     k

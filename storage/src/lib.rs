@@ -10,6 +10,7 @@ pub mod failpoint;
 pub mod fuzz;
 mod health;
 mod helper;
+pub mod ids;
 pub mod keys;
 mod maintenance;
 mod memtable;
@@ -27,8 +28,9 @@ pub use clock::{now_ns, Clock, ManualClock, SystemClock};
 pub use error::StorageError;
 pub use failpoint::Failpoints;
 pub use health::Health;
+pub use ids::{IdError, SpanId, TraceId};
 pub use maintenance::Maintenance;
-pub use model::{Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
+pub use model::{Event, KeyValue, Link, Resource, Span, Value};
 pub use store::{EncodedBatch, Store, StoreConfig, StoreStats, FORMAT_VERSION};
 pub use writer::{Done, Writer};
 pub use xlog::derive::DeriveConfig;
@@ -37,3 +39,5 @@ pub use xlog::XLog;
 
 #[cfg(test)]
 mod store_tests;
+#[cfg(test)]
+mod testing;

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-pub type TraceId = [u8; 16];
-pub type SpanId = [u8; 8];
+pub use crate::ids::{SpanId, TraceId};
 
 /// OTLP span kinds, as their wire integers.
 pub mod kind {

@@ -392,7 +392,7 @@ fn read_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::row::tests::arb_batch;
+    use crate::testing::arb_batch;
     use proptest::prelude::*;
 
     fn fetch_from(chunks: &[(u16, u32, Vec<u8>)]) -> impl Fn(&[(u16, u32)]) -> Fetched + '_ {
@@ -442,9 +442,9 @@ mod tests {
         let res = Arc::new(Resource { attributes: vec![("service.name".into(), Value::Str("a".into()))] });
         let spans: Vec<Span> = (0..(PAGE_ROWS as u64 * 2 + 10))
             .map(|i| Span {
-                trace_id: [(i / 3000) as u8 + 1; 16],
-                span_id: (i + 1).to_be_bytes(),
-                parent_span_id: if i % 3000 == 0 { None } else { Some(i.to_be_bytes()) },
+                trace_id: TraceId([(i / 3000) as u8 + 1; 16]),
+                span_id: SpanId((i + 1).to_be_bytes()),
+                parent_span_id: if i % 3000 == 0 { None } else { Some(SpanId(i.to_be_bytes())) },
                 trace_state: String::new(),
                 flags: 0,
                 service: "a".into(),

@@ -519,9 +519,9 @@ impl Store {
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(next_prefix(id));
         let mut hits = Vec::new();
-        for item in self.db.iterator_cf_opt(tindex, ro, IteratorMode::From(id, Direction::Forward)) {
+        for item in self.db.iterator_cf_opt(tindex, ro, IteratorMode::From(&id.0, Direction::Forward)) {
             let (k, v) = item?;
-            if !k.starts_with(id) {
+            if !k.starts_with(&id.0) {
                 break;
             }
             let (part, seg) = keys::parse_trace_index(&k).ok_or_else(|| crate::codec::corrupt("trace index key"))?;
@@ -653,7 +653,7 @@ impl Store {
 }
 
 fn next_prefix(id: &TraceId) -> Vec<u8> {
-    let mut v = id.to_vec();
+    let mut v = id.0.to_vec();
     for b in v.iter_mut().rev() {
         if *b == 0xff {
             *b = 0;
@@ -664,7 +664,7 @@ fn next_prefix(id: &TraceId) -> Vec<u8> {
     }
     // All 0xff: no upper bound needed beyond the keyspace; 17 bytes sorts after every 32-byte key
     // starting with it.
-    let mut v = id.to_vec();
+    let mut v = id.0.to_vec();
     v.push(0xff);
     v.extend_from_slice(&[0xff; 16]);
     v

@@ -1,45 +1,26 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::keys;
-use crate::model::{kind, Resource, Span, Value};
+use crate::model::{kind, Span, TraceId, Value};
+use crate::testing;
 use crate::{now_ns, EncodedBatch, NodeKind, StorageError, Store, StoreConfig};
 
 const HOUR: u64 = 3_600_000_000_000;
 
+/// A span of service `service` in trace `[trace; 16]`: a root SERVER span, or a CLIENT call under
+/// `parent`, with a route and a database system among its attributes.
 fn span(trace: u8, id: u64, parent: Option<u64>, start_ns: u64, service: &str) -> Span {
-    let resource = Arc::new(Resource {
-        attributes: vec![
-            ("service.name".into(), Value::Str(service.into())),
-            ("host.name".into(), Value::Str(format!("{service}-host"))),
-        ],
-    });
-    Span {
-        trace_id: [trace; 16],
-        span_id: id.to_be_bytes(),
-        parent_span_id: parent.map(u64::to_be_bytes),
-        trace_state: String::new(),
-        flags: 1,
-        service: service.into(),
-        name: format!("GET /item/{id}"),
-        kind: if parent.is_none() { kind::SERVER } else { kind::CLIENT },
-        start_ns,
-        duration_ns: 1_000_000,
-        status_code: 0,
-        status_message: String::new(),
-        scope_name: "test".into(),
-        scope_version: "1".into(),
-        attributes: vec![
-            ("http.route".into(), Value::Str("/item/{id}".into())),
-            ("db.system".into(), Value::Str("mysql".into())),
-        ],
-        events: vec![],
-        links: vec![],
-        dropped_attributes: 0,
-        dropped_events: 0,
-        dropped_links: 0,
-        resource,
-    }
+    let host = format!("{service}-host");
+    testing::span(trace, id)
+        .parent(parent)
+        .service(service)
+        .resource(testing::service_resource(service, &[("host.name", &host)]))
+        .name(format!("GET /item/{id}"))
+        .kind(if parent.is_none() { kind::SERVER } else { kind::CLIENT })
+        .start(start_ns)
+        .scope("test", "1")
+        .attrs(&[("http.route", Value::Str("/item/{id}".into())), ("db.system", Value::Str("mysql".into()))])
+        .build()
 }
 
 fn config(dir: &std::path::Path) -> StoreConfig {
@@ -60,20 +41,20 @@ fn acknowledged_spans_are_found_before_and_after_seal_and_reopen() {
     {
         let store = Store::open(config(dir.path())).unwrap();
         store.append(vec![EncodedBatch::new(spans.clone())]).unwrap();
-        assert_eq!(store.trace(&[1; 16]).unwrap(), spans[..2].to_vec());
+        assert_eq!(store.trace(&TraceId([1; 16])).unwrap(), spans[..2].to_vec());
     }
     // Not sealed: the write-ahead log brings them back.
     let store = Store::open(config(dir.path())).unwrap();
-    assert_eq!(store.trace(&[1; 16]).unwrap(), spans[..2].to_vec());
+    assert_eq!(store.trace(&TraceId([1; 16])).unwrap(), spans[..2].to_vec());
     assert_eq!(store.seal().unwrap(), 3);
     assert_eq!(store.stats().memtable_spans, 0);
-    assert_eq!(store.trace(&[1; 16]).unwrap(), spans[..2].to_vec());
-    assert_eq!(store.trace(&[2; 16]).unwrap(), spans[2..].to_vec());
-    assert!(store.trace(&[9; 16]).unwrap().is_empty());
+    assert_eq!(store.trace(&TraceId([1; 16])).unwrap(), spans[..2].to_vec());
+    assert_eq!(store.trace(&TraceId([2; 16])).unwrap(), spans[2..].to_vec());
+    assert!(store.trace(&TraceId([9; 16])).unwrap().is_empty());
     drop(store);
     let store = Store::open(config(dir.path())).unwrap();
     assert_eq!(store.stats().memtable_spans, 0, "sealed spans left the write-ahead log");
-    assert_eq!(store.trace(&[1; 16]).unwrap(), spans[..2].to_vec());
+    assert_eq!(store.trace(&TraceId([1; 16])).unwrap(), spans[..2].to_vec());
     let services = store.services();
     let front = services.iter().find(|s| s.name == "front").unwrap();
     assert_eq!(front.kind, NodeKind::Server);
@@ -91,8 +72,8 @@ fn a_trace_split_across_seals_and_partitions_is_whole() {
     store.seal().unwrap();
     store.append(vec![EncodedBatch::new(vec![span(7, 2, Some(1), t + 10, "a")])]).unwrap();
     store.seal().unwrap();
-    let got = store.trace(&[7; 16]).unwrap();
-    assert_eq!(got.iter().map(|s| s.span_id[7]).collect::<Vec<_>>(), vec![1, 2]);
+    let got = store.trace(&TraceId([7; 16])).unwrap();
+    assert_eq!(got.iter().map(|s| s.span_id.0[7]).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(store.stats().partitions, 2);
 }
 
@@ -128,7 +109,7 @@ fn a_version_1_store_is_upgraded_and_keeps_its_spans() {
         db.put_cf(db.cf_handle("meta").unwrap(), keys::META_FORMAT_VERSION, 1u32.to_be_bytes()).unwrap();
     }
     let store = Store::open(config(dir.path())).unwrap();
-    assert_eq!(store.trace(&[1; 16]).unwrap().len(), 1);
+    assert_eq!(store.trace(&TraceId([1; 16])).unwrap().len(), 1);
     drop(store);
     let db =
         rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path().join("store"), keys::COLUMN_FAMILIES).unwrap();
@@ -159,8 +140,8 @@ fn retention_drops_whole_partitions_and_their_index_entries() {
     assert_eq!(store.stats().partitions, 2);
     let dropped = store.enforce_retention().unwrap();
     assert_eq!(dropped.len(), 1);
-    assert!(store.trace(&[1; 16]).unwrap().is_empty());
-    assert_eq!(store.trace(&[2; 16]).unwrap().len(), 1);
+    assert!(store.trace(&TraceId([1; 16])).unwrap().is_empty());
+    assert_eq!(store.trace(&TraceId([2; 16])).unwrap().len(), 1);
     assert!(store.min_accepted_start_ns() >= now - 2 * HOUR);
     // The floor is durable: after a restart the dropped partition stays refused.
     drop(store);
@@ -182,8 +163,8 @@ fn the_disk_budget_drops_the_oldest_partitions_but_never_the_present_one() {
     let dropped = store.enforce_retention().unwrap();
     assert_eq!(dropped.len(), 2);
     assert_eq!(store.stats().partitions, 1);
-    assert_eq!(store.trace(&[1; 16]).unwrap().len(), 1, "the present partition stays");
-    assert!(store.trace(&[3; 16]).unwrap().is_empty());
+    assert_eq!(store.trace(&TraceId([1; 16])).unwrap().len(), 1, "the present partition stays");
+    assert!(store.trace(&TraceId([3; 16])).unwrap().is_empty());
 }
 
 #[test]
@@ -196,8 +177,8 @@ fn many_spans_seal_into_multiple_pages_and_read_back() {
         .collect();
     store.append(vec![EncodedBatch::new(spans.clone())]).unwrap();
     store.seal().unwrap();
-    let got = store.trace(&[5; 16]).unwrap();
-    let mut want: Vec<Span> = spans.into_iter().filter(|s| s.trace_id == [5; 16]).collect();
+    let got = store.trace(&TraceId([5; 16])).unwrap();
+    let mut want: Vec<Span> = spans.into_iter().filter(|s| s.trace_id == TraceId([5; 16])).collect();
     want.sort_by_key(|s| (s.start_ns, s.span_id));
     assert_eq!(got, want);
 }

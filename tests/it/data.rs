@@ -10,9 +10,7 @@ use rewind_agent_proto::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span,
 use rewind_agent_proto::ExportTraceServiceRequest;
 use serde_json::{json, Value as J};
 
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-}
+pub use rewind_storage::now_ns;
 
 pub fn kv(k: &str, v: any_value::Value) -> KeyValue {
     KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }) }

@@ -5,9 +5,10 @@
 
 use std::time::Instant;
 
-use rewind_benches::{now_ns, write_results, Args};
+use rewind_benches::{write_results, Args};
 use rewind_collector::convert::{convert, Limits};
 use rewind_storage::codec::column;
+use rewind_storage::now_ns;
 use rewind_storage::{segment, Span};
 use rewind_workload::{Shop, ShopConfig};
 use serde_json::json;

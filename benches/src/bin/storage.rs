@@ -9,8 +9,9 @@
 use std::io::Write;
 use std::time::Instant;
 
-use rewind_benches::{now_ns, row, write_results, Args};
+use rewind_benches::{row, write_results, Args};
 use rewind_collector::convert::{convert, Limits};
+use rewind_storage::now_ns;
 use rewind_storage::{EncodedBatch, Span, Store, StoreConfig, Value};
 use rewind_workload::{Shop, ShopConfig};
 use serde_json::json;
@@ -62,7 +63,7 @@ fn main() {
         spans += converted.items.len() as u64;
         for s in converted.items.iter().filter(|s| s.parent_span_id.is_none()) {
             if traces % 500 == 0 {
-                sample_ids.push(hex::encode(s.trace_id));
+                sample_ids.push(s.trace_id.to_string());
             }
             traces += 1;
         }
@@ -176,9 +177,9 @@ fn peer_row(s: &Span) -> serde_json::Value {
         s.resource.attributes.iter().filter_map(|(k, v)| Some((k.clone(), json!(v.as_str()?)))).collect();
     json!({
         "timestamp": s.start_ns,
-        "trace_id": hex::encode(s.trace_id),
-        "span_id": hex::encode(s.span_id),
-        "parent_span_id": s.parent_span_id.map(hex::encode).unwrap_or_default(),
+        "trace_id": s.trace_id.to_string(),
+        "span_id": s.span_id.to_string(),
+        "parent_span_id": s.parent_span_id.map(|p| p.to_string()).unwrap_or_default(),
         "service_name": s.service,
         "name": s.name,
         "kind": s.kind,

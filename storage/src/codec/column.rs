@@ -107,7 +107,7 @@ pub fn encode_trace_ids(ids: &[TraceId]) -> Vec<u8> {
     let mut out = Vec::with_capacity(runs.len() * 18 + 4);
     varint::put(&mut out, runs.len() as u64);
     for (id, n) in runs {
-        out.extend_from_slice(&id);
+        out.extend_from_slice(&id.0);
         varint::put(&mut out, n);
     }
     out
@@ -118,7 +118,7 @@ pub fn decode_trace_ids(body: &[u8], rows: usize) -> Result<Vec<TraceId>, Storag
     let runs = r.count(17)?;
     let mut out = Vec::with_capacity(rows);
     for _ in 0..runs {
-        let id: TraceId = r.array()?;
+        let id = TraceId(r.array()?);
         let n = r.varint()? as usize;
         // `out.len() <= rows` holds here; `out.len() + n` could wrap on a corrupt run length.
         if n > rows - out.len() {
@@ -130,14 +130,14 @@ pub fn decode_trace_ids(body: &[u8], rows: usize) -> Result<Vec<TraceId>, Storag
 }
 
 pub fn encode_span_ids(ids: &[SpanId]) -> Vec<u8> {
-    ids.iter().flatten().copied().collect()
+    ids.iter().flat_map(|id| id.0).collect()
 }
 
 pub fn decode_span_ids(body: &[u8], rows: usize) -> Result<Vec<SpanId>, StorageError> {
     if Some(body.len()) != rows.checked_mul(8) {
         return Err(corrupt("span id page length"));
     }
-    Ok(body.chunks_exact(8).map(|c| c.try_into().expect("chunks of 8")).collect())
+    Ok(body.chunks_exact(8).map(|c| SpanId(c.try_into().expect("chunks of 8"))).collect())
 }
 
 const PARENT_NONE: u8 = 0;
@@ -159,7 +159,7 @@ pub fn encode_parents(parents: &[Option<SpanId>], span_ids: &[SpanId]) -> Vec<u8
                 }
                 None => {
                     out.push(PARENT_EXPLICIT);
-                    out.extend_from_slice(p);
+                    out.extend_from_slice(&p.0);
                 }
             },
         }
@@ -174,7 +174,7 @@ pub fn decode_parents(body: &[u8], span_ids: &[SpanId]) -> Result<Vec<Option<Spa
     for i in 0..span_ids.len() {
         out.push(match r.u8()? {
             PARENT_NONE => None,
-            PARENT_EXPLICIT => Some(r.array()?),
+            PARENT_EXPLICIT => Some(SpanId(r.array()?)),
             PARENT_BACK => {
                 let d = r.varint()? as usize;
                 if d == 0 || d > i {
@@ -434,7 +434,7 @@ fn end<T>(r: Reader<'_>, out: T) -> Result<T, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::row::tests::arb_value;
+    use crate::testing::arb_value;
     use proptest::prelude::*;
 
     proptest! {
@@ -448,17 +448,17 @@ mod tests {
 
         #[test]
         fn trace_ids_round_trip(ids in proptest::collection::vec((any::<[u8; 16]>(), 1usize..5), 0..50)) {
-            let ids: Vec<TraceId> = ids.into_iter().flat_map(|(id, n)| std::iter::repeat_n(id, n)).collect();
+            let ids: Vec<TraceId> = ids.into_iter().flat_map(|(id, n)| std::iter::repeat_n(TraceId(id), n)).collect();
             prop_assert_eq!(decode_trace_ids(&encode_trace_ids(&ids), ids.len()).unwrap(), ids);
         }
 
         #[test]
         fn span_ids_and_parents_round_trip(rows in proptest::collection::vec((any::<[u8; 8]>(), 0u8..3, any::<[u8; 8]>(), any::<prop::sample::Index>()), 0..60)) {
-            let span_ids: Vec<SpanId> = rows.iter().map(|r| r.0).collect();
+            let span_ids: Vec<SpanId> = rows.iter().map(|r| SpanId(r.0)).collect();
             let parents: Vec<Option<SpanId>> = rows.iter().enumerate().map(|(i, (_, how, other, pick))| match how {
                 0 => None,
                 1 if i > 0 => Some(span_ids[pick.index(i)]),
-                _ => Some(*other),
+                _ => Some(SpanId(*other)),
             }).collect();
             let ids = decode_span_ids(&encode_span_ids(&span_ids), span_ids.len()).unwrap();
             prop_assert_eq!(&ids, &span_ids);
@@ -511,7 +511,7 @@ mod tests {
             let _ = decode_delta(&body, rows);
             let _ = decode_values(&body, rows);
             let _ = decode_blobs(&body, rows);
-            let ids = vec![[1u8; 8]; rows];
+            let ids = vec![SpanId([1u8; 8]); rows];
             let _ = decode_parents(&body, &ids);
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{corrupt, put_str, varint, Reader};
 use crate::error::StorageError;
-use crate::model::{Event, KeyValue, Link, Resource, Span, Value};
+use crate::model::{Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 
 const ROW_FORMAT: u8 = 1;
 /// Deeper values are refused on decode; the collector never produces them.
@@ -135,8 +135,8 @@ pub fn read_events(r: &mut Reader<'_>, span_start_ns: u64) -> Result<Vec<Event>,
 pub fn put_links(out: &mut Vec<u8>, links: &[Link]) {
     varint::put(out, links.len() as u64);
     for l in links {
-        out.extend_from_slice(&l.trace_id);
-        out.extend_from_slice(&l.span_id);
+        out.extend_from_slice(&l.trace_id.0);
+        out.extend_from_slice(&l.span_id.0);
         put_str(out, &l.trace_state);
         put_kvs(out, &l.attributes);
         varint::put(out, u64::from(l.dropped_attributes));
@@ -149,8 +149,8 @@ pub fn read_links(r: &mut Reader<'_>) -> Result<Vec<Link>, StorageError> {
     let mut links = Vec::with_capacity(n);
     for _ in 0..n {
         links.push(Link {
-            trace_id: r.array()?,
-            span_id: r.array()?,
+            trace_id: TraceId(r.array()?),
+            span_id: SpanId(r.array()?),
             trace_state: r.string()?,
             attributes: read_kvs(r)?,
             dropped_attributes: r.varint_u32()?,
@@ -184,12 +184,12 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
     varint::put(&mut out, spans.len() as u64);
     for (s, res) in spans.iter().zip(resource_of) {
         varint::put(&mut out, res as u64);
-        out.extend_from_slice(&s.trace_id);
-        out.extend_from_slice(&s.span_id);
+        out.extend_from_slice(&s.trace_id.0);
+        out.extend_from_slice(&s.span_id.0);
         match s.parent_span_id {
             Some(p) => {
                 out.push(1);
-                out.extend_from_slice(&p);
+                out.extend_from_slice(&p.0);
             }
             None => out.push(0),
         }
@@ -229,11 +229,11 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
     for _ in 0..n {
         let res = r.varint()? as usize;
         let resource = resources.get(res).cloned().ok_or_else(|| corrupt("resource index"))?;
-        let trace_id = r.array()?;
-        let span_id = r.array()?;
+        let trace_id = TraceId(r.array()?);
+        let span_id = SpanId(r.array()?);
         let parent_span_id = match r.u8()? {
             0 => None,
-            1 => Some(r.array()?),
+            1 => Some(SpanId(r.array()?)),
             _ => return Err(corrupt("parent tag")),
         };
         let trace_state = r.string()?;
@@ -281,65 +281,10 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::testing::arb_batch;
     use proptest::prelude::*;
-
-    pub fn arb_value() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Empty),
-            ".{0,12}".prop_map(Value::Str),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::Int),
-            // NaN never equals itself; the codec keeps its bits, but PartialEq cannot show it.
-            any::<f64>().prop_filter("not NaN", |d| !d.is_nan()).prop_map(Value::Double),
-            proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Bytes),
-        ];
-        leaf.prop_recursive(3, 16, 4, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                proptest::collection::vec(("[a-z.]{1,8}", inner), 0..4).prop_map(Value::KvList),
-            ]
-        })
-    }
-
-    pub fn arb_kvs() -> impl Strategy<Value = Vec<KeyValue>> {
-        proptest::collection::vec(("[a-z.]{1,10}", arb_value()), 0..6)
-    }
-
-    prop_compose! {
-        pub fn arb_span(resources: Vec<Arc<Resource>>)(
-            trace_id: [u8; 16], span_id: [u8; 8], parent: Option<[u8; 8]>,
-            service in "[a-z]{1,6}", name in ".{0,10}", kind in 0u8..6,
-            start_ns in 1u64..u64::MAX / 2, duration_ns in 0u64..10_000_000_000,
-            status_code in 0u8..3, status_message in ".{0,6}",
-            attributes in arb_kvs(),
-            events in proptest::collection::vec((0u64..10_000_000, ".{0,6}", arb_kvs(), any::<u32>()), 0..3),
-            links in proptest::collection::vec((any::<[u8; 16]>(), any::<[u8; 8]>(), arb_kvs()), 0..2),
-            flags: u32, dropped: (u32, u32, u32), res_idx in 0usize..4,
-        ) -> Span {
-            Span {
-                trace_id, span_id, parent_span_id: parent, trace_state: String::new(), flags,
-                service, name, kind, start_ns, duration_ns, status_code, status_message,
-                scope_name: "scope".into(), scope_version: "1.0".into(), attributes,
-                events: events.into_iter().map(|(dt, name, attributes, dropped_attributes)| Event {
-                    time_ns: start_ns + dt, name, attributes, dropped_attributes,
-                }).collect(),
-                links: links.into_iter().map(|(trace_id, span_id, attributes)| Link {
-                    trace_id, span_id, trace_state: "a=b".into(), attributes, dropped_attributes: 1, flags: 1,
-                }).collect(),
-                dropped_attributes: dropped.0, dropped_events: dropped.1, dropped_links: dropped.2,
-                resource: resources[res_idx % resources.len()].clone(),
-            }
-        }
-    }
-
-    pub fn arb_batch() -> impl Strategy<Value = Vec<Span>> {
-        proptest::collection::vec(arb_kvs(), 1..4).prop_flat_map(|res| {
-            let res: Vec<Arc<Resource>> = res.into_iter().map(|attributes| Arc::new(Resource { attributes })).collect();
-            proptest::collection::vec(arb_span(res), 0..20)
-        })
-    }
 
     proptest! {
         #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value as J};
 
-use crate::model::{kind, status, Event, Link, Resource, Span, Value};
+use crate::model::{kind, status, Event, Link, Resource, Span, SpanId, TraceId, Value};
 use crate::xlog::XLog;
 use crate::{EncodedBatch, Store, StoreConfig, XLogFilter};
 
@@ -43,9 +43,9 @@ fn resource(service: &str, pod: &str) -> Arc<Resource> {
 /// Trace `t` at `start`: an entry span of `service` with a database call, a cache call and an
 /// internal span under it; values of every type, an exception event, a link.
 fn trace(t: u8, start: u64, service: &str, res: &Arc<Resource>) -> Vec<Span> {
-    let id = |i: u8| [t, i, 0, 0, 0, 0, 0, 1];
+    let id = |i: u8| SpanId([t, i, 0, 0, 0, 0, 0, 1]);
     let base = |i: u8, parent: Option<u8>, kind: u8, name: &str, offset: u64, dur: u64| Span {
-        trace_id: [t; 16],
+        trace_id: TraceId([t; 16]),
         span_id: id(i),
         parent_span_id: parent.map(id),
         trace_state: if i == 1 { "vendor=x".into() } else { String::new() },
@@ -85,8 +85,8 @@ fn trace(t: u8, start: u64, service: &str, res: &Arc<Resource>) -> Vec<Span> {
         root.status_message = "upstream failed".into();
     }
     root.links = vec![Link {
-        trace_id: [t.wrapping_add(100); 16],
-        span_id: [9; 8],
+        trace_id: TraceId([t.wrapping_add(100); 16]),
+        span_id: SpanId([9; 8]),
         trace_state: String::new(),
         attributes: vec![("link.kind".into(), Value::Str("follows".into()))],
         dropped_attributes: 0,
@@ -116,8 +116,8 @@ fn trace(t: u8, start: u64, service: &str, res: &Arc<Resource>) -> Vec<Span> {
 
 fn native(t: u8, start: u64, sql_count: u32) -> XLog {
     XLog {
-        trace_id: [t; 16],
-        span_id: [t; 8],
+        trace_id: TraceId([t; 16]),
+        span_id: SpanId([t; 8]),
         service: "legacy".into(),
         instance: "legacy-1".into(),
         endpoint: "/pay".into(),
@@ -229,7 +229,7 @@ fn record(x: &XLog) -> J {
 fn answers(store: &Store) -> J {
     let everything = XLogFilter { from_ns: 0, to_ns: u64::MAX, limit: 10_000, ..XLogFilter::default() };
     let traces: Vec<J> =
-        (1..=12u8).map(|t| J::Array(store.trace(&[t; 16]).unwrap().iter().map(span).collect())).collect();
+        (1..=12u8).map(|t| J::Array(store.trace(&TraceId([t; 16])).unwrap().iter().map(span).collect())).collect();
     let (records, truncated) = store.xlog_records(&everything).unwrap();
     let mut records: Vec<J> = records.iter().map(record).collect();
     records.sort_by_key(|r| r.to_string());

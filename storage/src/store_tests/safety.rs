@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{config, span, HOUR};
-use crate::model::{kind, Span, Value};
+use crate::model::{kind, Span, SpanId, TraceId, Value};
 use crate::xlog::XLog;
 use crate::{keys, now_ns, EncodedBatch, Failpoints, ManualClock, Store, StoreConfig, XLogFilter};
 
@@ -25,7 +25,7 @@ fn request(t: u8, start: u64) -> Vec<Span> {
 /// (trace, sql count) of every transaction, sorted; a transaction read twice shows twice.
 fn transactions(store: &Store) -> Vec<(u8, u32)> {
     let (r, _) = store.xlog_records(&everything()).unwrap();
-    let mut out: Vec<(u8, u32)> = r.iter().map(|x| (x.trace_id[0], x.sql_count)).collect();
+    let mut out: Vec<(u8, u32)> = r.iter().map(|x| (x.trace_id.0[0], x.sql_count)).collect();
     out.sort_unstable();
     out
 }
@@ -49,7 +49,7 @@ fn spans_acknowledged_after_a_clean_stop_survive_a_crash() {
     }
     let store = Store::open(config(dir.path())).unwrap();
     for round in 1..=6u8 {
-        assert_eq!(store.trace(&[round; 16]).unwrap().len(), 3, "trace of round {round}");
+        assert_eq!(store.trace(&TraceId([round; 16])).unwrap().len(), 3, "trace of round {round}");
     }
     assert_eq!(transactions(&store), (1..=6u8).map(|r| (r, 2)).collect::<Vec<_>>());
 }
@@ -157,7 +157,7 @@ fn seventy_thousand_distinct_attribute_keys_seal_and_read_back() {
     }
     store.append(batches).unwrap();
     store.seal_all().unwrap();
-    let got = store.trace(&[1; 16]).unwrap();
+    let got = store.trace(&TraceId([1; 16])).unwrap();
     assert_eq!(got.len(), 547);
     for (i, s) in got.iter().enumerate() {
         let mut keys: Vec<&str> = s.attributes.iter().map(|(k, _)| k.as_str()).collect();
@@ -167,13 +167,13 @@ fn seventy_thousand_distinct_attribute_keys_seal_and_read_back() {
         assert_eq!(keys, want, "span {i}");
     }
     for b in 0..3u8 {
-        assert_eq!(store.trace(&[2 + b; 16]).unwrap().len(), 100);
+        assert_eq!(store.trace(&TraceId([2 + b; 16])).unwrap().len(), 100);
     }
-    assert_eq!(store.trace(&[200; 16]).unwrap(), vec![ordinary]);
+    assert_eq!(store.trace(&TraceId([200; 16])).unwrap(), vec![ordinary]);
     // Every entry span is a transaction, readable with its attributes.
     let (records, _) = store.xlog_records(&everything()).unwrap();
     assert_eq!(records.len(), 547 + 300 + 1);
-    let r = records.iter().find(|x| x.trace_id == [1; 16] && x.span_id == 5u64.to_be_bytes()).unwrap();
+    let r = records.iter().find(|x| x.trace_id == TraceId([1; 16]) && x.span_id == SpanId(5u64.to_be_bytes())).unwrap();
     assert_eq!(r.attributes.len(), 128);
     assert_eq!(r.attribute("k512"), Some(&Value::Int(512)));
     let filter = XLogFilter { attributes: vec![("k70000".into(), "70000".into())], ..everything() };
@@ -182,7 +182,7 @@ fn seventy_thousand_distinct_attribute_keys_seal_and_read_back() {
     // And all of it again after a restart.
     drop(store);
     let store = Store::open(config(dir.path())).unwrap();
-    assert_eq!(store.trace(&[1; 16]).unwrap().len(), 547);
+    assert_eq!(store.trace(&TraceId([1; 16])).unwrap().len(), 547);
     assert_eq!(store.xlog_records(&everything()).unwrap().0.len(), 848);
 }
 
@@ -201,12 +201,12 @@ fn the_disk_budget_never_drops_the_partition_holding_the_present() {
     store.append(vec![EncodedBatch::new(vec![long, old, span(5, 1, None, now, "current")])]).unwrap();
     store.seal_all().unwrap();
     store.enforce_retention().unwrap();
-    assert!(store.trace(&[4; 16]).unwrap().is_empty(), "the oldest partition goes");
-    assert_eq!(store.trace(&[5; 16]).unwrap().len(), 1, "the present partition stays");
+    assert!(store.trace(&TraceId([4; 16])).unwrap().is_empty(), "the oldest partition goes");
+    assert_eq!(store.trace(&TraceId([5; 16])).unwrap().len(), 1, "the present partition stays");
     assert!(store.min_accepted_start_ns() <= now - 60_000_000_000, "current spans are still accepted");
     store.append(vec![EncodedBatch::new(vec![span(6, 1, None, now - 1_000_000_000, "current")])]).unwrap();
     store.seal_all().unwrap();
-    assert_eq!(store.trace(&[6; 16]).unwrap().len(), 1, "spans of the present are sealed, not discarded");
+    assert_eq!(store.trace(&TraceId([6; 16])).unwrap().len(), 1, "spans of the present are sealed, not discarded");
 }
 
 /// Unsealed spans in the write-ahead log are not freed by dropping partitions: they must not push
@@ -231,8 +231,8 @@ fn the_disk_budget_counts_only_what_dropping_partitions_reclaims() {
     }
     assert!(store.stats().memtable_bytes as u64 > sealed * 10);
     assert!(store.enforce_retention().unwrap().is_empty(), "nothing to reclaim is over the budget");
-    assert_eq!(store.trace(&[1; 16]).unwrap().len(), 1);
-    assert_eq!(store.trace(&[2; 16]).unwrap().len(), 1);
+    assert_eq!(store.trace(&TraceId([1; 16])).unwrap().len(), 1);
+    assert_eq!(store.trace(&TraceId([2; 16])).unwrap().len(), 1);
 }
 
 fn clocked(dir: &std::path::Path, clock: &Arc<ManualClock>) -> StoreConfig {
@@ -257,14 +257,14 @@ fn a_forward_clock_step_neither_wipes_the_store_nor_refuses_the_present() {
         store.enforce_retention().unwrap();
     }
     for t in 1..=5u8 {
-        assert_eq!(store.trace(&[t; 16]).unwrap().len(), 1, "trace {t} is kept");
+        assert_eq!(store.trace(&TraceId([t; 16])).unwrap().len(), 1, "trace {t} is kept");
     }
     assert!(store.min_accepted_start_ns() <= real_now - HOUR, "spans of the real present are accepted");
     // The store restarted under the wrong clock does not forget where retention stood.
     drop(store);
     let store = Store::open(clocked(dir.path(), &clock)).unwrap();
     store.enforce_retention().unwrap();
-    assert_eq!(store.trace(&[5; 16]).unwrap().len(), 1);
+    assert_eq!(store.trace(&TraceId([5; 16])).unwrap().len(), 1);
     assert!(store.min_accepted_start_ns() <= real_now - HOUR);
 }
 
@@ -299,7 +299,7 @@ fn a_failing_disk_refuses_writes_retryably_and_loses_nothing_acknowledged() {
     let store = Store::open(c).unwrap();
     assert!(store.append(vec![EncodedBatch::new(request(1, t))]).is_err());
     assert!(store.health().ready().is_err(), "not ready while writes fail");
-    assert!(store.trace(&[1; 16]).unwrap().is_empty(), "a refused write is not visible");
+    assert!(store.trace(&TraceId([1; 16])).unwrap().is_empty(), "a refused write is not visible");
     // The probe finds the disk still failing, then working.
     assert!(store.probe_write().is_err());
     store.probe_write().unwrap();
@@ -308,7 +308,7 @@ fn a_failing_disk_refuses_writes_retryably_and_loses_nothing_acknowledged() {
     // Two seals fail; the spans stay in memory and in the log, and the third seal writes them.
     assert!(store.seal_all().is_err());
     assert!(store.health().ready().is_err());
-    assert_eq!(store.trace(&[2; 16]).unwrap().len(), 3);
+    assert_eq!(store.trace(&TraceId([2; 16])).unwrap().len(), 3);
     assert!(store.seal_all().is_err());
     store.append(vec![EncodedBatch::new(request(3, t))]).unwrap();
     assert_eq!(store.seal_all().unwrap(), 6);
@@ -316,7 +316,7 @@ fn a_failing_disk_refuses_writes_retryably_and_loses_nothing_acknowledged() {
     drop(store);
     let store = Store::open(config(dir.path())).unwrap();
     for t in 2..=3u8 {
-        assert_eq!(store.trace(&[t; 16]).unwrap().len(), 3);
+        assert_eq!(store.trace(&TraceId([t; 16])).unwrap().len(), 3);
     }
     assert_eq!(transactions(&store), vec![(2, 2), (3, 2)]);
 }
@@ -388,7 +388,7 @@ fn a_corrupt_log_record_or_chunk_is_named_not_a_panic() {
         db.delete_cf(db.cf_handle(keys::CF_WAL).unwrap(), seq.to_be_bytes()).unwrap();
     }
     let store = Store::open(config(dir.path())).unwrap();
-    let err = store.trace(&[1; 16]).expect_err("corrupt");
+    let err = store.trace(&TraceId([1; 16])).expect_err("corrupt");
     let msg = err.to_string();
     assert!(msg.contains("partition") && msg.contains("segment") && msg.contains("page 0"), "{msg}");
 }
@@ -401,8 +401,8 @@ fn of_two_copies_of_a_transaction_reads_keep_the_most_complete() {
     let store = Store::open(config(dir.path())).unwrap();
     let t = now_ns();
     let record = |sql_count: u32| XLog {
-        trace_id: [4; 16],
-        span_id: [4; 8],
+        trace_id: TraceId([4; 16]),
+        span_id: SpanId([4; 8]),
         service: "svc".into(),
         start_ns: t,
         elapsed_ns: 10_000_000,
@@ -446,7 +446,7 @@ fn reads_racing_retention_drops_answer_without_errors() {
                 let mut reads = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     for t in (0..200u8).step_by(7) {
-                        store.trace(&[t; 16]).unwrap();
+                        store.trace(&TraceId([t; 16])).unwrap();
                     }
                     store.xlog_records(&XLogFilter { limit: 50, ..everything() }).unwrap();
                     store.xlog_points(&everything()).unwrap();

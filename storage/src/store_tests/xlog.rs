@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{config, span};
+use crate::model::{SpanId, TraceId};
 use crate::xlog::XLog;
 use crate::{now_ns, EncodedBatch, Store, XLogFilter};
 
@@ -13,7 +14,7 @@ fn everything() -> XLogFilter {
 fn records(store: &Store) -> Vec<(u8, u32)> {
     let (r, truncated) = store.xlog_records(&everything()).unwrap();
     assert!(!truncated);
-    let mut out: Vec<(u8, u32)> = r.iter().map(|x| (x.trace_id[0], x.sql_count)).collect();
+    let mut out: Vec<(u8, u32)> = r.iter().map(|x| (x.trace_id.0[0], x.sql_count)).collect();
     out.sort_unstable();
     out
 }
@@ -64,7 +65,7 @@ fn a_crash_before_records_are_final_loses_none_and_counts_none_twice() {
     store.seal_all().unwrap();
     assert_eq!(records(&store), vec![(1, 2), (2, 1)]);
     // The spans of the first request were sealed before the crash and are not stored again.
-    assert_eq!(store.trace(&[1; 16]).unwrap().len(), 3);
+    assert_eq!(store.trace(&TraceId([1; 16])).unwrap().len(), 3);
     assert_eq!(store.stats().sealed_spans, 5);
 }
 
@@ -88,8 +89,8 @@ fn native_records_are_durable_and_read_like_derived_ones() {
     let dir = tempfile::tempdir().unwrap();
     let t = now_ns();
     let native = XLog {
-        trace_id: [9; 16],
-        span_id: [9; 8],
+        trace_id: TraceId([9; 16]),
+        span_id: SpanId([9; 8]),
         service: "legacy".into(),
         endpoint: "/checkout".into(),
         start_ns: t,

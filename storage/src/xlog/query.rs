@@ -10,7 +10,7 @@ use super::segment::{cols, Page, XSegmentMeta};
 use super::XLog;
 use crate::codec::column as col;
 use crate::error::StorageError;
-use crate::model::{TraceId, Value};
+use crate::model::{SpanId, TraceId, Value};
 use crate::segment::Fetched;
 
 /// A time a transaction spends besides its elapsed time: the scatter's other Y axes.
@@ -224,8 +224,8 @@ fn dict_filter(page: &Page<'_>, c: u16, keep: &mut [bool], pred: impl Fn(&str) -
 
 /// A record's identity folded into 128 bits for the deduplication set: equal for equal ids, and
 /// distinct ids collide with a chance of about n² / 2^128.
-fn identity(trace_id: &TraceId, span_id: &[u8; 8]) -> u128 {
-    u128::from_le_bytes(*trace_id) ^ u128::from(u64::from_le_bytes(*span_id)).rotate_left(32)
+fn identity(trace_id: &TraceId, span_id: &SpanId) -> u128 {
+    u128::from_le_bytes(trace_id.0) ^ u128::from(u64::from_le_bytes(span_id.0)).rotate_left(32)
 }
 
 /// The `limit` items with the latest end times, in bounded memory (at most twice the limit).
@@ -339,7 +339,7 @@ impl Gather {
         elapsed: u64,
         error: bool,
         trace: TraceId,
-        span: &[u8; 8],
+        span: &SpanId,
         service: u32,
         sql: u64,
         api: u64,

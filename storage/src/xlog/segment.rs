@@ -325,7 +325,7 @@ pub fn all_columns(meta: &XSegmentMeta) -> Vec<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xlog::wal::tests::arb_xlog;
+    use crate::testing::arb_xlog;
     use proptest::prelude::*;
 
     pub fn fetch_from(chunks: &[(u16, u32, Vec<u8>)]) -> impl Fn(&[(u16, u32)]) -> Fetched + '_ {

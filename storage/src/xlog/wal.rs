@@ -7,7 +7,7 @@ use super::XLog;
 use crate::codec::row::{put_kvs, read_kvs};
 use crate::codec::{corrupt, put_str, varint, Reader};
 use crate::error::StorageError;
-use crate::model::Resource;
+use crate::model::{Resource, SpanId, TraceId};
 
 pub const XLOG_FORMAT: u8 = b'X';
 
@@ -20,8 +20,8 @@ pub fn encode_batch(records: &[XLog]) -> Vec<u8> {
     out.push(XLOG_FORMAT);
     varint::put(&mut out, records.len() as u64);
     for x in records {
-        out.extend_from_slice(&x.trace_id);
-        out.extend_from_slice(&x.span_id);
+        out.extend_from_slice(&x.trace_id.0);
+        out.extend_from_slice(&x.span_id.0);
         for s in [&x.service, &x.instance, &x.endpoint, &x.error_message, &x.client_ip, &x.user_id] {
             put_str(&mut out, s);
         }
@@ -49,8 +49,8 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<XLog>, StorageError> {
     let mut out = Vec::with_capacity(n);
     let u32_of = |v: u64| u32::try_from(v).map_err(|_| corrupt("xlog u32 field"));
     for _ in 0..n {
-        let trace_id = r.array()?;
-        let span_id = r.array()?;
+        let trace_id = TraceId(r.array()?);
+        let span_id = SpanId(r.array()?);
         let mut strs: [String; 8] = Default::default();
         for s in &mut strs {
             *s = r.string()?;
@@ -96,46 +96,10 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<XLog>, StorageError> {
 }
 
 #[cfg(test)]
-pub mod tests {
+mod tests {
     use super::*;
-    use crate::codec::row::tests::arb_kvs;
+    use crate::testing::arb_xlog;
     use proptest::prelude::*;
-
-    prop_compose! {
-        pub fn arb_xlog()(
-            ids in any::<([u8; 16], [u8; 8])>(),
-            strs in proptest::collection::vec("[a-z/ ]{0,12}", 8),
-            nums in proptest::collection::vec(any::<u64>(), 6),
-            counts in any::<(u32, u32, bool, u32)>(),
-            attributes in arb_kvs(),
-            resource in arb_kvs(),
-        ) -> XLog {
-            XLog {
-                trace_id: ids.0,
-                span_id: ids.1,
-                service: strs[0].clone(),
-                instance: strs[1].clone(),
-                endpoint: strs[2].clone(),
-                error_message: strs[3].clone(),
-                client_ip: strs[4].clone(),
-                user_id: strs[5].clone(),
-                user_agent: strs[6].clone(),
-                referer: strs[7].clone(),
-                start_ns: nums[0] >> 2,
-                elapsed_ns: nums[1] >> 2,
-                cpu_ns: nums[2],
-                alloc_bytes: nums[3],
-                sql_ns: nums[4],
-                api_ns: nums[5],
-                sql_count: counts.0,
-                api_count: counts.1,
-                error: counts.2,
-                http_status: counts.3,
-                attributes: attributes.into(),
-                resource: Arc::new(Resource { attributes: resource }),
-            }
-        }
-    }
 
     proptest! {
         #[test]

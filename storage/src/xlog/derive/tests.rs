@@ -2,34 +2,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::model::{kind, status, Resource, Span, Value};
+use crate::model::{kind, Span, Value};
+use crate::testing;
 
 const S: u64 = 1_000_000_000;
 
 fn span(trace: u8, id: u64, parent: Option<u64>, service: &str, k: u8, attrs: &[(&str, Value)]) -> Arc<Span> {
-    Arc::new(Span {
-        trace_id: [trace; 16],
-        span_id: id.to_be_bytes(),
-        parent_span_id: parent.map(u64::to_be_bytes),
-        trace_state: String::new(),
-        flags: 1,
-        service: service.into(),
-        name: format!("op{id}"),
-        kind: k,
-        start_ns: 100 * S + id,
-        duration_ns: 1000 * id,
-        status_code: status::UNSET,
-        status_message: String::new(),
-        scope_name: String::new(),
-        scope_version: String::new(),
-        attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-        events: vec![],
-        links: vec![],
-        dropped_attributes: 0,
-        dropped_events: 0,
-        dropped_links: 0,
-        resource: Arc::new(Resource { attributes: vec![("service.name".into(), Value::Str(service.into()))] }),
-    })
+    testing::span(trace, id)
+        .parent(parent)
+        .service(service)
+        .kind(k)
+        .start(100 * S + id)
+        .duration(1000 * id)
+        .attrs(attrs)
+        .arc()
 }
 
 fn db() -> [(&'static str, Value); 1] {

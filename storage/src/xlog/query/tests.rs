@@ -9,8 +9,8 @@ const MS: u64 = 1_000_000;
 
 fn record(i: u64) -> XLog {
     XLog {
-        trace_id: (u128::from(i) * 0x9e37_79b9_7f4a_7c15).to_be_bytes(),
-        span_id: (i + 1).to_be_bytes(),
+        trace_id: TraceId((u128::from(i) * 0x9e37_79b9_7f4a_7c15).to_be_bytes()),
+        span_id: SpanId((i + 1).to_be_bytes()),
         service: ["front", "cart", "checkout"][i as usize % 3].into(),
         instance: format!("pod-{}", i % 5),
         endpoint: ["GET /", "POST /cart", "GET /item/{id}"][i as usize % 3].into(),

@@ -11,14 +11,14 @@ use axum::Json;
 use rewind_storage::XLog;
 use serde_json::json;
 
-use crate::api::QueryState;
 use crate::error::QueryError;
 use crate::render;
-pub use params::{parse, Endpoint, Format, ARROW_STREAM};
+use crate::state::QueryState;
+use params::{parse, Endpoint, Format, ARROW_STREAM};
 
 type Pairs = Query<Vec<(String, String)>>;
 
-pub async fn xlog(
+pub async fn scatter(
     State(st): State<QueryState>,
     headers: HeaderMap,
     Query(pairs): Pairs,
@@ -72,8 +72,8 @@ pub async fn transactions(
 pub fn transaction(x: &XLog) -> serde_json::Value {
     let ms = |ns: u64| ns as f64 / 1e6;
     json!({
-        "trace_id": hex::encode(x.trace_id),
-        "span_id": hex::encode(x.span_id),
+        "trace_id": x.trace_id.to_string(),
+        "span_id": x.span_id.to_string(),
         "service": x.service,
         "instance": x.instance,
         "endpoint": x.endpoint,

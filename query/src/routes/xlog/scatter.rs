@@ -10,6 +10,8 @@ use arrow_array::{
 };
 use arrow_schema::{ArrowError, Field, Schema};
 use rewind_storage::Points;
+#[cfg(test)]
+use rewind_storage::TraceId;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -66,7 +68,7 @@ pub fn json(p: &Points) -> Vec<u8> {
     column(&mut out, "error", &p.error, |o, e| o.extend_from_slice(if *e { b"true" } else { b"false" }));
     column(&mut out, "trace_id", &p.trace_id, |o, id| {
         o.push(b'"');
-        for b in id {
+        for b in id.0 {
             o.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         }
         o.push(b'"');
@@ -84,7 +86,8 @@ pub fn json(p: &Points) -> Vec<u8> {
 /// Schema metadata `truncated` says whether the limit cut some.
 pub fn arrow(p: &Points) -> Result<Vec<u8>, ArrowError> {
     let ms = |v: &[u64]| -> ArrayRef { Arc::new(Float64Array::from_iter_values(v.iter().map(|ns| *ns as f64 / 1e6))) };
-    let ids = FixedSizeBinaryArray::try_new(16, p.trace_id.concat().into(), None)?;
+    let ids =
+        FixedSizeBinaryArray::try_new(16, p.trace_id.iter().flat_map(|id| id.0).collect::<Vec<u8>>().into(), None)?;
     let keys = Int32Array::from_iter_values(p.service.iter().map(|i| *i as i32));
     let services = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(StringArray::from(p.services.clone())))?;
     let columns: Vec<(&str, ArrayRef)> = vec![
@@ -119,7 +122,7 @@ mod tests {
             end_ns: vec![1_700_000_000_123_456_789, 1_700_000_001_000_000_000],
             elapsed_ns: vec![12_345_678, 1_000_000],
             error: vec![false, true],
-            trace_id: vec![[0xab; 16], [1; 16]],
+            trace_id: vec![TraceId([0xab; 16]), TraceId([1; 16])],
             service: vec![0, 1],
             services: vec!["cart".into(), "quote\"d".into()],
             sql_ns: vec![0, 500],

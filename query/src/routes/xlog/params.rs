@@ -3,8 +3,8 @@
 
 use rewind_storage::{Metric, XLogFilter};
 
-use crate::api::parse_trace_id;
 use crate::error::QueryError;
+use crate::params::trace_id;
 
 /// Which endpoint: they share filters, not limits or output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,7 @@ pub fn parse(endpoint: Endpoint, pairs: &[(String, String)]) -> Result<(XLogFilt
             "user_id" => f.user_id = Some(text("user_id", v)?),
             "user_agent" => f.user_agent = Some(text("user_agent", v)?),
             "text" => f.text = Some(text("text", v)?),
-            "trace_id" => f.trace_id = Some(parse_trace_id(v)?),
+            "trace_id" => f.trace_id = Some(trace_id(v)?),
             "min_sql_ms" | "max_sql_ms" | "min_api_ms" | "max_api_ms" | "min_cpu_ms" | "max_cpu_ms" => {
                 let param: &'static str = TIME_PARAMS.iter().find(|p| *p == k).expect("listed");
                 let ns = duration_ms(param, v)?;

@@ -1,0 +1,6 @@
+//! One module per resource of the API.
+
+pub mod health;
+pub mod services;
+pub mod traces;
+pub mod xlog;

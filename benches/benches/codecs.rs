@@ -8,9 +8,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message;
 use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_collector::convert::{convert, Limits};
+use rewind_storage::apm::derive::{Deriver, Extract};
 use rewind_storage::codec::{column, row};
-use rewind_storage::xlog::derive::{Deriver, Extract};
-use rewind_storage::{segment, xlog, DeriveConfig, Span, XLog};
+use rewind_storage::table::PAGE_ROWS;
+use rewind_storage::{spans, xlog, DeriveConfig, Span, XLog};
 use rewind_workload::{span_count, Shop, ShopConfig};
 
 const T0: u64 = 1_750_000_000_000_000_000;
@@ -51,7 +52,7 @@ fn seal(c: &mut Criterion) {
     let mut g = c.benchmark_group("seal");
     g.throughput(Throughput::Elements(spans.len() as u64));
     g.sample_size(20);
-    g.bench_function("segment build (2000 traces)", |b| b.iter(|| segment::build(1, &mut || 1, black_box(&refs))));
+    g.bench_function("segment build (2000 traces)", |b| b.iter(|| spans::build(1, &mut || 1, black_box(&refs))));
     g.finish();
 }
 
@@ -81,7 +82,7 @@ fn xlog(c: &mut Criterion) {
 
 fn columns(c: &mut Criterion) {
     let spans = shop_spans(400);
-    let page: Vec<&Span> = spans.iter().take(segment::PAGE_ROWS).collect();
+    let page: Vec<&Span> = spans.iter().take(PAGE_ROWS).collect();
     let names: Vec<&str> = page.iter().map(|s| s.name.as_str()).collect();
     let starts: Vec<u64> = page.iter().map(|s| s.start_ns).collect();
     let statements: Vec<Option<&rewind_storage::Value>> =

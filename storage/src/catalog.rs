@@ -1,29 +1,18 @@
 //! The services seen: instrumented services from span resources, and virtual nodes (databases,
 //! caches, queues, external services, the user) named from the peer attributes of client and
-//! producer spans.
+//! producer spans (`apm::semconv::peer_node`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::apm::semconv::peer_node;
+pub use crate::apm::semconv::NodeKind;
 use crate::model::{kind, Span};
 
 /// Bounded so a flood of pod names cannot grow one entry without limit.
 pub const MAX_INSTANCES: usize = 1024;
 pub const USER_NODE: &str = "USER";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NodeKind {
-    // Order is precedence: a name seen both as an instrumented service and as someone's peer is
-    // the service.
-    Server,
-    Database,
-    Cache,
-    Queue,
-    External,
-    User,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceInfo {
@@ -39,26 +28,6 @@ pub struct ServiceInfo {
 pub struct Catalog {
     services: BTreeMap<String, ServiceInfo>,
     dirty: BTreeSet<String>,
-}
-
-const CACHE_SYSTEMS: &[&str] = &["redis", "memcached", "hazelcast", "aerospike", "valkey"];
-
-/// The virtual node a client or producer span calls, if its attributes name one.
-pub fn peer_node(span: &Span) -> Option<(String, NodeKind)> {
-    if span.kind != kind::CLIENT && span.kind != kind::PRODUCER {
-        return None;
-    }
-    let peer = span.attribute_str_any(&["peer.service", "service.peer.name"]);
-    let address = span.attribute_str_any(&["server.address", "net.peer.name", "net.sock.peer.addr"]);
-    if let Some(system) = span.attribute_str_any(&["db.system.name", "db.system"]) {
-        let k = if CACHE_SYSTEMS.contains(&system) { NodeKind::Cache } else { NodeKind::Database };
-        return Some((peer.or(address).unwrap_or(system).to_owned(), k));
-    }
-    if let Some(system) = span.attribute_str_any(&["messaging.system"]) {
-        let dest = span.attribute_str_any(&["messaging.destination.name", "messaging.destination"]);
-        return Some((peer.or(dest).unwrap_or(system).to_owned(), NodeKind::Queue));
-    }
-    peer.or(address).map(|name| (name.to_owned(), NodeKind::External))
 }
 
 impl Catalog {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::codec::{column as col, row, Reader};
 use crate::model::{Span, SpanId};
-use crate::segment::{self, Fetched, SegmentMeta, PAGE_ROWS};
-use crate::xlog::segment::{self as xsegment, XSegmentMeta};
+use crate::spans::{self, SpanSegmentMeta};
+use crate::table::{build, Fetched, SegmentMeta, PAGE_ROWS};
+use crate::xlog::segment::{self as xsegment, XLogSegmentMeta, XPage};
 use crate::xlog::{wal as xwal, XLog};
 
 /// A write-ahead-log record of either kind.
@@ -64,7 +65,7 @@ pub fn segment_read(data: &[u8]) {
     let fetch = |want: &[(u16, u32)]| -> Fetched {
         Ok(want.iter().enumerate().map(|(i, _)| chunks.get(i % chunks.len().max(1)).cloned()).collect())
     };
-    let meta = SegmentMeta {
+    let meta = SpanSegmentMeta {
         partition: 1,
         id: 2,
         rows,
@@ -73,10 +74,11 @@ pub fn segment_read(data: &[u8]) {
         attr_keys: attr_keys.clone(),
         resources: u32::from(resources % 4),
         bytes: 0,
+        page_starts: vec![],
     };
-    let _ = segment::read_rows(&meta, 0, rows, fetch);
-    let _ = segment::read_rows(&meta, rows / 2, rows - rows / 2, fetch);
-    let xmeta = XSegmentMeta {
+    let _ = spans::read_rows(&meta, 0, rows, fetch);
+    let _ = spans::read_rows(&meta, rows / 2, rows - rows / 2, fetch);
+    let xmeta = XLogSegmentMeta {
         partition: 1,
         id: 3,
         rows,
@@ -90,8 +92,8 @@ pub fn segment_read(data: &[u8]) {
         bytes: 0,
     };
     for p in 0..xmeta.pages() {
-        if let Ok(page) = xsegment::Page::fetch(&xmeta, p, &xsegment::all_columns(&xmeta), fetch) {
-            let _ = page.records(&(0..page.rows).collect::<Vec<_>>());
+        if let Ok(page) = XPage::fetch(&xmeta, p, &xsegment::all_columns(&xmeta), fetch) {
+            let _ = xsegment::records(&page, &(0..page.rows).collect::<Vec<_>>());
         }
     }
 }
@@ -106,24 +108,11 @@ pub fn round_trip_spans(spans: &[Span]) {
         return;
     }
     let refs: Vec<&Span> = spans.iter().collect();
-    let mut id = 0;
-    let built = segment::build(
-        1,
-        &mut || {
-            id += 1;
-            id
-        },
-        &refs,
-    );
+    let built = spans::build(1, &mut build::counter(), &refs);
     let mut read = Vec::new();
     for b in &built {
-        let fetch = |want: &[(u16, u32)]| -> Fetched {
-            Ok(want
-                .iter()
-                .map(|k| b.chunks.iter().find(|(c, p, _)| (*c, *p) == *k).map(|(_, _, v)| v.clone()))
-                .collect())
-        };
-        read.extend(segment::read_rows(&b.meta, 0, b.meta.rows, fetch).expect("a segment reads back"));
+        let fetch = build::in_memory(&b.chunks);
+        read.extend(spans::read_rows(&b.meta, 0, b.meta.rows, fetch).expect("a segment reads back"));
     }
     assert_eq!(row::encode_batch(&normalized(read)), row::encode_batch(&normalized(spans.to_vec())));
 }
@@ -137,26 +126,15 @@ pub fn round_trip_xlogs(records: &[XLog]) {
         return;
     }
     let refs: Vec<&XLog> = records.iter().collect();
-    let mut id = 0;
-    let built = xsegment::build(
-        1,
-        &mut || {
-            id += 1;
-            id
-        },
-        &refs,
-    );
+    let built = xsegment::build(1, &mut build::counter(), &refs);
     let mut read = Vec::new();
     for b in &built {
-        let fetch = |want: &[(u16, u32)]| -> Fetched {
-            Ok(want
-                .iter()
-                .map(|k| b.chunks.iter().find(|(c, p, _)| (*c, *p) == *k).map(|(_, _, v)| v.clone()))
-                .collect())
-        };
+        let fetch = build::in_memory(&b.chunks);
         for p in 0..b.meta.pages() {
-            let page = xsegment::Page::fetch(&b.meta, p, &xsegment::all_columns(&b.meta), fetch).expect("page");
-            read.extend(page.records(&(0..page.rows).collect::<Vec<_>>()).expect("an xlog segment reads back"));
+            let page = XPage::fetch(&b.meta, p, &xsegment::all_columns(&b.meta), &fetch).expect("page");
+            read.extend(
+                xsegment::records(&page, &(0..page.rows).collect::<Vec<_>>()).expect("an xlog segment reads back"),
+            );
         }
     }
     let mut want: Vec<XLog> = records.to_vec();

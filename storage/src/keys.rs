@@ -21,7 +21,9 @@ pub const META_SEALED_SEQ: &[u8] = b"last_sealed_seq";
 pub const META_HORIZON: &[u8] = b"retention_horizon";
 /// Written by `Store::probe_write` to learn whether the store can write again.
 pub const META_PROBE: &[u8] = b"write_probe";
+/// Segment metas of the spans table ...
 pub const META_SEGMENT_PREFIX: u8 = b's';
+/// ... and of the XLog table.
 pub const META_XSEGMENT_PREFIX: u8 = b'x';
 pub const META_SERVICE_PREFIX: u8 = b'c';
 
@@ -55,30 +57,18 @@ pub fn chunk_partition_start(part: u64) -> [u8; 8] {
     part.to_be_bytes()
 }
 
-pub fn segment_meta(part: u64, seg: u64) -> [u8; 17] {
-    prefixed_meta(META_SEGMENT_PREFIX, part, seg)
-}
-
-pub fn segment_meta_partition_start(part: u64) -> [u8; 9] {
-    prefixed_partition(META_SEGMENT_PREFIX, part)
-}
-
-pub fn xsegment_meta(part: u64, seg: u64) -> [u8; 17] {
-    prefixed_meta(META_XSEGMENT_PREFIX, part, seg)
-}
-
-pub fn xsegment_meta_partition_start(part: u64) -> [u8; 9] {
-    prefixed_partition(META_XSEGMENT_PREFIX, part)
-}
-
-fn prefixed_meta(prefix: u8, part: u64, seg: u64) -> [u8; 17] {
+/// A segment's meta: the table's prefix (`META_SEGMENT_PREFIX`, `META_XSEGMENT_PREFIX`),
+/// partition, segment.
+pub fn segment_meta(prefix: u8, part: u64, seg: u64) -> [u8; 17] {
     let mut k = [0u8; 17];
-    k[..9].copy_from_slice(&prefixed_partition(prefix, part));
+    k[..9].copy_from_slice(&segment_meta_partition(prefix, part));
     k[9..].copy_from_slice(&seg.to_be_bytes());
     k
 }
 
-fn prefixed_partition(prefix: u8, part: u64) -> [u8; 9] {
+/// First key of a partition's segment metas in a table; `segment_meta_partition(prefix, p + 1)`
+/// bounds them.
+pub fn segment_meta_partition(prefix: u8, part: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[0] = prefix;
     k[1..].copy_from_slice(&part.to_be_bytes());

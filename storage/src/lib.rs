@@ -1,5 +1,6 @@
 //! Rewind's columnar span store on RocksDB. See docs/ARCHITECTURE.md for the layout.
 
+pub mod apm;
 pub mod catalog;
 pub mod clock;
 pub mod codec;
@@ -16,13 +17,14 @@ mod maintenance;
 mod memtable;
 pub mod metrics;
 pub mod model;
-mod retention;
-mod seal;
-pub mod segment;
+
+pub mod spans;
 mod store;
+pub mod table;
 mod writer;
 pub mod xlog;
 
+pub use apm::derive::DeriveConfig;
 pub use catalog::{NodeKind, ServiceInfo};
 pub use clock::{now_ns, Clock, ManualClock, SystemClock};
 pub use error::StorageError;
@@ -33,11 +35,8 @@ pub use maintenance::Maintenance;
 pub use model::{Event, KeyValue, Link, Resource, Span, Value};
 pub use store::{EncodedBatch, Store, StoreConfig, StoreStats, FORMAT_VERSION};
 pub use writer::{Done, Writer};
-pub use xlog::derive::DeriveConfig;
-pub use xlog::query::{Metric, Points, XLogFilter};
 pub use xlog::XLog;
+pub use xlog::{Metric, Points, XLogFilter};
 
-#[cfg(test)]
-mod store_tests;
 #[cfg(test)]
 mod testing;

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use crate::store::StoreStats;
-
 pub fn describe() {
     metrics::describe_counter!("rewind_storage_sealed_spans_total", "Spans sealed into column chunks");
     metrics::describe_counter!("rewind_storage_sealed_bytes_total", "Compressed chunk bytes written by seals");
@@ -42,10 +40,9 @@ pub(crate) fn memtable(spans: usize, bytes: usize) {
     metrics::gauge!("rewind_storage_memtable_bytes").set(bytes as f64);
 }
 
-pub(crate) fn store(s: &StoreStats) {
-    memtable(s.memtable_spans, s.memtable_bytes);
-    metrics::gauge!("rewind_storage_segments").set(s.segments as f64);
-    metrics::gauge!("rewind_storage_partitions").set(s.partitions as f64);
+pub(crate) fn store(segments: usize, partitions: usize) {
+    metrics::gauge!("rewind_storage_segments").set(segments as f64);
+    metrics::gauge!("rewind_storage_partitions").set(partitions as f64);
 }
 
 pub(crate) fn disk_bytes(b: u64) {

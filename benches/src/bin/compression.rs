@@ -9,7 +9,7 @@ use rewind_benches::{write_results, Args};
 use rewind_collector::convert::{convert, Limits};
 use rewind_storage::codec::column;
 use rewind_storage::now_ns;
-use rewind_storage::{segment, Span};
+use rewind_storage::{spans, Span};
 use rewind_workload::{Shop, ShopConfig};
 use serde_json::json;
 
@@ -26,7 +26,7 @@ fn main() {
         .collect();
     let refs: Vec<&Span> = spans.iter().collect();
     // The segment as the store would seal it; its chunks decompressed back into page bodies.
-    let built = segment::build(1, &mut || 1, &refs).remove(0);
+    let built = spans::build(1, &mut || 1, &refs).remove(0);
     let bodies: Vec<Vec<u8>> =
         built.chunks.iter().map(|(_, _, c)| column::decompress(c).unwrap().into_owned()).collect();
     let raw: usize = bodies.iter().map(Vec::len).sum();

@@ -3,7 +3,6 @@
 //! panic or an unbounded allocation.
 
 pub mod column;
-pub mod groups;
 pub mod row;
 pub mod varint;
 

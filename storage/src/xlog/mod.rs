@@ -1,12 +1,21 @@
 //! XLog: one record per finished transaction (Scouter's XLog), the table behind the scatter and
 //! the transaction list. Records come from two places that must look alike to every query: agents
-//! speaking the native protocol, and derivation from OTLP entry spans (`derive`).
+//! speaking the native protocol, and derivation from OTLP entry spans (`crate::apm::derive`).
+//!
+//! `segment`: the table on the table layer; `wal`: native records in the write-ahead log;
+//! `filter`: which records a read wants; `scan`, `points`, `records`: the scatter and the list;
+//! `read`: the store's entry points.
 
-pub mod derive;
-pub mod query;
+mod filter;
+mod points;
 mod read;
+mod records;
+mod scan;
 pub mod segment;
 pub mod wal;
+
+pub use filter::{value_text, Metric, XLogFilter};
+pub use points::Points;
 
 use std::ops::Deref;
 use std::sync::Arc;

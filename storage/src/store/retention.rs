@@ -10,7 +10,10 @@ use crate::clock::Step;
 use crate::error::StorageError;
 use crate::keys;
 use crate::metrics;
+use crate::spans::SpanSegmentMeta;
 use crate::store::Store;
+use crate::table::Table;
+use crate::xlog::segment::XLogSegmentMeta;
 
 impl Store {
     /// Advances the retention horizon, persists it, and returns it.
@@ -81,8 +84,7 @@ impl Store {
     /// their metas, so a dropped partition stops counting at once, whether its chunks were still
     /// in a memtable or not) and the trace index (table files and memtable; dropping compacts it).
     pub fn reclaimable_bytes(&self) -> Result<u64, StorageError> {
-        let spans: u64 = self.partitions.read().values().flatten().map(|m| m.bytes).sum();
-        let xlogs: u64 = self.xpartitions.read().values().flatten().map(|m| m.bytes).sum();
+        let (spans, xlogs) = (self.spans.stats().bytes, self.xlog.stats().bytes);
         let h = self.db.cf_handle(keys::CF_TRACE_INDEX).expect("opened");
         let mut index = 0;
         for p in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
@@ -106,14 +108,14 @@ impl Store {
         let meta = self.db.cf_handle(keys::CF_META).expect("opened");
         let mut wb = WriteBatch::default();
         wb.delete_range_cf(chunks, keys::chunk_partition_start(p), keys::chunk_partition_start(p + 1));
-        wb.delete_range_cf(meta, keys::segment_meta_partition_start(p), keys::segment_meta_partition_start(p + 1));
-        wb.delete_range_cf(meta, keys::xsegment_meta_partition_start(p), keys::xsegment_meta_partition_start(p + 1));
+        Table::<SpanSegmentMeta>::delete_partition(&mut wb, meta, p);
+        Table::<XLogSegmentMeta>::delete_partition(&mut wb, meta, p);
         wb.put_cf(meta, keys::META_FLOOR_PARTITION, self.floor.load(Ordering::Acquire).to_be_bytes());
         let mut w = WriteOptions::default();
         w.set_sync(true);
         self.db.write_opt(wb, &w)?;
-        self.partitions.write().remove(&p);
-        self.xpartitions.write().remove(&p);
+        self.spans.remove_partition(p);
+        self.xlog.remove_partition(p);
         // Range deletes only hide data; compaction gives the space back.
         self.db.compact_range_cf(
             chunks,

@@ -170,7 +170,7 @@ fn the_draft_reads_old_and_new_convention_names() {
         ],
     ))
     .clone();
-    s.status_code = status::ERROR;
+    s.status_code = crate::model::status::ERROR;
     s.events.push(crate::model::Event {
         time_ns: s.start_ns,
         name: "exception".into(),
@@ -178,7 +178,7 @@ fn the_draft_reads_old_and_new_convention_names() {
         dropped_attributes: 0,
     });
     let s = Arc::new(s);
-    let x = draft(&s);
+    let x = semconv::transaction(&s);
     assert_eq!(
         (x.http_status, x.client_ip.as_str(), x.user_id.as_str(), x.user_agent.as_str(), x.referer.as_str()),
         (503, "10.0.0.9", "alice", "curl/8", "https://shop/")
@@ -256,7 +256,7 @@ mod order {
             let mut whole = deriver();
             whole.observe(1, Extract::from_spans(&trace), 0);
             let want = records(&mut whole);
-            prop_assert_eq!(want.len(), trace.iter().filter(|s| is_entry(s)).count());
+            prop_assert_eq!(want.len(), trace.iter().filter(|s| semconv::is_entry(s)).count());
 
             let mut shuffled = trace.clone();
             shuffled.rotate_left(order.index(trace.len()));

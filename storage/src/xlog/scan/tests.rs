@@ -2,8 +2,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::*;
-use crate::model::Resource;
+use crate::model::{Resource, Value};
+use crate::xlog::points::points;
+use crate::xlog::records::records;
 use crate::xlog::segment::build;
+use crate::xlog::{Metric, XLogFilter};
 
 const MS: u64 = 1_000_000;
 
@@ -56,12 +59,12 @@ fn world() -> World {
     World { memory: all[8500..].to_vec(), built, all }
 }
 
-type FetchFn<'a> = &'a (dyn Fn(&XSegmentMeta, &[(u16, u32)]) -> Fetched + Sync);
+type FetchFn<'a> = &'a (dyn Fn(&XLogSegmentMeta, &[(u16, u32)]) -> Fetched + Sync);
 
 fn run<T>(w: &World, f: impl FnOnce(&Sources<'_, FetchFn<'_>>) -> T) -> T {
     let chunks: HashMap<(u64, u16, u32), &Vec<u8>> =
         w.built.iter().flat_map(|b| b.chunks.iter().map(move |(c, p, v)| ((b.meta.id, *c, *p), v))).collect();
-    let fetch = move |m: &XSegmentMeta, want: &[(u16, u32)]| -> Fetched {
+    let fetch = move |m: &XLogSegmentMeta, want: &[(u16, u32)]| -> Fetched {
         Ok(want.iter().map(|(c, p)| chunks.get(&(m.id, *c, *p)).map(|v| v.to_vec())).collect())
     };
     let fetch: FetchFn<'_> = &fetch;

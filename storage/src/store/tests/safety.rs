@@ -371,7 +371,7 @@ fn a_corrupt_log_record_or_chunk_is_named_not_a_panic() {
         let mut corrupted = 0;
         for item in db.iterator_cf(chunks, rocksdb::IteratorMode::Start) {
             let (k, _) = item.unwrap();
-            if keys::parse_chunk(&k).is_some_and(|(_, _, c)| c == crate::segment::cols::TRACE_ID) {
+            if keys::parse_chunk(&k).is_some_and(|(_, _, c)| c == crate::spans::cols::TRACE_ID) {
                 db.put_cf(chunks, &k, [0u8, 0xff, 0xff]).unwrap();
                 corrupted += 1;
             }

@@ -1,6 +1,6 @@
 //! Deriving XLog records from OTLP spans. A transaction is an entry span (SERVER, CONSUMER or a
 //! root); its CLIENT and PRODUCER descendants in the same service add to its sql counts (database
-//! calls) or api counts (everything else).
+//! calls) or api counts (everything else): the roles of `semconv`.
 //!
 //! Spans of one trace come from several processes, in several requests, in any order. The deriver
 //! keeps a light copy of recent spans per trace, and holds every entry span for `grace` after it
@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-use super::{Attributes, XLog};
-use crate::model::{kind, status, Span, SpanId, TraceId, Value};
+use super::semconv;
+use crate::model::{Span, SpanId, TraceId};
+use crate::xlog::XLog;
 
 #[derive(Debug, Clone)]
 pub struct DeriveConfig {
@@ -65,99 +66,24 @@ impl Extract {
         let items = spans
             .iter()
             .map(|s| {
-                let entry = is_entry(s);
-                let role = if entry {
-                    Role::Entry
-                } else if s.kind == kind::CLIENT || s.kind == kind::PRODUCER {
-                    if s.attribute_str_any(&["db.system.name", "db.system"]).is_some() {
-                        Role::Sql(s.duration_ns)
-                    } else {
-                        Role::Api(s.duration_ns)
-                    }
-                } else {
-                    Role::Other
+                let role = match semconv::role(s) {
+                    semconv::Role::Entry => Role::Entry,
+                    semconv::Role::Database => Role::Sql(s.duration_ns),
+                    semconv::Role::Remote => Role::Api(s.duration_ns),
+                    semconv::Role::Other => Role::Other,
                 };
                 let node = Node { parent: s.parent_span_id, service: service_hash(&s.service), role };
-                (s.trace_id, s.span_id, node, entry.then(|| Box::new(draft(s))))
+                (s.trace_id, s.span_id, node, (role == Role::Entry).then(|| Box::new(semconv::transaction(s))))
             })
             .collect();
         Self { items }
     }
 }
 
-/// A transaction, by BRIEF.md: SERVER or CONSUMER, or a root span.
-pub fn is_entry(s: &Span) -> bool {
-    s.kind == kind::SERVER || s.kind == kind::CONSUMER || s.parent_span_id.is_none()
-}
-
 fn service_hash(service: &str) -> u64 {
     let mut h = FxHasher::default();
     service.hash(&mut h);
     h.finish()
-}
-
-/// The record of an entry span, before its children are counted. Old and new semantic-convention
-/// names are both read. The attributes stay the span's own, shared.
-pub fn draft(s: &Arc<Span>) -> XLog {
-    let text = |keys: &[&str]| -> String {
-        keys.iter()
-            .find_map(|k| match s.attribute(k)? {
-                Value::Str(v) => Some(v.clone()),
-                // Header attributes are arrays of strings.
-                Value::Array(a) => a.first().and_then(Value::as_str).map(str::to_owned),
-                _ => None,
-            })
-            .unwrap_or_default()
-    };
-    let http_status = ["http.response.status_code", "http.status_code"]
-        .iter()
-        .find_map(|k| match s.attribute(k)? {
-            Value::Int(v) => u32::try_from(*v).ok(),
-            Value::Str(v) => v.parse().ok(),
-            _ => None,
-        })
-        .unwrap_or(0);
-    let error = s.status_code == status::ERROR;
-    let error_message = if !s.status_message.is_empty() {
-        s.status_message.clone()
-    } else if error {
-        s.events
-            .iter()
-            .filter(|e| e.name == "exception")
-            .find_map(|e| {
-                ["exception.message", "exception.type"]
-                    .iter()
-                    .find_map(|k| e.attributes.iter().find(|(ek, _)| ek == k).and_then(|(_, v)| v.as_str()))
-            })
-            .unwrap_or_default()
-            .to_owned()
-    } else {
-        String::new()
-    };
-    XLog {
-        trace_id: s.trace_id,
-        span_id: s.span_id,
-        service: s.service.clone(),
-        instance: s.resource.instance().unwrap_or_default().to_owned(),
-        endpoint: s.name.clone(),
-        start_ns: s.start_ns,
-        elapsed_ns: s.duration_ns,
-        error,
-        error_message,
-        http_status,
-        client_ip: text(&["client.address", "http.client_ip", "net.peer.ip", "net.sock.peer.addr"]),
-        user_id: text(&["enduser.id", "user.id"]),
-        user_agent: text(&["user_agent.original", "http.user_agent"]),
-        referer: text(&["http.request.header.referer", "http.referer"]),
-        cpu_ns: 0,
-        alloc_bytes: 0,
-        sql_count: 0,
-        sql_ns: 0,
-        api_count: 0,
-        api_ns: 0,
-        attributes: Attributes::OfSpan(Arc::clone(s)),
-        resource: Arc::clone(&s.resource),
-    }
 }
 
 struct Pending {

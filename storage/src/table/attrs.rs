@@ -1,14 +1,12 @@
-//! Column groups that span and XLog segments share: one column per attribute key, and the table of
-//! distinct resources.
+//! Attribute columns: one column per attribute key of a segment, numbered from `ATTR_BASE` by
+//! first appearance, and the cutting of rows into segments that keeps the keys of each bounded.
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::column as col;
-use super::row::put_kvs;
-use crate::model::{KeyValue, Resource, Value};
+use crate::codec::column as col;
+use crate::model::{KeyValue, Value};
 
 /// Distinct attribute keys one segment holds at most. Attribute key `i` is column `ATTR_BASE + i`
 /// of a 16-bit column id, so past about 65,000 keys ids would wrap onto the fixed columns; well
@@ -113,36 +111,5 @@ impl<'a> AttrColumns<'a> {
             }
         }
         out
-    }
-}
-
-/// Distinct resources of a segment, each encoded once: rows of one request share an `Arc`, so
-/// pointers are compared first, encodings second (the same resource arriving in many requests).
-#[derive(Default)]
-pub struct ResourceTable {
-    pub encoded: Vec<Vec<u8>>,
-    by_ptr: FxHashMap<*const Resource, u64>,
-    by_bytes: FxHashMap<Vec<u8>, u64>,
-}
-
-impl ResourceTable {
-    /// The resource's index in the table, and whether it was new.
-    pub fn index(&mut self, r: &Arc<Resource>) -> (u64, bool) {
-        if let Some(i) = self.by_ptr.get(&Arc::as_ptr(r)) {
-            return (*i, false);
-        }
-        let mut b = Vec::new();
-        put_kvs(&mut b, &r.attributes);
-        let (i, new) = match self.by_bytes.get(&b) {
-            Some(i) => (*i, false),
-            None => {
-                self.encoded.push(b.clone());
-                let i = self.encoded.len() as u64 - 1;
-                self.by_bytes.insert(b, i);
-                (i, true)
-            }
-        };
-        self.by_ptr.insert(Arc::as_ptr(r), i);
-        (i, new)
     }
 }

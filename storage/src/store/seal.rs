@@ -15,8 +15,9 @@ use crate::keys;
 use crate::memtable::Memtable;
 use crate::metrics;
 use crate::model::{Span, SpanId, TraceId};
-use crate::segment;
+use crate::spans;
 use crate::store::Store;
+use crate::table::Table;
 use crate::xlog::segment as xsegment;
 use crate::xlog::XLog;
 
@@ -116,8 +117,8 @@ impl Store {
             let _ = xtx.send(build_xlog_segments(&records.xlogs, floor, partition_ns, &ids));
         });
         let mut next_id = || self.next_segment.fetch_add(1, Ordering::Relaxed);
-        let built: Vec<segment::BuiltSegment> =
-            by_partition.into_iter().flat_map(|(part, spans)| segment::build(part, &mut next_id, &spans)).collect();
+        let built: Vec<spans::BuiltSegment> =
+            by_partition.into_iter().flat_map(|(part, rows)| spans::build(part, &mut next_id, &rows)).collect();
         let xbuilt = xrx.recv().map_err(|_| StorageError::Internal("the seal helper did not finish its job".into()))?;
         let mut xmetas = Vec::new();
         for b in xbuilt {
@@ -125,7 +126,7 @@ impl Store {
             for (c, page, bytes) in &b.chunks {
                 wb.put_cf(chunks, keys::chunk(part, id, *c, *page), bytes);
             }
-            wb.put_cf(meta, keys::xsegment_meta(part, id), serde_json::to_vec(&b.meta).expect("meta serializes"));
+            Table::put_meta(&mut wb, meta, &b.meta);
             xmetas.push(b.meta);
         }
         let mut metas = Vec::new();
@@ -137,8 +138,7 @@ impl Store {
             for t in &built.traces {
                 wb.put_cf(tindex, keys::trace_index(&t.trace_id, part, id), t.encode_value());
             }
-            let m = serde_json::to_vec(&built.meta).expect("segment meta serializes");
-            wb.put_cf(meta, keys::segment_meta(part, id), m);
+            Table::put_meta(&mut wb, meta, &built.meta);
             metas.push(built.meta);
         }
         let dirty = self.catalog.lock().take_dirty();
@@ -173,18 +173,8 @@ impl Store {
         let sealed = frozen.len();
         let bytes: u64 = metas.iter().map(|m| m.bytes).sum::<u64>() + xmetas.iter().map(|m| m.bytes).sum::<u64>();
         metrics::xlog_sealed(xmetas.iter().map(|m| m.rows as usize).sum());
-        {
-            let mut parts = self.partitions.write();
-            for m in metas {
-                parts.entry(m.partition).or_default().push(m);
-            }
-        }
-        {
-            let mut parts = self.xpartitions.write();
-            for m in xmetas {
-                parts.entry(m.partition).or_default().push(m);
-            }
-        }
+        self.spans.add(metas);
+        self.xlog.add(xmetas);
         let released = self.state.write().frozen.take();
         drop(released);
         metrics::sealed(sealed, bytes, started.elapsed());

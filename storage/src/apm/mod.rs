@@ -1,0 +1,7 @@
+//! APM rules, apart from the storage engine: which spans are transactions and which are calls
+//! out of them, by the OpenTelemetry semantic conventions (`semconv`), and the per-trace buffer
+//! that turns a stream of spans arriving in any order into transactions with their children
+//! counted (`derive`). The engine stores and reads tables; this says what the rows mean.
+
+pub mod derive;
+pub mod semconv;

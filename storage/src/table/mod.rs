@@ -102,6 +102,24 @@ pub trait SegmentMeta: Clone + Send + Sync + Serialize + DeserializeOwned + 'sta
     }
 }
 
+/// The pages of `segments` whose time range meets `[from, to)`, newest segment and page first:
+/// a scan that keeps the latest rows raises its floor early and skips the rest.
+pub fn pages_newest_first<'m, M: SegmentMeta>(segments: &[&'m M], from: u64, to: u64) -> Vec<(&'m M, u32)> {
+    let mut segs: Vec<&M> = segments.to_vec();
+    segs.sort_by_key(|m| std::cmp::Reverse(m.time_range().1));
+    segs.into_iter()
+        .flat_map(|m| {
+            (0..m.pages())
+                .rev()
+                .filter(move |p| {
+                    let (lo, hi) = m.page_time_range(*p).unwrap_or_else(|| m.time_range());
+                    hi >= from && lo < to
+                })
+                .map(move |p| (m, p))
+        })
+        .collect()
+}
+
 /// Segments, table-wide.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TableStats {

@@ -88,6 +88,15 @@ impl<'m, M: SegmentMeta> Page<'m, M> {
         col::decode_dict_range(&self.fixed(c)?, self.rows, range)
     }
 
+    /// A predicate on a string column, evaluated once per distinct value of the page (its
+    /// dictionary) rather than once per row: each row's answer.
+    pub fn dict_matches(&self, c: u16, pred: impl Fn(&str) -> bool) -> Result<Vec<bool>, StorageError> {
+        let body = self.fixed(c)?;
+        let (dict, codes) = col::decode_dict_codes(&body, self.rows)?;
+        let ok: Vec<bool> = dict.iter().map(|s| pred(s)).collect();
+        Ok(codes.into_iter().map(|code| ok[code as usize]).collect())
+    }
+
     /// The segment's resource table (fetch `TABLE.resource_table_column` with the page).
     pub fn resources(&self) -> Result<Vec<Arc<Resource>>, StorageError> {
         ResourceTable::decode(&self.fixed(M::TABLE.resource_table_column)?, self.meta.resources())

@@ -211,11 +211,8 @@ impl XLogFilter {
 }
 
 fn dict_filter(page: &XPage<'_>, c: u16, keep: &mut [bool], pred: impl Fn(&str) -> bool) -> Result<(), StorageError> {
-    let body = page.fixed(c)?;
-    let (dict, codes) = col::decode_dict_codes(&body, page.rows)?;
-    let ok: Vec<bool> = dict.iter().map(|s| pred(s)).collect();
-    for (k, code) in keep.iter_mut().zip(codes) {
-        *k &= ok[code as usize];
+    for (k, ok) in keep.iter_mut().zip(page.dict_matches(c, pred)?) {
+        *k &= ok;
     }
     Ok(())
 }

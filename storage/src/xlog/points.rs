@@ -144,7 +144,7 @@ pub fn points<F: Fn(&XLogSegmentMeta, &[(u16, u32)]) -> Fetched + Sync>(
         out.push(x.end_ns(), x.elapsed_ns, x.error, x.trace_id, &x.span_id, service, x.sql_ns, x.api_ns, x.cpu_ns);
     }
     // Pages dealt out in turn, so that every thread starts with the most recent ones.
-    let pages: Vec<(&XLogSegmentMeta, u32)> = src.pages(filter).collect();
+    let pages: Vec<(&XLogSegmentMeta, u32)> = src.pages(filter);
     let parts: Vec<Result<(Gather, Names), StorageError>> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..SCAN_THREADS)
             .map(|t| {

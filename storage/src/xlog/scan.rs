@@ -5,7 +5,7 @@ use super::filter::XLogFilter;
 use super::segment::XLogSegmentMeta;
 use super::XLog;
 use crate::model::{SpanId, TraceId};
-use crate::table::{Fetched, SegmentMeta};
+use crate::table::{self, Fetched};
 
 /// A record's identity folded into 128 bits for the deduplication set: equal for equal ids, and
 /// distinct ids collide with a chance of about n² / 2^128.
@@ -28,16 +28,10 @@ impl<F: Fn(&XLogSegmentMeta, &[(u16, u32)]) -> Fetched> Sources<'_, F> {
             + self.segments.iter().filter(|m| filter.may_match_segment(m)).map(|m| m.rows as usize).sum::<usize>()
     }
 
-    pub(super) fn pages<'s>(&'s self, filter: &'s XLogFilter) -> impl Iterator<Item = (&'s XLogSegmentMeta, u32)> + 's {
-        let mut segs: Vec<&XLogSegmentMeta> =
+    pub(super) fn pages(&self, filter: &XLogFilter) -> Vec<(&XLogSegmentMeta, u32)> {
+        let segs: Vec<&XLogSegmentMeta> =
             self.segments.iter().copied().filter(|m| filter.may_match_segment(m)).collect();
-        segs.sort_by_key(|m| std::cmp::Reverse(m.max_end_ns));
-        segs.into_iter().flat_map(move |m| {
-            (0..m.pages()).rev().filter_map(move |p| {
-                let (lo, hi) = m.page_ends[p as usize];
-                (hi >= filter.from_ns && lo < filter.to_ns).then_some((m, p))
-            })
-        })
+        table::pages_newest_first(&segs, filter.from_ns, filter.to_ns)
     }
 }
 

@@ -31,6 +31,15 @@ pub struct ServeArgs {
     /// Keep data this long, e.g. 7d, 36h [default: 7d].
     #[arg(long, env = "REWIND_RETENTION")]
     pub retention: Option<String>,
+    /// Keep the server map's statistics at one-second resolution this long (older seconds are
+    /// kept as minutes and hours), at most the retention [default: 7d, or the retention if
+    /// shorter].
+    #[arg(long, env = "REWIND_REPLAY_WINDOW")]
+    pub replay_window: Option<String>,
+    /// How long a call to another service waits for that service's span before it counts as a
+    /// call to an uninstrumented peer [default: 10s].
+    #[arg(long, env = "REWIND_LINK_WAIT")]
+    pub link_wait: Option<String>,
     /// Drop the oldest partitions beyond this many bytes on disk, e.g. 50GiB [default: none].
     #[arg(long, env = "REWIND_MAX_DISK_BYTES")]
     pub max_disk_bytes: Option<String>,
@@ -83,6 +92,8 @@ struct FileConfig {
     http_listen: Option<String>,
     query_listen: Option<String>,
     retention: Option<String>,
+    replay_window: Option<String>,
+    link_wait: Option<String>,
     max_disk_bytes: Option<String>,
     min_free_disk: Option<String>,
     max_message_bytes: Option<String>,
@@ -104,6 +115,8 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub query_listen: SocketAddr,
     pub retention: Duration,
+    pub replay_window: Duration,
+    pub link_wait: Duration,
     pub max_disk_bytes: Option<u64>,
     pub min_free_disk: u64,
     pub max_message_bytes: usize,
@@ -138,12 +151,19 @@ impl Config {
         };
         let max_disk_bytes =
             args.max_disk_bytes.or(file.max_disk_bytes).map(|v| parse_bytes("max-disk-bytes", &v)).transpose()?;
+        let retention = parse_duration("retention", &pick!(retention, "7d"))?;
+        let replay_window = match args.replay_window.or(file.replay_window) {
+            Some(v) => parse_duration("replay-window", &v)?,
+            None => retention.min(Duration::from_secs(7 * 86400)),
+        };
         let config = Config {
             data_dir: pick!(data_dir, PathBuf::from("./rewind-data")),
             grpc_listen: addr("grpc-listen", pick!(grpc_listen, "0.0.0.0:4317"))?,
             http_listen: addr("http-listen", pick!(http_listen, "0.0.0.0:4318"))?,
             query_listen: addr("query-listen", pick!(query_listen, "0.0.0.0:8080"))?,
-            retention: parse_duration("retention", &pick!(retention, "7d"))?,
+            retention,
+            replay_window,
+            link_wait: parse_duration("link-wait", &pick!(link_wait, "10s"))?,
             max_disk_bytes,
             min_free_disk: parse_bytes("min-free-disk", &pick!(min_free_disk, "1GiB"))?,
             max_message_bytes: parse_bytes("max-message-bytes", &pick!(max_message_bytes, "16MiB"))? as usize,
@@ -164,6 +184,12 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         if self.retention < Duration::from_secs(3600) {
             bail!("retention: must be at least 1h (data is dropped by whole one-hour partitions)");
+        }
+        if self.replay_window < Duration::from_secs(3600) || self.replay_window > self.retention {
+            bail!("replay-window: must be between 1h and the retention ({:?})", self.retention);
+        }
+        if self.link_wait > Duration::from_secs(600) {
+            bail!("link-wait: at most 10m (traces and their write-ahead-log records wait this long)");
         }
         if self.max_message_bytes < 1024 || self.max_message_bytes > 1 << 30 {
             bail!("max-message-bytes: must be between 1KiB and 1GiB");
@@ -269,5 +295,25 @@ mod tests {
         assert!(e.to_string().contains("queue-bytes"), "{e}");
         let e = Config::load(ServeArgs { grpc_listen: Some("nowhere".into()), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("grpc-listen"), "{e}");
+    }
+
+    #[test]
+    fn the_replay_window_is_never_longer_than_the_retention() {
+        let c = Config::load(ServeArgs::default()).unwrap();
+        assert_eq!((c.replay_window, c.link_wait), (Duration::from_secs(7 * 86400), Duration::from_secs(10)));
+        // A shorter retention shortens the default ...
+        let c = Config::load(ServeArgs { retention: Some("2d".into()), ..Default::default() }).unwrap();
+        assert_eq!(c.replay_window, Duration::from_secs(2 * 86400));
+        // ... and refuses a longer window asked for.
+        let args = ServeArgs { retention: Some("2d".into()), replay_window: Some("3d".into()), ..Default::default() };
+        let e = Config::load(args).unwrap_err();
+        assert!(e.to_string().contains("replay-window"), "{e}");
+        let c = Config::load(ServeArgs {
+            retention: Some("30d".into()),
+            replay_window: Some("1d".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.replay_window, Duration::from_secs(86400));
     }
 }

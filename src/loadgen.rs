@@ -12,6 +12,7 @@ use bytes::Bytes;
 use clap::Args;
 use prost::Message;
 use rewind_storage::now_ns;
+use rewind_workload::replay::Replayable;
 use rewind_workload::{span_count, Dependency, Incident, Protocol, SendError, Sender, Shop, ShopConfig};
 use tokio::sync::{mpsc, watch};
 
@@ -235,9 +236,13 @@ async fn replay(args: &LoadgenArgs, path: &PathBuf, duration: Duration) -> anyho
     let pump = Pump::start(args, 2);
     let counters = pump.counters.clone();
     let started = Instant::now();
-    for r in requests.iter().cycle() {
-        if started.elapsed() >= duration || pump.tx.send(r.clone()).await.is_err() {
-            break;
+    // Every pass after the first sends the requests as new traces: the same bytes again would be
+    // retries, acknowledged and not stored.
+    'passes: for round in 0u64.. {
+        for r in &requests {
+            if started.elapsed() >= duration || pump.tx.send((r.round(round), r.spans)).await.is_err() {
+                break 'passes;
+            }
         }
     }
     let spans = pump.finish().await?;
@@ -270,7 +275,7 @@ fn write_file(path: &PathBuf, shop: &mut Shop, requests: usize, traces_per_reque
     Ok(spans)
 }
 
-fn read_file(path: &PathBuf) -> anyhow::Result<Vec<(Bytes, u64)>> {
+fn read_file(path: &PathBuf) -> anyhow::Result<Vec<Replayable>> {
     let mut data = Vec::new();
     std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?.read_to_end(&mut data)?;
     let mut out = Vec::new();
@@ -278,8 +283,8 @@ fn read_file(path: &PathBuf) -> anyhow::Result<Vec<(Bytes, u64)>> {
     while !rest.is_empty() {
         let len = u32::from_le_bytes(rest.get(..4).context("truncated length")?.try_into()?) as usize;
         let body = rest.get(4..4 + len).context("truncated request")?;
-        let req = rewind_agent_proto::ExportTraceServiceRequest::decode(body).context("not an export request")?;
-        out.push((Bytes::copy_from_slice(body), span_count(&req)));
+        rewind_agent_proto::ExportTraceServiceRequest::decode(body).context("not an export request")?;
+        out.push(Replayable::from_encoded(Bytes::copy_from_slice(body)).context("not an export request")?);
         rest = &rest[4 + len..];
     }
     Ok(out)

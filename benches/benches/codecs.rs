@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot code: OTLP decode and conversion, the WAL row codec, sealing a
-//! segment, XLog derivation and sealing, and the column page encoders.
+//! segment, XLog derivation and sealing, the server map's statistics, and the column page
+//! encoders.
 //! `cargo bench -p rewind-benches --bench codecs`.
 
 use std::hint::black_box;
@@ -10,8 +11,10 @@ use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_collector::convert::{convert, Limits};
 use rewind_storage::apm::derive::{Deriver, Extract};
 use rewind_storage::codec::{column, row};
+use rewind_storage::stats::accumulate::Accumulator;
+use rewind_storage::stats::table::Resolution;
 use rewind_storage::table::PAGE_ROWS;
-use rewind_storage::{spans, xlog, DeriveConfig, Span, XLog};
+use rewind_storage::{spans, stats, xlog, DeriveConfig, Span, XLog};
 use rewind_workload::{span_count, Shop, ShopConfig};
 
 const T0: u64 = 1_750_000_000_000_000_000;
@@ -72,10 +75,32 @@ fn xlog(c: &mut Criterion) {
         d.finalize(u64::MAX / 2, false)
     };
     g.bench_function("extract + observe + finalize (2000 traces)", |b| b.iter(derive));
-    let records: Vec<XLog> = derive();
+    let released = derive();
+    let records: Vec<XLog> = released.records;
     let refs: Vec<&XLog> = records.iter().collect();
     g.bench_function(format!("segment build ({} records of 2000 traces)", records.len()), |b| {
         b.iter(|| xlog::segment::build(1, &mut || 1, black_box(&refs)))
+    });
+    g.finish();
+
+    // The server map's statistics, per span: a seal's cells from its transactions and calls,
+    // then its second rows encoded.
+    let links = released.links;
+    let mut g = c.benchmark_group("statistics");
+    g.throughput(Throughput::Elements(spans.len() as u64));
+    g.sample_size(20);
+    let accumulate = || {
+        let mut acc = Accumulator::default();
+        records.iter().for_each(|x| acc.transaction(x));
+        links.iter().for_each(|l| acc.call(l));
+        acc
+    };
+    g.bench_function(format!("accumulate ({} transactions, {} calls)", records.len(), links.len()), |b| {
+        b.iter(accumulate)
+    });
+    let rows = accumulate().rows(Resolution::Second, |_| true);
+    g.bench_function(format!("second rows build ({} rows)", rows.len()), |b| {
+        b.iter(|| stats::table::build(&stats::table::SECONDS, 1, 1, black_box(&rows)))
     });
     g.finish();
 }

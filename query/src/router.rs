@@ -8,13 +8,16 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::error::QueryError;
-use crate::routes::{health, services, traces, xlog};
+use crate::routes::{health, histogram, servermap, services, traces, xlog};
 use crate::state::QueryState;
 
 pub fn router(state: QueryState) -> Router {
     let api = Router::new()
         .route("/api/services", get(services::list))
         .route("/api/traces/{trace_id}", get(traces::get))
+        .route("/api/traces/{trace_id}/calltree", get(traces::calltree))
+        .route("/api/servermap", get(servermap::get))
+        .route("/api/histogram", get(histogram::get))
         .route("/api/xlog", get(xlog::scatter))
         .route("/api/transactions", get(xlog::transactions))
         .fallback(|| async { QueryError::NotFound("no such API endpoint".into()) })

@@ -26,6 +26,28 @@ pub const META_SEGMENT_PREFIX: u8 = b's';
 /// ... and of the XLog table.
 pub const META_XSEGMENT_PREFIX: u8 = b'x';
 pub const META_SERVICE_PREFIX: u8 = b'c';
+/// Segment metas of the statistics tables: seconds, minutes, hours.
+pub const META_STATS_SECONDS_PREFIX: u8 = b'1';
+pub const META_STATS_MINUTES_PREFIX: u8 = b'2';
+pub const META_STATS_HOURS_PREFIX: u8 = b'3';
+/// Statistics are rolled up into minutes before this second, into hours before this one.
+pub const META_ROLLED_MINUTES: &[u8] = b"rolled_minutes";
+pub const META_ROLLED_HOURS: &[u8] = b"rolled_hours";
+/// The traces the deriver held at the last seal: at recovery, write-ahead-log records at or
+/// below the sealed sequence feed the deriver only for these (the others were emitted).
+pub const META_HELD_TRACES: &[u8] = b"held_traces";
+/// One key per seal (prefix, then the seal's wall time and a sequence number, big-endian): the
+/// fingerprints of the batches it sealed (`store::retries`).
+pub const META_BATCHES_PREFIX: u8 = b'b';
+
+/// The key of one seal's batch fingerprints.
+pub fn batches(wall_ns: u64, seq: u64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = META_BATCHES_PREFIX;
+    k[1..9].copy_from_slice(&wall_ns.to_be_bytes());
+    k[9..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
 
 pub fn wal(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model;
 
 pub mod spans;
+pub mod stats;
 mod store;
 pub mod table;
 mod writer;

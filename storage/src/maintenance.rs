@@ -65,6 +65,9 @@ fn run(store: &Store, stop: &AtomicBool) {
                 Ok(_) => {
                     retention_retry.succeeded();
                     store.compact_wal();
+                    if let Err(e) = store.roll_up() {
+                        tracing::error!(error = %e, "rolling statistics up failed; the next pass tries again");
+                    }
                     last_retention = Some(Instant::now());
                 }
                 Err(e) => {

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::model::{Span, TraceId};
+use crate::stats::LinkCall;
+use crate::store::retries::Fingerprint;
 use crate::xlog::XLog;
 
 pub struct Memtable {
@@ -13,6 +15,12 @@ pub struct Memtable {
     spans: Vec<Arc<Span>>,
     /// Native records, and records derived from spans once final.
     pub xlogs: Vec<XLog>,
+    /// Calls over the map's links, resolved by the deriver: their statistics are written with
+    /// the seal.
+    pub links: Vec<LinkCall>,
+    /// Fingerprints of the batches in here, with the wall time each was written: a seal keeps
+    /// them, so a retry is recognised after a restart too.
+    pub batches: Vec<(Fingerprint, u64)>,
     by_trace: HashMap<TraceId, Vec<u32>>,
     /// Highest WAL sequence number whose spans are in here.
     pub max_seq: Option<u64>,
@@ -26,6 +34,8 @@ impl Default for Memtable {
         Self {
             spans: Vec::new(),
             xlogs: Vec::new(),
+            links: Vec::new(),
+            batches: Vec::new(),
             by_trace: HashMap::default(),
             max_seq: None,
             created: Instant::now(),
@@ -50,7 +60,7 @@ impl Memtable {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty() && self.xlogs.is_empty()
+        self.spans.is_empty() && self.xlogs.is_empty() && self.links.is_empty()
     }
 
     pub fn spans(&self) -> &[Arc<Span>] {

@@ -23,6 +23,14 @@ pub fn describe() {
     );
     metrics::describe_gauge!("rewind_storage_xlog_pending_records", "Entry spans waiting for their children");
     metrics::describe_gauge!("rewind_storage_xlog_held_spans", "Spans the XLog deriver holds");
+    metrics::describe_counter!(
+        "rewind_storage_retried_batches_total",
+        "Batches recognised as retries of batches already stored, acknowledged and not stored again"
+    );
+}
+
+pub(crate) fn retried_batches(n: usize) {
+    metrics::counter!("rewind_storage_retried_batches_total").increment(n as u64);
 }
 
 pub(crate) fn sealed(spans: usize, bytes: u64, took: Duration) {

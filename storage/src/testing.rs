@@ -102,6 +102,18 @@ impl SpanBuilder {
         self
     }
 
+    pub fn status(mut self, code: u8) -> Self {
+        self.0.status_code = code;
+        self
+    }
+
+    /// An event at `time_ns` with text attributes.
+    pub fn event(mut self, name: &str, time_ns: u64, attrs: &[(&str, &str)]) -> Self {
+        let attributes = attrs.iter().map(|(k, v)| (k.to_string(), Value::Str(v.to_string()))).collect();
+        self.0.events.push(Event { time_ns, name: name.into(), attributes, dropped_attributes: 0 });
+        self
+    }
+
     pub fn build(self) -> Span {
         self.0
     }

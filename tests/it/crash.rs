@@ -43,7 +43,7 @@ async fn acknowledged_spans_survive_kill_9() {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 20, "only {} exports acknowledged before the kill", acked.len());
 
-    let server = Server::start(&data, &[]);
+    let server = Server::start(&data, &["--link-wait", "1s"]);
     for seed in &acked {
         let body = server.trace(&hex::encode(trace_id(*seed, 0))).await;
         assert_eq!(body["span_count"], 8, "trace of export {seed}");
@@ -58,4 +58,29 @@ async fn acknowledged_spans_survive_kill_9() {
     for seed in &acked {
         assert!(ids.contains(hex::encode(trace_id(*seed, 0)).as_str()), "the transaction of export {seed}");
     }
+    // The server map counts each of those transactions once, and each one's 7 queries: from
+    // statistics sealed before the kill, or derived again from the write-ahead log after it.
+    let transactions = ids.len() as u64;
+    let mut last = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, map) = server.get_json(&format!("/api/servermap?from=0&to={}", u64::MAX / 2_000_000)).await;
+        assert_eq!(status, 200, "{map}");
+        let sum = |target: &str| -> u64 {
+            map["links"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|l| l["target"] == target || l["source"] == target)
+                .map(|l| l["count"].as_u64().unwrap())
+                .sum()
+        };
+        let (user, queries) = (sum("USER"), sum("mysql"));
+        assert!(user <= transactions && queries <= 7 * transactions, "counted twice: {map}");
+        if (user, queries) == (transactions, 7 * transactions) {
+            return;
+        }
+        last = map;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{transactions} transactions, and the map says {last}");
 }

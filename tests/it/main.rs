@@ -11,5 +11,6 @@ mod harness;
 mod hostile;
 mod roundtrip;
 mod safety;
+mod servermap;
 mod ui;
 mod xlog;

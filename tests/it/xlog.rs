@@ -13,13 +13,13 @@ use crate::agents::{python, repo};
 use crate::harness::Server;
 
 /// One role of tests/python/flask_shop.py, killed when dropped.
-struct Shop {
+pub struct Shop {
     child: Child,
     port: u16,
 }
 
 impl Shop {
-    fn start(args: &[String]) -> Shop {
+    pub fn start(args: &[String]) -> Shop {
         let mut child = Command::new(python())
             .arg(repo().join("tests/python/flask_shop.py"))
             .args(args)
@@ -36,7 +36,7 @@ impl Shop {
         Shop { child, port }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
@@ -48,7 +48,7 @@ impl Drop for Shop {
     }
 }
 
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 

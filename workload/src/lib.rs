@@ -2,6 +2,7 @@
 //! generator (seeded) for the demo, the tests and the benchmarks, so their figures compare; and
 //! the sender they all use to deliver it.
 
+pub mod replay;
 mod rng;
 pub mod send;
 mod shop;

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use prost::Message;
 use rewind_agent_proto::{ExportTraceServiceRequest, OTLP_TRACE_EXPORT_PATH};
 use rewind_benches::server::Server;
 use rewind_benches::{row, write_results, Args};
 use rewind_storage::now_ns;
+use rewind_workload::replay::Replayable;
 use rewind_workload::send::PreEncoded;
 use rewind_workload::{Shop, ShopConfig};
 use serde_json::json;
@@ -30,15 +30,16 @@ fn main() {
     let mut shop = Shop::new(ShopConfig { seed: 7, incident: None });
     let interval = 1_000_000;
     let mut t = now_ns() - 600_000_000_000;
-    let mut encoded: Vec<(Bytes, u64)> = Vec::with_capacity(requests);
+    // Each pass over them is sent as new traces (`Replayable`): the same bytes twice would be a
+    // retry, which the server acknowledges without storing.
+    let mut encoded: Vec<Replayable> = Vec::with_capacity(requests);
     for _ in 0..requests {
         let req = shop.request(traces_per_request, t, interval);
         t += traces_per_request as u64 * interval;
-        let spans = req.resource_spans.iter().flat_map(|r| &r.scope_spans).map(|s| s.spans.len() as u64).sum();
-        encoded.push((Bytes::from(req.encode_to_vec()), spans));
+        encoded.push(Replayable::new(&req));
     }
-    let total_spans: u64 = encoded.iter().map(|e| e.1).sum();
-    let total_bytes: u64 = encoded.iter().map(|e| e.0.len() as u64).sum();
+    let total_spans: u64 = encoded.iter().map(|e| e.spans).sum();
+    let total_bytes: u64 = encoded.iter().map(|e| e.len() as u64).sum();
     let bytes_per_span = total_bytes as f64 / total_spans as f64;
 
     // Decode-only ceiling: prost decoding the same requests on this one thread.
@@ -46,10 +47,10 @@ fn main() {
         let started = Instant::now();
         let mut spans = 0u64;
         while started.elapsed() < Duration::from_secs(5) {
-            for (b, n) in &encoded {
-                let req = ExportTraceServiceRequest::decode(b.clone()).expect("decode");
+            for r in &encoded {
+                let req = ExportTraceServiceRequest::decode(r.round(0)).expect("decode");
                 std::hint::black_box(&req);
-                spans += n;
+                spans += r.spans;
             }
         }
         spans as f64 / started.elapsed().as_secs_f64()
@@ -78,7 +79,8 @@ fn main() {
                 let path = http::uri::PathAndQuery::from_static(OTLP_TRACE_EXPORT_PATH);
                 let mut i = c;
                 while Instant::now() < deadline {
-                    let (body, spans) = &encoded[i % encoded.len()];
+                    let r = &encoded[i % encoded.len()];
+                    let (body, spans) = (r.round((i / encoded.len()) as u64), &r.spans);
                     i += connections;
                     client.ready().await.unwrap();
                     match client.unary(tonic::Request::new(body.clone()), path.clone(), PreEncoded).await {

@@ -1,6 +1,8 @@
 //! One module per resource of the API.
 
 pub mod health;
+pub mod histogram;
+pub mod servermap;
 pub mod services;
 pub mod traces;
 pub mod xlog;

@@ -11,6 +11,12 @@
 //! A retried export repeats span ids: a span id already held in its trace is ignored, so a retry
 //! never counts twice while the trace is held; reads deduplicate records by (trace id, span id)
 //! for retries that come later than that.
+//!
+//! A trace is *released* all at once, when it has been quiet for the grace period and nothing in
+//! it waits any more (or once the waits are over): its transactions and the calls over the map's
+//! links (`links`) come out together. Until then it is *held*, and its write-ahead-log records
+//! with it: after a crash, the held traces (and only those) are derived again, so nothing is lost
+//! and nothing counted twice.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -18,15 +24,21 @@ use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-use super::semconv;
-use crate::model::{Span, SpanId, TraceId};
+use super::links;
+use super::semconv::{self, NodeKind};
+use crate::model::{Resource, Span, SpanId, TraceId};
+use crate::stats::LinkCall;
 use crate::xlog::XLog;
 
 #[derive(Debug, Clone)]
 pub struct DeriveConfig {
     /// How long an entry span waits for children exported after it.
     pub grace: Duration,
-    /// How long children wait for an entry span exported after them.
+    /// How long a call to another service waits for the callee's span (SDKs export every few
+    /// seconds, each on its own schedule) before it counts as a call to an uninstrumented peer.
+    pub link_wait: Duration,
+    /// How long children wait for an entry span exported after them, and the longest a trace
+    /// is held at all.
     pub orphan_ttl: Duration,
     /// Spans held, at most, over all traces.
     pub max_spans: usize,
@@ -34,24 +46,43 @@ pub struct DeriveConfig {
 
 impl Default for DeriveConfig {
     fn default() -> Self {
-        Self { grace: Duration::from_secs(2), orphan_ttl: Duration::from_secs(120), max_spans: 1_000_000 }
+        Self {
+            grace: Duration::from_secs(2),
+            link_wait: Duration::from_secs(10),
+            orphan_ttl: Duration::from_secs(120),
+            max_spans: 2_000_000,
+        }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Role {
+pub(super) enum Role {
     Entry,
     Sql(u64),
     Api(u64),
     Other,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Node {
-    parent: Option<SpanId>,
+#[derive(Debug, Clone)]
+pub(super) struct Node {
+    pub(super) parent: Option<SpanId>,
     /// A hash of the service name: only compared for equality.
-    service: u64,
-    role: Role,
+    pub(super) service: u64,
+    pub(super) role: Role,
+    /// For entries and calls out: what the map's links need.
+    pub(super) call: Option<Box<CallInfo>>,
+}
+
+/// What an entry span or a call out tells the map.
+#[derive(Debug, Clone)]
+pub(super) struct CallInfo {
+    pub(super) service: Arc<str>,
+    pub(super) instance: Arc<str>,
+    pub(super) start_ns: u64,
+    pub(super) duration_ns: u64,
+    pub(super) error: bool,
+    /// The virtual node a call out names (database, cache, queue, external), if any.
+    pub(super) peer: Option<(Arc<str>, NodeKind)>,
 }
 
 /// What derivation needs of a batch of spans. Built where the batch is decoded, off the writer
@@ -63,6 +94,9 @@ pub struct Extract {
 
 impl Extract {
     pub fn from_spans(spans: &[Arc<Span>]) -> Self {
+        // Spans of one request share their resource: its service and instance are made shared
+        // strings once per resource, not once per span.
+        let mut names: Vec<(*const Resource, Arc<str>, Arc<str>)> = Vec::new();
         let items = spans
             .iter()
             .map(|s| {
@@ -72,11 +106,60 @@ impl Extract {
                     semconv::Role::Remote => Role::Api(s.duration_ns),
                     semconv::Role::Other => Role::Other,
                 };
-                let node = Node { parent: s.parent_span_id, service: service_hash(&s.service), role };
+                let call = (role != Role::Other).then(|| {
+                    let ptr = Arc::as_ptr(&s.resource);
+                    let (service, instance) = match names.iter().find(|(p, ..)| *p == ptr) {
+                        Some((_, service, instance)) => (service.clone(), instance.clone()),
+                        None => {
+                            let service: Arc<str> = s.service.as_str().into();
+                            let instance: Arc<str> = s.resource.instance().unwrap_or_default().into();
+                            names.push((ptr, service.clone(), instance.clone()));
+                            (service, instance)
+                        }
+                    };
+                    let peer = match role {
+                        Role::Sql(_) | Role::Api(_) => semconv::peer_node(s),
+                        _ => semconv::consumed_from(s),
+                    };
+                    let peer = peer.map(|(n, k)| (Arc::<str>::from(n), k));
+                    Box::new(CallInfo {
+                        service,
+                        instance,
+                        start_ns: s.start_ns,
+                        duration_ns: s.duration_ns,
+                        error: s.status_code == crate::model::status::ERROR,
+                        peer,
+                    })
+                });
+                let node = Node { parent: s.parent_span_id, service: service_hash(&s.service), role, call };
                 (s.trace_id, s.span_id, node, (role == Role::Entry).then(|| Box::new(semconv::transaction(s))))
             })
             .collect();
         Self { items }
+    }
+
+    /// Keeps the spans of the traces `keep` accepts: at recovery, only held traces are derived
+    /// again from records that were sealed.
+    pub fn retain(&mut self, keep: impl Fn(&TraceId) -> bool) {
+        self.items.retain(|(t, ..)| keep(t));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// What the deriver lets go of: traces' transactions and the calls over the map's links.
+#[derive(Debug, Default)]
+pub struct Released {
+    pub records: Vec<XLog>,
+    pub links: Vec<LinkCall>,
+}
+
+impl Released {
+    fn extend(&mut self, other: Released) {
+        self.records.extend(other.records);
+        self.links.extend(other.links);
     }
 }
 
@@ -88,9 +171,6 @@ fn service_hash(service: &str) -> u64 {
 
 struct Pending {
     record: Box<XLog>,
-    /// Write-ahead-log record holding the entry span: kept until the record is sealed.
-    seq: u64,
-    arrived_ns: u64,
 }
 
 /// Parents walked up from a client span to find its entry, at most. Same-service chains of
@@ -100,12 +180,17 @@ const MAX_WALK: usize = 256;
 /// Past this many spans a trace's nodes get a hash index; below it a linear scan is faster.
 const INDEX_FROM: usize = 32;
 
-#[derive(Default)]
-struct TraceBuf {
-    nodes: Vec<(SpanId, Node)>,
+pub(super) struct TraceBuf {
+    pub(super) nodes: Vec<(SpanId, Node)>,
     index: Option<FxHashMap<SpanId, u32>>,
     pending: Vec<Pending>,
+    first_ns: u64,
     last_ns: u64,
+    /// When the trace may next be released: worth looking at no earlier.
+    due_ns: u64,
+    /// The lowest write-ahead-log record holding a span of the trace: the log is kept from there
+    /// while the trace is held.
+    first_seq: u64,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -123,7 +208,19 @@ enum Owner {
 }
 
 impl TraceBuf {
-    fn get(&self, id: &SpanId) -> Option<&Node> {
+    fn new(now_ns: u64, seq: u64) -> Self {
+        Self {
+            nodes: Vec::new(),
+            index: None,
+            pending: Vec::new(),
+            first_ns: now_ns,
+            last_ns: now_ns,
+            due_ns: now_ns,
+            first_seq: seq,
+        }
+    }
+
+    pub(super) fn get(&self, id: &SpanId) -> Option<&Node> {
         match &self.index {
             Some(ix) => ix.get(id).map(|&i| &self.nodes[i as usize].1),
             None => self.nodes.iter().find(|(s, _)| s == id).map(|(_, n)| n),
@@ -197,6 +294,13 @@ impl TraceBuf {
     }
 }
 
+/// A trace's transactions, with their children counted, and its calls over the map's links.
+fn release(buf: TraceBuf) -> Released {
+    let (counts, _) = buf.counts();
+    let links = links::resolve(&buf);
+    Released { records: buf.pending.into_iter().map(|p| complete(p.record, &counts)).collect(), links }
+}
+
 /// The record with its children counted.
 fn complete(record: Box<XLog>, counts: &FxHashMap<SpanId, Counts>) -> XLog {
     let mut r = *record;
@@ -214,108 +318,122 @@ pub struct Deriver {
     traces: FxHashMap<TraceId, TraceBuf>,
     spans: usize,
     pending: usize,
+    /// The earliest `due_ns` of any trace held.
+    next_due_ns: u64,
 }
 
 impl Deriver {
     pub fn new(config: DeriveConfig) -> Self {
-        Self { config, traces: FxHashMap::default(), spans: 0, pending: 0 }
+        Self { config, traces: FxHashMap::default(), spans: 0, pending: 0, next_due_ns: u64::MAX }
     }
 
-    /// Takes in the spans of one write-ahead-log record. Returns records finalized early because
-    /// the deriver was full.
-    pub fn observe(&mut self, seq: u64, extract: Extract, now_ns: u64) -> Vec<XLog> {
+    /// Takes in the spans of one write-ahead-log record. Returns the traces released early
+    /// because the deriver was full.
+    pub fn observe(&mut self, seq: u64, extract: Extract, now_ns: u64) -> Released {
         for (trace_id, span_id, node, entry) in extract.items {
-            let buf = self.traces.entry(trace_id).or_default();
+            let buf = self.traces.entry(trace_id).or_insert_with(|| TraceBuf::new(now_ns, seq));
             buf.last_ns = now_ns;
+            buf.due_ns = now_ns.saturating_add(self.config.grace.as_nanos() as u64);
+            self.next_due_ns = self.next_due_ns.min(buf.due_ns);
+            buf.first_seq = buf.first_seq.min(seq);
             if !buf.add(span_id, node) {
                 continue; // a retry
             }
             self.spans += 1;
             if let Some(record) = entry {
-                buf.pending.push(Pending { record, seq, arrived_ns: now_ns });
+                buf.pending.push(Pending { record });
                 self.pending += 1;
             }
         }
         if self.spans > self.config.max_spans {
             self.evict(self.config.max_spans * 3 / 4)
         } else {
-            Vec::new()
+            Released::default()
         }
     }
 
-    /// Finalizes the oldest traces until at most `keep` spans are held.
-    fn evict(&mut self, keep: usize) -> Vec<XLog> {
+    /// Releases the least recently active traces until at most `keep` spans are held.
+    fn evict(&mut self, keep: usize) -> Released {
         let mut by_age: Vec<(u64, TraceId)> = self.traces.iter().map(|(id, b)| (b.last_ns, *id)).collect();
         by_age.sort_unstable();
-        let mut out = Vec::new();
+        let mut out = Released::default();
         for (_, id) in by_age {
             if self.spans <= keep {
                 break;
             }
             if let Some(buf) = self.traces.remove(&id) {
                 self.spans -= buf.nodes.len();
-                let (counts, _) = buf.counts();
                 self.pending -= buf.pending.len();
-                out.extend(buf.pending.into_iter().map(|p| complete(p.record, &counts)));
+                out.extend(release(buf));
             }
         }
-        crate::metrics::xlog_evicted(out.len());
+        crate::metrics::xlog_evicted(out.records.len());
         out
     }
 
-    /// True when some entry has waited its grace period.
+    /// True when some trace may be released: the next `finalize` has something to do.
     pub fn has_due(&self, now_ns: u64) -> bool {
-        self.pending > 0 && self.oldest_pending_ns().is_some_and(|t| t + self.grace_ns() <= now_ns)
+        self.next_due_ns <= now_ns
     }
 
-    fn grace_ns(&self) -> u64 {
-        self.config.grace.as_nanos() as u64
-    }
-
-    fn oldest_pending_ns(&self) -> Option<u64> {
-        self.traces.values().flat_map(|b| b.pending.iter().map(|p| p.arrived_ns)).min()
-    }
-
-    /// Finalizes the entries whose grace period is over (every entry when `all`), and lets go of
-    /// traces nothing waits in any more.
-    pub fn finalize(&mut self, now_ns: u64, all: bool) -> Vec<XLog> {
-        let grace = self.grace_ns();
+    /// Releases the traces nothing waits in any more (every trace when `all`).
+    pub fn finalize(&mut self, now_ns: u64, all: bool) -> Released {
+        let grace = self.config.grace.as_nanos() as u64;
+        let wait = self.config.link_wait.as_nanos() as u64;
         let ttl = self.config.orphan_ttl.as_nanos() as u64;
-        let mut out = Vec::new();
-        let (mut spans, mut pending) = (0, 0);
+        let mut out = Released::default();
+        let (mut spans, mut pending, mut next_due) = (0, 0, u64::MAX);
         self.traces.retain(|_, buf| {
-            let due = |p: &Pending| all || p.arrived_ns + grace <= now_ns;
-            // Counted at most once per trace and pass: finalizing and the keep decision share it.
-            let mut counted = None;
-            if buf.pending.iter().any(due) {
-                let (counts, unresolved) = buf.counts();
-                let (now_due, waiting): (Vec<Pending>, Vec<Pending>) =
-                    std::mem::take(&mut buf.pending).into_iter().partition(|p| due(p));
-                out.extend(now_due.into_iter().map(|p| complete(p.record, &counts)));
-                buf.pending = waiting;
-                counted = Some(unresolved);
-            }
-            // A trace stays while an entry waits, and while it was active lately or children in it
-            // still wait for their entry (up to the TTL).
-            let quiet = buf.last_ns + grace <= now_ns;
-            let expired = buf.last_ns + ttl <= now_ns;
-            let unresolved = || counted.unwrap_or_else(|| buf.counts().1);
-            let keep = !all && (!buf.pending.is_empty() || (!expired && (!quiet || unresolved())));
-            if keep {
+            if !all && buf.due_ns > now_ns {
                 spans += buf.nodes.len();
                 pending += buf.pending.len();
+                next_due = next_due.min(buf.due_ns);
+                return true;
             }
-            keep
+            // Held at most this long, whatever still waits: a trace that never stops (or children
+            // whose entry never comes) is released in parts.
+            let expires = (buf.last_ns + ttl).min(buf.first_ns + ttl);
+            let quiet = buf.last_ns + grace <= now_ns;
+            let release_at = if all || expires <= now_ns {
+                now_ns
+            } else if !quiet {
+                buf.last_ns + grace
+            } else if buf.counts().1 {
+                // Children waiting for their entry keep the trace up to the TTL ...
+                expires
+            } else if links::waiting(buf) {
+                // ... calls waiting for their callee, up to the link wait.
+                (buf.last_ns + wait).min(expires)
+            } else {
+                now_ns
+            };
+            if release_at <= now_ns {
+                out.extend(release(std::mem::replace(buf, TraceBuf::new(0, 0))));
+                false
+            } else {
+                buf.due_ns = release_at;
+                spans += buf.nodes.len();
+                pending += buf.pending.len();
+                next_due = next_due.min(release_at);
+                true
+            }
         });
         self.spans = spans;
         self.pending = pending;
+        self.next_due_ns = next_due;
         out
     }
 
-    /// The lowest write-ahead-log record still holding an entry span not yet finalized: the log
-    /// is kept from there so a crash loses no transaction.
-    pub fn min_pending_seq(&self) -> Option<u64> {
-        self.traces.values().flat_map(|b| b.pending.iter().map(|p| p.seq)).min()
+    /// The lowest write-ahead-log record holding a span of a held trace: the log is kept from
+    /// there, so a crash loses none of what the held traces will release.
+    pub fn min_held_seq(&self) -> Option<u64> {
+        self.traces.values().map(|b| b.first_seq).min()
+    }
+
+    /// The traces held: persisted with each seal, so that recovery derives again these and only
+    /// these from the records it keeps.
+    pub fn held_traces(&self) -> Vec<TraceId> {
+        self.traces.keys().copied().collect()
     }
 
     /// The records of entries not yet finalized, counted as far as their children have arrived.

@@ -3,5 +3,12 @@
 //! that turns a stream of spans arriving in any order into transactions with their children
 //! counted (`derive`). The engine stores and reads tables; this says what the rows mean.
 
+pub mod calltree;
 pub mod derive;
+pub mod figures;
+pub mod histogram;
+mod links;
 pub mod semconv;
+pub mod servermap;
+
+pub use links::UNKNOWN_NODE;

@@ -13,6 +13,9 @@ use crate::xlog::{Attributes, XLog};
 pub const DB_SYSTEM: &[&str] = &["db.system.name", "db.system"];
 pub const PEER_SERVICE: &[&str] = &["peer.service", "service.peer.name"];
 pub const SERVER_ADDRESS: &[&str] = &["server.address", "net.peer.name", "net.sock.peer.addr"];
+pub const SERVER_PORT: &[&str] = &["server.port", "net.peer.port", "net.sock.peer.port"];
+pub const HTTP_HOST: &[&str] = &["http.host"];
+pub const URL: &[&str] = &["url.full", "http.url"];
 pub const MESSAGING_SYSTEM: &[&str] = &["messaging.system"];
 pub const MESSAGING_DESTINATION: &[&str] = &["messaging.destination.name", "messaging.destination"];
 pub const HTTP_STATUS: &[&str] = &["http.response.status_code", "http.status_code"];
@@ -26,7 +29,7 @@ pub const EXCEPTION_TEXT: &[&str] = &["exception.message", "exception.type"];
 pub const CACHE_SYSTEMS: &[&str] = &["redis", "memcached", "hazelcast", "aerospike", "valkey"];
 
 /// What a node of the map is: an instrumented service, or a virtual node its calls name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
     // Order is precedence: a name seen both as an instrumented service and as someone's peer is
@@ -37,6 +40,20 @@ pub enum NodeKind {
     Queue,
     External,
     User,
+}
+
+impl NodeKind {
+    pub fn from_u8(v: u8) -> Option<NodeKind> {
+        Some(match v {
+            0 => NodeKind::Server,
+            1 => NodeKind::Database,
+            2 => NodeKind::Cache,
+            3 => NodeKind::Queue,
+            4 => NodeKind::External,
+            5 => NodeKind::User,
+            _ => return None,
+        })
+    }
 }
 
 /// What a span is to the transaction around it.
@@ -79,17 +96,55 @@ pub fn peer_node(span: &Span) -> Option<(String, NodeKind)> {
     if !is_exit(span) {
         return None;
     }
-    let peer = span.attribute_str_any(PEER_SERVICE);
-    let address = span.attribute_str_any(SERVER_ADDRESS);
+    let peer = span.attribute_str_any(PEER_SERVICE).map(str::to_owned);
     if let Some(system) = span.attribute_str_any(DB_SYSTEM) {
         let k = if CACHE_SYSTEMS.contains(&system) { NodeKind::Cache } else { NodeKind::Database };
-        return Some((peer.or(address).unwrap_or(system).to_owned(), k));
+        let address = span.attribute_str_any(SERVER_ADDRESS);
+        return Some((peer.or(address.map(str::to_owned)).unwrap_or_else(|| system.to_owned()), k));
     }
     if let Some(system) = span.attribute_str_any(MESSAGING_SYSTEM) {
         let dest = span.attribute_str_any(MESSAGING_DESTINATION);
-        return Some((peer.or(dest).unwrap_or(system).to_owned(), NodeKind::Queue));
+        return Some((peer.or(dest.map(str::to_owned)).unwrap_or_else(|| system.to_owned()), NodeKind::Queue));
     }
-    peer.or(address).map(|name| (name.to_owned(), NodeKind::External))
+    peer.or_else(|| http_peer(span)).map(|name| (name, NodeKind::External))
+}
+
+/// An HTTP or RPC peer as `host[:port]`, from whichever attributes the instrumentation gives:
+/// the address and port, the old `http.host`, or the URL. Two services on one host differ by
+/// port, so it is kept, except the scheme defaults (80, 443), which a URL leaves out: the same
+/// peer gets the same name from old and new instrumentations.
+fn http_peer(span: &Span) -> Option<String> {
+    let authority = if let Some(host) = span.attribute_str_any(SERVER_ADDRESS) {
+        let port = SERVER_PORT.iter().find_map(|k| match span.attribute(k)? {
+            Value::Int(p) => Some(p.to_string()),
+            Value::Str(p) => Some(p.clone()),
+            _ => None,
+        });
+        match port {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        }
+    } else if let Some(host) = span.attribute_str_any(HTTP_HOST) {
+        host.to_owned()
+    } else {
+        let url = span.attribute_str_any(URL)?;
+        let rest = url.split_once("://")?.1;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_owned()
+    };
+    let name = authority.strip_suffix(":80").or_else(|| authority.strip_suffix(":443")).unwrap_or(&authority);
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// The queue a CONSUMER span took its message from, if its attributes name one: the same name
+/// the producer's `peer_node` gives it.
+pub fn consumed_from(span: &Span) -> Option<(String, NodeKind)> {
+    if span.kind != kind::CONSUMER {
+        return None;
+    }
+    let system = span.attribute_str_any(MESSAGING_SYSTEM)?;
+    let dest = span.attribute_str_any(MESSAGING_DESTINATION);
+    Some((span.attribute_str_any(PEER_SERVICE).or(dest).unwrap_or(system).to_owned(), NodeKind::Queue))
 }
 
 /// The first of several text attributes present; header attributes are arrays of strings.
@@ -154,5 +209,59 @@ pub fn transaction(s: &Arc<Span>) -> XLog {
         api_ns: 0,
         attributes: Attributes::OfSpan(Arc::clone(s)),
         resource: Arc::clone(&s.resource),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    fn peer(attrs: &[(&str, Value)]) -> Option<(String, NodeKind)> {
+        peer_node(&testing::span(1, 2).kind(kind::CLIENT).parent(Some(1)).attrs(attrs).build())
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+
+    #[test]
+    fn virtual_nodes_are_named_from_old_and_new_peer_attributes() {
+        let db = peer;
+        assert_eq!(db(&[("db.system", s("mysql"))]), Some(("mysql".into(), NodeKind::Database)));
+        assert_eq!(
+            db(&[("db.system.name", s("postgresql")), ("server.address", s("orders-db"))]),
+            Some(("orders-db".into(), NodeKind::Database))
+        );
+        // Databases, caches and queues by their address alone, as the semantic conventions name
+        // them.
+        assert_eq!(
+            db(&[("db.system", s("redis")), ("net.peer.name", s("10.0.0.7")), ("net.peer.port", Value::Int(6379))]),
+            Some(("10.0.0.7".into(), NodeKind::Cache))
+        );
+        assert_eq!(
+            db(&[("db.system", s("redis")), ("peer.service", s("sessions"))]),
+            Some(("sessions".into(), NodeKind::Cache))
+        );
+        assert_eq!(
+            db(&[("messaging.system", s("kafka")), ("messaging.destination.name", s("orders"))]),
+            Some(("orders".into(), NodeKind::Queue))
+        );
+        assert_eq!(db(&[("messaging.system", s("rabbitmq"))]), Some(("rabbitmq".into(), NodeKind::Queue)));
+        // HTTP: the address and port, the old `http.host`, or the URL's authority.
+        let ext = |n: &str| Some((n.to_owned(), NodeKind::External));
+        assert_eq!(
+            db(&[("server.address", s("api.example.net")), ("server.port", Value::Int(443))]),
+            ext("api.example.net")
+        );
+        assert_eq!(db(&[("http.host", s("pay:8080"))]), ext("pay:8080"));
+        assert_eq!(db(&[("http.url", s("http://user:pw@127.0.0.1:44943/price/1?x=1"))]), ext("127.0.0.1:44943"));
+        assert_eq!(db(&[("url.full", s("https://api.example.net:443?q"))]), ext("api.example.net"));
+        assert_eq!(db(&[("server.address", s("pay")), ("server.port", Value::Int(8080))]), ext("pay:8080"));
+        assert_eq!(db(&[("url.full", s("not a url"))]), None);
+        assert_eq!(db(&[]), None);
+        // Not a call out: no peer.
+        let server = testing::span(1, 1).attrs(&[("server.address", s("x"))]).build();
+        assert_eq!(peer_node(&server), None);
     }
 }

@@ -8,7 +8,7 @@
 //! **Lock order.** Locks are taken in this order and never the other way round:
 //! `maintenance` (one seal or retention pass at a time) → `next_seq` (held across a durable write,
 //! so that sequence numbers reach the memtable in log order) → `state` → `deriver`. The
-//! `catalog`, `sealed_seq`, `horizon` and the tables' partition maps are leaves: taken last, and
+//! `catalog`, `recent_batches`, `sealed_seq`, `horizon` and the tables' partition maps are leaves: taken last, and
 //! nothing else is taken while one is held. (Appends and recovery hold state, deriver and catalog
 //! together, in that order; seals take the catalog alone.)
 
@@ -16,7 +16,9 @@ mod open;
 mod read;
 mod recover;
 mod retention;
+pub(crate) mod retries;
 mod seal;
+mod statistics;
 mod stats;
 mod write;
 
@@ -39,14 +41,18 @@ use crate::health::Health;
 use crate::helper::Helper;
 use crate::memtable::Memtable;
 use crate::spans::SpanSegmentMeta;
+use crate::stats::read::{Coverage, HoursTable, MinutesTable, SecondsTable};
 use crate::table::Table;
 use crate::xlog::segment::XLogSegmentMeta;
 
-/// Version 2: version 1 (column families meta/wal/chunks/tindex, row format 1, segment layout of
-/// `segment.rs`) plus XLog segments and native XLog records in the WAL. A version 1 store is
-/// upgraded in place when opened: it has no XLog data, and nothing else changed.
-pub const FORMAT_VERSION: u32 = 2;
-const UPGRADABLE_VERSIONS: [u32; 1] = [1];
+/// Version 3: version 2 plus the server map's statistics (three tables under the meta prefixes
+/// `1`, `2`, `3`, their roll-up watermarks), the held traces and the retried-batch fingerprints.
+/// Version 2 was version 1 (column families meta/wal/chunks/tindex, row format 1, the span segment
+/// layout) plus XLog segments and native XLog records in the WAL. Older stores are upgraded in
+/// place when opened: each version only added, and their statistics start at the upgrade. A build
+/// older than a store refuses it, rather than writing data its statistics would miss.
+pub const FORMAT_VERSION: u32 = 3;
+const UPGRADABLE_VERSIONS: [u32; 2] = [1, 2];
 
 /// RocksDB's own write-ahead logs, at most (beside the data the disk budget counts).
 pub const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
@@ -69,6 +75,9 @@ pub struct StoreConfig {
     pub max_unsealed_bytes: usize,
     /// Derive an XLog record from every OTLP entry span.
     pub derive_xlog: bool,
+    /// Statistics keep one-second resolution this long (never longer than `retention`); older
+    /// seconds are answered by minute and hour rows.
+    pub replay_window: Duration,
     pub derive: DeriveConfig,
     /// Writes are refused (retryably) while the filesystem has less free space than this, so that
     /// RocksDB itself never runs out in the middle of a write; seals go on down to half of it.
@@ -89,6 +98,7 @@ impl StoreConfig {
             sync: true,
             max_unsealed_bytes: 256 << 20,
             derive_xlog: true,
+            replay_window: Duration::from_secs(7 * 86400),
             derive: DeriveConfig::default(),
             min_free_disk_bytes: 1 << 30,
             clock: Arc::new(SystemClock::default()),
@@ -113,9 +123,16 @@ pub struct Store {
     pub(crate) spans: Table<SpanSegmentMeta>,
     /// XLog segments, by partition of their records' end time.
     pub(crate) xlog: Table<XLogSegmentMeta>,
+    /// The map's statistics at three resolutions (`crate::stats`), by partition of their time.
+    pub(crate) stats_seconds: SecondsTable,
+    pub(crate) stats_minutes: MinutesTable,
+    pub(crate) stats_hours: HoursTable,
+    pub(crate) stats_coverage: Mutex<Coverage>,
     pub(crate) deriver: Mutex<Deriver>,
     pub(crate) catalog: Mutex<Catalog>,
     pub(crate) next_seq: Mutex<u64>,
+    /// Batches stored within the retry window (`retries`); a leaf, taken under `next_seq`.
+    pub(crate) recent_batches: Mutex<retries::RecentBatches>,
     /// The highest write-ahead-log sequence sealed (`keys::META_SEALED_SEQ`): every record at or
     /// below it is in segments, and the log keeps only those that pending XLog entries still need.
     pub(crate) sealed_seq: Mutex<Option<u64>>,

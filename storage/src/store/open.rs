@@ -21,6 +21,8 @@ use crate::health::Health;
 use crate::helper::Helper;
 use crate::keys;
 use crate::spans::SpanSegmentMeta;
+use crate::stats::read::{HoursTable, MinutesTable, SecondsTable};
+use crate::stats::table::{HoursMeta, MinutesMeta, SecondsMeta};
 use crate::table::{SegmentMeta, Table};
 use crate::xlog::segment::XLogSegmentMeta;
 
@@ -127,19 +129,36 @@ impl Store {
         }
 
         let (spans, xlog) = (Table::<SpanSegmentMeta>::default(), Table::<XLogSegmentMeta>::default());
+        let (seconds, minutes, hours) = (SecondsTable::default(), MinutesTable::default(), HoursTable::default());
         let mut services = Vec::new();
         for item in db.iterator_cf(meta, IteratorMode::Start) {
             let (k, v) = item?;
             match k.first().copied() {
                 Some(p) if p == SpanSegmentMeta::TABLE.meta_prefix => spans.load(&k, &v)?,
                 Some(p) if p == XLogSegmentMeta::TABLE.meta_prefix => xlog.load(&k, &v)?,
+                Some(p) if p == SecondsMeta::TABLE.meta_prefix => seconds.load(&k, &v)?,
+                Some(p) if p == MinutesMeta::TABLE.meta_prefix => minutes.load(&k, &v)?,
+                Some(p) if p == HoursMeta::TABLE.meta_prefix => hours.load(&k, &v)?,
                 Some(keys::META_SERVICE_PREFIX) => services
                     .push(serde_json::from_slice(&v).map_err(|e| corrupt(&format!("service catalog entry: {e}")))?),
                 _ => {}
             }
         }
         // Segment ids are unique across tables: retention drops a partition of all of them at once.
-        let next_segment = spans.max_id().max(xlog.max_id()).map_or(1, |id| id + 1);
+        let next_segment = [spans.max_id(), xlog.max_id(), seconds.max_id(), minutes.max_id(), hours.max_id()]
+            .into_iter()
+            .flatten()
+            .max()
+            .map_or(1, |id| id + 1);
+        let watermark = |key: &[u8]| -> Result<Option<u64>, StorageError> {
+            match db.get_cf(meta, key)? {
+                Some(v) => {
+                    Ok(Some(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| corrupt("roll-up watermark"))?)))
+                }
+                None => Ok(None),
+            }
+        };
+        let rolled = (watermark(keys::META_ROLLED_MINUTES)?, watermark(keys::META_ROLLED_HOURS)?);
         let deriver = Mutex::new(Deriver::new(config.derive.clone()));
         let persisted_horizon = match db.get_cf(meta, keys::META_HORIZON)? {
             Some(v) => Some(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| corrupt("horizon"))?)),
@@ -147,6 +166,7 @@ impl Store {
         };
         let horizon = Horizon::new(persisted_horizon, config.clock.wall_ns(), config.clock.mono_ns());
         let health = Arc::new(Health::default());
+        let recent_batches = super::retries::load(&db, config.clock.wall_ns())?;
 
         let store = Self {
             db,
@@ -154,9 +174,18 @@ impl Store {
             state: RwLock::new(State::default()),
             spans,
             xlog,
+            stats_seconds: seconds,
+            stats_minutes: minutes,
+            stats_hours: hours,
+            stats_coverage: Mutex::new(crate::stats::read::Coverage {
+                minutes_until: 0,
+                hours_until: 0,
+                seconds_from: 0,
+            }),
             deriver,
             catalog: Mutex::new(Catalog::from_entries(services)),
             next_seq: Mutex::new(0),
+            recent_batches: Mutex::new(recent_batches),
             sealed_seq: Mutex::new(None),
             wal_cut: AtomicU64::new(0),
             next_segment: Arc::new(AtomicU64::new(next_segment)),
@@ -167,6 +196,16 @@ impl Store {
             health,
             config,
         };
+        let cover = store.initial_coverage(rolled);
+        if rolled.0.is_none() {
+            // A new store, or one from before the statistics: roll-ups start from now.
+            let meta = store.db.cf_handle(keys::CF_META).expect("opened");
+            let mut b = WriteBatch::default();
+            b.put_cf(meta, keys::META_ROLLED_MINUTES, cover.minutes_until.to_be_bytes());
+            b.put_cf(meta, keys::META_ROLLED_HOURS, cover.hours_until.to_be_bytes());
+            store.db.write(b)?;
+        }
+        *store.stats_coverage.lock() = cover;
         store.recover_wal()?;
         store.publish_gauges();
         Ok(Arc::new(store))

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use rocksdb::IteratorMode;
 
+use super::retries::Fingerprint;
 use super::Store;
 use crate::apm::derive::Extract;
 use crate::codec::row;
@@ -25,6 +26,13 @@ impl Store {
             }
             None => None,
         };
+        // Traces the deriver held at the last seal: the only ones records at or below the sealed
+        // sequence are derived again for (the others were released, and sealed). A store from
+        // before this key derives them all, as it used to.
+        let held = match self.db.get_cf(meta, keys::META_HELD_TRACES)? {
+            Some(v) => Some(super::seal::decode_held(&v).map_err(|e| e.within(|| "held traces".into()))?),
+            None => None,
+        };
         let mut st = self.state.write();
         let mut deriver = self.deriver.lock();
         let mut catalog = self.catalog.lock();
@@ -34,6 +42,9 @@ impl Store {
         let mut next = sealed.map_or(0, |s| s + 1);
         let mut recovered = 0usize;
         let now = self.config.clock.mono_ns();
+        let wall = self.config.clock.wall_ns();
+        // Fingerprints of the unsealed batches, remembered once the other locks are let go.
+        let mut fingerprints = Vec::new();
         for item in self.db.iterator_cf(wal, IteratorMode::Start) {
             let (k, v) = item?;
             let seq = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| crate::codec::corrupt("wal key"))?);
@@ -44,6 +55,9 @@ impl Store {
                 if unsealed {
                     let xlogs = xwal::decode_batch(&v).map_err(|e| e.within(record))?;
                     recovered += xlogs.len();
+                    let fp = Fingerprint::of(&v);
+                    fingerprints.push(fp);
+                    st.active.batches.push((fp, wall));
                     st.active.insert(seq, Vec::new(), xlogs, v.len());
                 }
                 continue;
@@ -51,15 +65,27 @@ impl Store {
             let spans: Vec<Arc<Span>> =
                 row::decode_batch(&v).map_err(|e| e.within(record))?.into_iter().map(Arc::new).collect();
             if self.config.derive_xlog {
-                let early = deriver.observe(seq, Extract::from_spans(&spans), now);
-                st.active.xlogs.extend(early);
+                let mut extract = Extract::from_spans(&spans);
+                if let (false, Some(held)) = (unsealed, &held) {
+                    extract.retain(|t| held.contains(t));
+                }
+                let early = deriver.observe(seq, extract, now);
+                st.active.xlogs.extend(early.records);
+                st.active.links.extend(early.links);
             }
             if unsealed {
                 recovered += spans.len();
+                let fp = Fingerprint::of(&v);
+                fingerprints.push(fp);
+                st.active.batches.push((fp, wall));
                 spans.iter().for_each(|s| catalog.observe(s));
                 st.active.insert(seq, spans, Vec::new(), v.len());
             }
         }
+        drop((st, deriver, catalog));
+        let mut recent = self.recent_batches.lock();
+        fingerprints.into_iter().for_each(|fp| recent.insert(fp, wall));
+        drop(recent);
         *self.next_seq.lock() = next;
         *self.sealed_seq.lock() = sealed;
         if recovered > 0 {

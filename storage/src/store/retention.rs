@@ -11,6 +11,7 @@ use crate::error::StorageError;
 use crate::keys;
 use crate::metrics;
 use crate::spans::SpanSegmentMeta;
+use crate::stats::table::{HoursMeta, MinutesMeta, SecondsMeta};
 use crate::store::Store;
 use crate::table::Table;
 use crate::xlog::segment::XLogSegmentMeta;
@@ -55,6 +56,7 @@ impl Store {
             self.drop_partition(p)?;
             dropped.push(p);
         }
+        self.drop_old_seconds(now)?;
         // Partitions that were never written still move the floor forward.
         let retention_floor = cutoff / self.partition_ns;
         if retention_floor > self.floor.load(Ordering::Relaxed) {
@@ -85,12 +87,14 @@ impl Store {
     /// in a memtable or not) and the trace index (table files and memtable; dropping compacts it).
     pub fn reclaimable_bytes(&self) -> Result<u64, StorageError> {
         let (spans, xlogs) = (self.spans.stats().bytes, self.xlog.stats().bytes);
+        let stats =
+            self.stats_seconds.stats().bytes + self.stats_minutes.stats().bytes + self.stats_hours.stats().bytes;
         let h = self.db.cf_handle(keys::CF_TRACE_INDEX).expect("opened");
         let mut index = 0;
         for p in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
             index += self.db.property_int_value_cf(h, p)?.unwrap_or(0);
         }
-        Ok(spans + xlogs + index)
+        Ok(spans + xlogs + stats + index)
     }
 
     fn set_floor(&self, floor: u64) -> Result<(), StorageError> {
@@ -110,12 +114,18 @@ impl Store {
         wb.delete_range_cf(chunks, keys::chunk_partition_start(p), keys::chunk_partition_start(p + 1));
         Table::<SpanSegmentMeta>::delete_partition(&mut wb, meta, p);
         Table::<XLogSegmentMeta>::delete_partition(&mut wb, meta, p);
+        Table::<SecondsMeta>::delete_partition(&mut wb, meta, p);
+        Table::<MinutesMeta>::delete_partition(&mut wb, meta, p);
+        Table::<HoursMeta>::delete_partition(&mut wb, meta, p);
         wb.put_cf(meta, keys::META_FLOOR_PARTITION, self.floor.load(Ordering::Acquire).to_be_bytes());
         let mut w = WriteOptions::default();
         w.set_sync(true);
         self.db.write_opt(wb, &w)?;
         self.spans.remove_partition(p);
         self.xlog.remove_partition(p);
+        self.stats_seconds.remove_partition(p);
+        self.stats_minutes.remove_partition(p);
+        self.stats_hours.remove_partition(p);
         // Range deletes only hide data; compaction gives the space back.
         self.db.compact_range_cf(
             chunks,

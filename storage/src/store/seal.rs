@@ -16,6 +16,7 @@ use crate::memtable::Memtable;
 use crate::metrics;
 use crate::model::{Span, SpanId, TraceId};
 use crate::spans;
+use crate::stats::accumulate::Accumulator;
 use crate::store::Store;
 use crate::table::Table;
 use crate::xlog::segment as xsegment;
@@ -43,22 +44,23 @@ impl Store {
 
     fn seal_with(&self, all: bool) -> Result<usize, StorageError> {
         let _one = self.maintenance.lock();
-        let (frozen, keep_wal_from) = {
+        let (frozen, held) = {
             let mut st = self.state.write();
             let mut deriver = self.deriver.lock();
-            let derived = deriver.finalize(self.config.clock.mono_ns(), all);
+            let released = deriver.finalize(self.config.clock.mono_ns(), all);
             metrics::xlog_deriver(deriver.pending(), deriver.spans_held());
-            if st.active.is_empty() && derived.is_empty() {
+            if st.active.is_empty() && released.records.is_empty() && released.links.is_empty() {
                 return Ok(0);
             }
             let mut m = std::mem::take(&mut st.active);
-            m.xlogs.extend(derived);
+            m.xlogs.extend(released.records);
+            m.links.extend(released.links);
             let m = Arc::new(m);
             st.frozen = Some(m.clone());
             // Taken with the memtable under one lock: both describe the same WAL records.
-            (m, deriver.min_pending_seq())
+            (m, Held { from_seq: deriver.min_held_seq(), traces: deriver.held_traces() })
         };
-        match self.write_segments(&frozen, keep_wal_from) {
+        match self.write_segments(&frozen, held) {
             Ok(sealed) => {
                 self.health.write_succeeded(WritePath::Seal);
                 // Freeing a memtable's spans takes a while: never under the state lock, and not
@@ -82,6 +84,8 @@ impl Store {
         let mut restored = Memtable::default();
         for s in [frozen, &newer] {
             restored.xlogs.extend(s.xlogs.iter().cloned());
+            restored.links.extend(s.links.iter().cloned());
+            restored.batches.extend(s.batches.iter().copied());
             if let Some(seq) = s.max_seq {
                 restored.insert(seq, s.spans().to_vec(), Vec::new(), s.bytes);
             }
@@ -90,7 +94,8 @@ impl Store {
         st.frozen = None;
     }
 
-    fn write_segments(&self, frozen: &Arc<Memtable>, keep_wal_from: Option<u64>) -> Result<usize, StorageError> {
+    fn write_segments(&self, frozen: &Arc<Memtable>, held: Held) -> Result<usize, StorageError> {
+        let keep_wal_from = held.from_seq;
         let started = std::time::Instant::now();
         // Seals may use half the reserve that appends leave: they turn the log into smaller
         // chunks and let it be cut back, so they are what frees space.
@@ -119,7 +124,10 @@ impl Store {
         let mut next_id = || self.next_segment.fetch_add(1, Ordering::Relaxed);
         let built: Vec<spans::BuiltSegment> =
             by_partition.into_iter().flat_map(|(part, rows)| spans::build(part, &mut next_id, &rows)).collect();
-        let xbuilt = xrx.recv().map_err(|_| StorageError::Internal("the seal helper did not finish its job".into()))?;
+        let (xbuilt, mut stats) =
+            xrx.recv().map_err(|_| StorageError::Internal("the seal helper did not finish its job".into()))?;
+        frozen.links.iter().for_each(|c| stats.call(c));
+        let stats_written = self.put_stats(&stats, &mut wb, meta, chunks);
         let mut xmetas = Vec::new();
         for b in xbuilt {
             let (part, id) = (b.meta.partition, b.meta.id);
@@ -141,6 +149,13 @@ impl Store {
             Table::put_meta(&mut wb, meta, &built.meta);
             metas.push(built.meta);
         }
+        // This seal's batch fingerprints, and those past the retry window gone.
+        let wall = self.config.clock.wall_ns();
+        if !frozen.batches.is_empty() {
+            let id = self.next_segment.fetch_add(1, Ordering::Relaxed);
+            wb.put_cf(meta, keys::batches(wall, id), super::retries::encode(&frozen.batches));
+        }
+        wb.delete_range_cf(meta, keys::batches(0, 0), keys::batches(wall.saturating_sub(super::retries::WINDOW_NS), 0));
         let dirty = self.catalog.lock().take_dirty();
         for s in &dirty {
             wb.put_cf(meta, keys::service(&s.name), serde_json::to_vec(s).expect("service serializes"));
@@ -156,6 +171,7 @@ impl Store {
             let upto = keep_wal_from.map_or(through + 1, |k| k.min(through + 1));
             wb.delete_range_cf(wal, keys::wal(0), keys::wal(upto));
             wb.put_cf(meta, keys::META_SEALED_SEQ, through.to_be_bytes());
+            wb.put_cf(meta, keys::META_HELD_TRACES, encode_held(&held.traces));
             wal_cut = Some(upto);
         }
         let mut w = WriteOptions::default();
@@ -175,6 +191,7 @@ impl Store {
         metrics::xlog_sealed(xmetas.iter().map(|m| m.rows as usize).sum());
         self.spans.add(metas);
         self.xlog.add(xmetas);
+        self.publish_stats(stats_written);
         let released = self.state.write().frozen.take();
         drop(released);
         metrics::sealed(sealed, bytes, started.elapsed());
@@ -215,14 +232,36 @@ impl Store {
     }
 }
 
+/// What the deriver still holds at a seal: the write-ahead log is kept from `from_seq`, and at
+/// recovery these traces, and only these, are derived again from the records kept.
+struct Held {
+    from_seq: Option<u64>,
+    traces: Vec<TraceId>,
+}
+
+fn encode_held(traces: &[TraceId]) -> Vec<u8> {
+    let mut sorted = traces.to_vec();
+    sorted.sort_unstable();
+    sorted.iter().flat_map(|t| t.0).collect()
+}
+
+/// The held traces a seal wrote.
+pub(crate) fn decode_held(v: &[u8]) -> Result<rustc_hash::FxHashSet<TraceId>, StorageError> {
+    if v.len() % 16 != 0 {
+        return Err(crate::codec::corrupt("held traces"));
+    }
+    Ok(v.chunks_exact(16).map(|c| TraceId(c.try_into().expect("chunks of 16"))).collect())
+}
+
 /// The XLog segments of a seal: one per partition (by end time) unless attribute keys ask for
-/// more, each record once per (trace id, span id).
+/// more, each record once per (trace id, span id); and the statistics of the transactions they
+/// hold, each counted for its node exactly when its record is sealed.
 fn build_xlog_segments(
     xlogs: &[XLog],
     floor: u64,
     partition_ns: u64,
     next_segment: &AtomicU64,
-) -> Vec<xsegment::BuiltXSegment> {
+) -> (Vec<xsegment::BuiltXSegment>, Accumulator) {
     // A record can be here twice: a retry that came after its trace left the deriver, or an
     // entry derived again after a crash. The most complete copy is kept (`XLog::completeness`).
     // Records keep their arrival order, nearly sorted by end time, which the segment's sort
@@ -247,12 +286,16 @@ fn build_xlog_segments(
         }
     }
     let mut by_partition: BTreeMap<u64, Vec<&XLog>> = BTreeMap::new();
+    let mut stats = Accumulator::default();
     for (x, _) in xlogs.iter().zip(&keep).filter(|(_, k)| **k) {
         let p = x.end_ns() / partition_ns;
         if p >= floor {
             by_partition.entry(p).or_default().push(x);
+            stats.transaction(x);
         }
     }
     let mut next_id = || next_segment.fetch_add(1, Ordering::Relaxed);
-    by_partition.into_iter().flat_map(|(part, records)| xsegment::build(part, &mut next_id, &records)).collect()
+    let built =
+        by_partition.into_iter().flat_map(|(part, records)| xsegment::build(part, &mut next_id, &records)).collect();
+    (built, stats)
 }

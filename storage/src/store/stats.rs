@@ -24,6 +24,10 @@ pub struct StoreStats {
     pub xlog_segments: usize,
     pub sealed_xlogs: u64,
     pub sealed_xlog_bytes: u64,
+    /// The map's statistics, at all three resolutions.
+    pub stats_segments: usize,
+    pub stats_rows: u64,
+    pub stats_bytes: u64,
 }
 
 impl Store {
@@ -56,6 +60,7 @@ impl Store {
         };
         let pending_xlogs = self.deriver.lock().pending();
         let (spans, xlog) = (self.spans.stats(), self.xlog.stats());
+        let stat_tables = [self.stats_seconds.stats(), self.stats_minutes.stats(), self.stats_hours.stats()];
         StoreStats {
             memtable_xlogs,
             pending_xlogs,
@@ -68,6 +73,9 @@ impl Store {
             segments: spans.segments,
             sealed_spans: spans.rows,
             sealed_bytes: spans.bytes,
+            stats_segments: stat_tables.iter().map(|t| t.segments).sum(),
+            stats_rows: stat_tables.iter().map(|t| t.rows).sum(),
+            stats_bytes: stat_tables.iter().map(|t| t.bytes).sum(),
         }
     }
 
@@ -75,6 +83,14 @@ impl Store {
     /// the bytes go, for benchmarks and tuning.
     pub fn column_bytes(&self) -> Result<BTreeMap<String, u64>, StorageError> {
         let (names, xnames) = (self.spans.attr_names(), self.xlog.attr_names());
+        let mut stats: BTreeMap<(u64, u64), &str> = BTreeMap::new();
+        for (table, segments) in [
+            ("stats_1s", self.stats_seconds.attr_names()),
+            ("stats_1m", self.stats_minutes.attr_names()),
+            ("stats_1h", self.stats_hours.attr_names()),
+        ] {
+            stats.extend(segments.into_keys().map(|k| (k, table)));
+        }
         let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
         let mut out = BTreeMap::new();
         for item in self.db.iterator_cf(chunks, IteratorMode::Start) {
@@ -82,6 +98,10 @@ impl Store {
             let Some((part, seg, col)) = keys::parse_chunk(&k) else {
                 continue;
             };
+            if let Some(table) = stats.get(&(part, seg)) {
+                *out.entry(format!("{table}:{col}")).or_default() += v.len() as u64;
+                continue;
+            }
             if let Some(keys) = xnames.get(&(part, seg)) {
                 let name = match col.checked_sub(ATTR_BASE) {
                     Some(i) => format!("xlog:attr:{}", keys.get(i as usize).map_or("?", String::as_str)),
@@ -114,6 +134,9 @@ impl Store {
     pub(crate) fn partition_ids(&self) -> Vec<u64> {
         let mut ids = self.spans.partition_ids();
         ids.extend(self.xlog.partition_ids());
+        ids.extend(self.stats_seconds.partition_ids());
+        ids.extend(self.stats_minutes.partition_ids());
+        ids.extend(self.stats_hours.partition_ids());
         ids.sort_unstable();
         ids.dedup();
         ids

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rocksdb::{WriteBatch, WriteOptions};
 
+use super::retries::Fingerprint;
 use super::Store;
 use crate::apm::derive::Extract;
 use crate::codec::row;
@@ -22,19 +23,22 @@ pub struct EncodedBatch {
     pub xlogs: Vec<XLog>,
     pub wal: Vec<u8>,
     extract: Extract,
+    fingerprint: Fingerprint,
 }
 
 impl EncodedBatch {
     pub fn new(spans: Vec<Span>) -> Self {
         let wal = row::encode_batch(&spans);
+        let fingerprint = Fingerprint::of(&wal);
         let spans: Vec<Arc<Span>> = spans.into_iter().map(Arc::new).collect();
         let extract = Extract::from_spans(&spans);
-        Self { spans, xlogs: Vec::new(), wal, extract }
+        Self { spans, xlogs: Vec::new(), wal, extract, fingerprint }
     }
 
     pub fn xlogs(xlogs: Vec<XLog>) -> Self {
         let wal = xwal::encode_batch(&xlogs);
-        Self { spans: Vec::new(), xlogs, wal, extract: Extract::default() }
+        let fingerprint = Fingerprint::of(&wal);
+        Self { spans: Vec::new(), xlogs, wal, extract: Extract::default(), fingerprint }
     }
 
     pub fn len(&self) -> usize {
@@ -48,11 +52,32 @@ impl EncodedBatch {
 
 impl Store {
     /// Makes batches durable (one write, fsync'd when configured) and then visible to queries.
-    /// Returns only once the write is on disk: the caller may acknowledge after it.
+    /// Returns only once the write is on disk: the caller may acknowledge after it. A batch
+    /// that repeats one already stored (a retried export, see `retries`) is acknowledged and
+    /// dropped.
     pub fn append(&self, batches: Vec<EncodedBatch>) -> Result<(), StorageError> {
         let wal = self.db.cf_handle(keys::CF_WAL).expect("opened");
-        // Held across the write so sequence numbers reach the memtable in WAL order.
+        // Held across the write so sequence numbers reach the memtable in WAL order, and so no
+        // other append stores a retry of these batches meanwhile.
         let mut next = self.next_seq.lock();
+        let wall = self.config.clock.wall_ns();
+        let batches = {
+            let recent = self.recent_batches.lock();
+            let mut fresh: Vec<EncodedBatch> = Vec::with_capacity(batches.len());
+            let n = batches.len();
+            for b in batches {
+                if !recent.contains(b.fingerprint, wall) && fresh.iter().all(|f| f.fingerprint != b.fingerprint) {
+                    fresh.push(b);
+                }
+            }
+            if fresh.len() < n {
+                metrics::retried_batches(n - fresh.len());
+            }
+            fresh
+        };
+        if batches.is_empty() {
+            return Ok(());
+        }
         let mut wb = WriteBatch::default();
         for (i, b) in batches.iter().enumerate() {
             wb.put_cf(wal, keys::wal(*next + i as u64), &b.wal);
@@ -67,6 +92,11 @@ impl Store {
             return Err(e);
         }
         self.health.write_succeeded(WritePath::Log);
+        {
+            let mut recent = self.recent_batches.lock();
+            recent.expire(wall);
+            batches.iter().for_each(|b| recent.insert(b.fingerprint, wall));
+        }
         let first = *next;
         *next += batches.len() as u64;
         // In the store's lock order (see `store`): state, deriver, then the catalog, a leaf.
@@ -77,9 +107,11 @@ impl Store {
         for (i, b) in batches.into_iter().enumerate() {
             let seq = first + i as u64;
             b.spans.iter().for_each(|s| catalog.observe(s));
+            st.active.batches.push((b.fingerprint, wall));
             if self.config.derive_xlog && !b.spans.is_empty() {
                 let early = deriver.observe(seq, b.extract, now);
-                st.active.xlogs.extend(early);
+                st.active.xlogs.extend(early.records);
+                st.active.links.extend(early.links);
             }
             st.active.insert(seq, b.spans, b.xlogs, b.wal.len());
         }

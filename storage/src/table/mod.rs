@@ -39,6 +39,8 @@ pub const ATTR_BASE: u16 = 32;
 
 /// The stored chunks asked for, in order; `None` where a (column, page) has none.
 pub type Fetched = Result<Vec<Option<Vec<u8>>>, StorageError>;
+/// Fetches the chunks of (column, page) pairs of one segment.
+pub type Fetch<'a> = &'a dyn Fn(&[(u16, u32)]) -> Fetched;
 
 /// A table's fixed facts.
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 use rewind_storage::{Metric, XLogFilter};
 
 use crate::error::QueryError;
-use crate::params::trace_id;
+use crate::params::{bad, boolean, duration_ms, text, trace_id, unix_ms};
 
 /// Which endpoint: they share filters, not limits or output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,64 +31,8 @@ pub enum Format {
 
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
-const NS_PER_MS: f64 = 1e6;
-
 /// Ranges over the scatter's other Y axes: SQL, API and CPU time.
 const TIME_PARAMS: [&str; 6] = ["min_sql_ms", "max_sql_ms", "min_api_ms", "max_api_ms", "min_cpu_ms", "max_cpu_ms"];
-
-fn bad(param: &'static str, message: impl Into<String>) -> QueryError {
-    QueryError::BadParameter { param, message: message.into() }
-}
-
-/// Unix milliseconds, fractions allowed down to the nanosecond (`1796031270290.25`), as the API
-/// answers them. Parsed as a decimal, exactly: a float would lose the sub-microsecond digits of
-/// today's timestamps, and a drag-selected box would miss the points on its edges.
-fn unix_ms(param: &'static str, v: &str) -> Result<u64, QueryError> {
-    let not_ms = || bad(param, format!("{v:?} is not Unix milliseconds, like 1796031270290 or 1796031270290.25"));
-    let (whole, fraction) = match v.split_once('.') {
-        Some((w, f)) if !f.is_empty() => (w, f),
-        Some(_) => return Err(not_ms()),
-        None => (v, ""),
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !digits(whole) || !digits(fraction) {
-        return Err(not_ms());
-    }
-    if fraction.len() > 6 {
-        return Err(bad(param, "has more than 6 decimals (nanoseconds are the finest time stored)"));
-    }
-    let past = || bad(param, "is past the year 2262");
-    let ms: u64 = whole.parse().map_err(|_| past())?;
-    let ns: u64 = format!("{fraction:0<6}").parse().expect("six digits");
-    // Year 2262 is where nanoseconds leave u64.
-    ms.checked_mul(1_000_000).and_then(|n| n.checked_add(ns)).ok_or_else(past)
-}
-
-fn duration_ms(param: &'static str, v: &str) -> Result<u64, QueryError> {
-    let ms: f64 = v.parse().map_err(|_| bad(param, format!("{v:?} is not a number of milliseconds")))?;
-    if !ms.is_finite() || !(0.0..=1e12).contains(&ms) {
-        return Err(bad(param, "must be between 0 and 10^12 milliseconds"));
-    }
-    Ok((ms * NS_PER_MS).round() as u64)
-}
-
-fn boolean(param: &'static str, v: &str) -> Result<bool, QueryError> {
-    match v {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(bad(param, format!("{v:?} is not true or false"))),
-    }
-}
-
-fn text(param: &'static str, v: &str) -> Result<String, QueryError> {
-    if v.is_empty() {
-        return Err(bad(param, "is empty"));
-    }
-    if v.len() > 4096 {
-        return Err(bad(param, "is longer than 4096 bytes"));
-    }
-    Ok(v.to_owned())
-}
 
 /// Parses the query string pairs into a filter (and, for the scatter, an output format).
 pub fn parse(endpoint: Endpoint, pairs: &[(String, String)]) -> Result<(XLogFilter, Format), QueryError> {
@@ -196,16 +140,7 @@ pub fn parse(endpoint: Endpoint, pairs: &[(String, String)]) -> Result<(XLogFilt
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn q(s: &str) -> Vec<(String, String)> {
-        s.split('&')
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (k.to_owned(), v.to_owned())
-            })
-            .collect()
-    }
+    use crate::params::tests::q;
 
     #[test]
     fn good_parameters_become_a_filter() {

@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::apm::semconv::NodeKind;
 use crate::model::{kind, Span, Value};
 use crate::testing;
 
@@ -23,7 +24,12 @@ fn db() -> [(&'static str, Value); 1] {
 }
 
 fn deriver() -> Deriver {
-    Deriver::new(DeriveConfig { grace: Duration::from_secs(2), orphan_ttl: Duration::from_secs(60), max_spans: 10_000 })
+    Deriver::new(DeriveConfig {
+        grace: Duration::from_secs(2),
+        link_wait: Duration::from_secs(10),
+        orphan_ttl: Duration::from_secs(60),
+        max_spans: 10_000,
+    })
 }
 
 /// The shape of a two-service request: A (server) -> internal -> client call to B and a query;
@@ -48,11 +54,11 @@ fn by_service(mut records: Vec<XLog>) -> Vec<(String, u32, u64, u32, u64)> {
 #[test]
 fn counts_descendants_in_the_entry_service_only() {
     let mut d = deriver();
-    assert!(d.observe(1, Extract::from_spans(&two_services()), 0).is_empty());
+    assert!(d.observe(1, Extract::from_spans(&two_services()), 0).records.is_empty());
     assert!(!d.has_due(S));
     assert!(d.has_due(2 * S));
     let out = d.finalize(2 * S, false);
-    assert_eq!(by_service(out), vec![("a".into(), 1, 4000, 1, 3000), ("b".into(), 2, 13_000, 0, 0)]);
+    assert_eq!(by_service(out.records), vec![("a".into(), 1, 4000, 1, 3000), ("b".into(), 2, 13_000, 0, 0)]);
     // Nothing waits, so the trace is let go once quiet.
     assert_eq!(d.pending(), 0);
     assert_eq!(d.spans_held(), 0);
@@ -65,17 +71,19 @@ fn children_arriving_before_and_after_their_entry_count() {
     // B's queries, then A's client spans, long before their entries.
     d.observe(1, Extract::from_spans(&spans[5..7]), 0);
     d.observe(2, Extract::from_spans(&spans[1..4]), S);
-    assert!(d.finalize(30 * S, false).is_empty(), "children wait for their entry");
+    assert!(d.finalize(30 * S, false).records.is_empty(), "children wait for their entry");
     assert_eq!(d.spans_held(), 5);
     d.observe(3, Extract::from_spans(&spans[4..5]), 31 * S);
     d.observe(4, Extract::from_spans(&spans[0..1]), 31 * S);
-    assert_eq!(d.min_pending_seq(), Some(3));
+    // The log is kept from the first record of the held trace.
+    assert_eq!(d.min_held_seq(), Some(1));
     // A child exported after its entry, within the grace period.
-    let late = span(1, 8, Some(5), "b", kind::CLIENT, &[]);
+    let late = span(1, 8, Some(5), "b", kind::CLIENT, &db());
     d.observe(5, Extract::from_spans(&[late]), 32 * S);
-    let out = d.finalize(33 * S, false);
-    assert_eq!(by_service(out), vec![("a".into(), 1, 4000, 1, 3000), ("b".into(), 2, 13_000, 1, 8000)]);
-    assert_eq!(d.min_pending_seq(), None);
+    assert!(d.finalize(33 * S, false).records.is_empty(), "released once quiet for the grace period");
+    let out = d.finalize(34 * S, false);
+    assert_eq!(by_service(out.records), vec![("a".into(), 1, 4000, 1, 3000), ("b".into(), 3, 21_000, 0, 0)]);
+    assert_eq!(d.min_held_seq(), None);
 }
 
 #[test]
@@ -86,7 +94,8 @@ fn retries_never_count_twice() {
     d.observe(2, Extract::from_spans(&spans), S);
     d.observe(3, Extract::from_spans(&spans[5..7]), S);
     let out = d.finalize(10 * S, false);
-    assert_eq!(by_service(out), vec![("a".into(), 1, 4000, 1, 3000), ("b".into(), 2, 13_000, 0, 0)]);
+    assert_eq!(by_service(out.records), vec![("a".into(), 1, 4000, 1, 3000), ("b".into(), 2, 13_000, 0, 0)]);
+    assert_eq!(out.links.len(), 5, "and the calls once each: {:?}", out.links);
 }
 
 #[test]
@@ -111,7 +120,7 @@ fn roots_and_consumers_are_entries() {
     ];
     d.observe(1, Extract::from_spans(&spans), 0);
     let out = d.finalize(u64::MAX / 2, false);
-    assert_eq!(by_service(out), vec![("job".into(), 0, 0, 1, 2000), ("worker".into(), 1, 5000, 0, 0)]);
+    assert_eq!(by_service(out.records), vec![("job".into(), 0, 0, 1, 2000), ("worker".into(), 1, 5000, 0, 0)]);
 }
 
 #[test]
@@ -130,13 +139,13 @@ fn memory_stays_bounded_and_early_records_are_complete() {
     let mut early = Vec::new();
     for t in 0..200u8 {
         let spans = vec![span(t, 1, None, "a", kind::SERVER, &[]), span(t, 2, Some(1), "a", kind::CLIENT, &db())];
-        early.extend(d.observe(u64::from(t), Extract::from_spans(&spans), u64::from(t)));
+        early.extend(d.observe(u64::from(t), Extract::from_spans(&spans), u64::from(t)).records);
         assert!(d.spans_held() <= 100);
     }
     assert!(!early.is_empty());
     assert!(early.iter().all(|x| x.sql_count == 1));
     let rest = d.finalize(0, true);
-    assert_eq!(early.len() + rest.len(), 200);
+    assert_eq!(early.len() + rest.records.len(), 200);
 }
 
 #[test]
@@ -150,7 +159,7 @@ fn cyclic_parents_end() {
     ];
     d.observe(1, Extract::from_spans(&spans), 0);
     let out = d.finalize(10 * S, false);
-    assert_eq!(by_service(out), vec![("a".into(), 0, 0, 0, 0)]);
+    assert_eq!(by_service(out.records), vec![("a".into(), 0, 0, 0, 0)]);
 }
 
 #[test]
@@ -201,13 +210,13 @@ fn deep_chains_cost_a_bounded_walk() {
     };
     let mut d = deriver();
     d.observe(1, Extract::from_spans(&chain(100)), 0);
-    assert_eq!(d.finalize(10 * S, false)[0].sql_count, 100);
+    assert_eq!(d.finalize(10 * S, false).records[0].sql_count, 100);
     let mut d = Deriver::new(DeriveConfig { max_spans: 100_000, ..DeriveConfig::default() });
     let started = std::time::Instant::now();
     d.observe(1, Extract::from_spans(&chain(2_000)), 0);
     let out = d.finalize(10 * S, false);
     // Clients deeper than the walk bound are not attributed; the rest are.
-    assert_eq!(out[0].sql_count as usize, MAX_WALK);
+    assert_eq!(out.records[0].sql_count as usize, MAX_WALK);
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
 }
 
@@ -232,20 +241,23 @@ mod order {
             })
     }
 
-    fn records(d: &mut Deriver) -> Vec<(SpanId, u32, u64, u32, u64)> {
-        let mut v: Vec<_> = d
-            .finalize(u64::MAX / 2, false)
-            .into_iter()
-            .map(|x| (x.span_id, x.sql_count, x.sql_ns, x.api_count, x.api_ns))
-            .collect();
+    type Calls = Vec<(String, String, NodeKind, u64)>;
+    /// (entry span, sql count, sql ns, api count, api ns)
+    type Counted = Vec<(SpanId, u32, u64, u32, u64)>;
+
+    fn records(d: &mut Deriver) -> (Counted, Calls) {
+        let out = d.finalize(u64::MAX / 2, false);
+        let mut v: Vec<_> =
+            out.records.into_iter().map(|x| (x.span_id, x.sql_count, x.sql_ns, x.api_count, x.api_ns)).collect();
         v.sort_unstable();
-        v
+        (v, calls(&out.links))
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
         /// Whatever order and requests the spans of a trace arrive in, and however often a request
-        /// is retried, within the grace period the records are the same as all at once.
+        /// is retried, within the grace period the records and the calls are the same as all at
+        /// once.
         #[test]
         fn arrival_order_and_retries_do_not_change_records(
             trace in arb_trace(),
@@ -256,7 +268,7 @@ mod order {
             let mut whole = deriver();
             whole.observe(1, Extract::from_spans(&trace), 0);
             let want = records(&mut whole);
-            prop_assert_eq!(want.len(), trace.iter().filter(|s| semconv::is_entry(s)).count());
+            prop_assert_eq!(want.0.len(), trace.iter().filter(|s| semconv::is_entry(s)).count());
 
             let mut shuffled = trace.clone();
             shuffled.rotate_left(order.index(trace.len()));
@@ -274,4 +286,77 @@ mod order {
             prop_assert_eq!(records(&mut parts), want);
         }
     }
+}
+
+/// (source, target, kind, elapsed) of each call, sorted.
+fn calls(links: &[LinkCall]) -> Vec<(String, String, NodeKind, u64)> {
+    let mut v: Vec<_> =
+        links.iter().map(|c| (c.source.to_string(), c.target.to_string(), c.target_kind, c.elapsed_ns)).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn calls_are_links_to_their_callee_or_to_the_peer_they_name() {
+    let mut d = deriver();
+    d.observe(1, Extract::from_spans(&two_services()), 0);
+    let out = d.finalize(2 * S, false);
+    assert_eq!(
+        calls(&out.links),
+        vec![
+            ("USER".into(), "a".into(), NodeKind::Server, 1000),
+            // Timed by the caller: the client span 3, not b's server span.
+            ("a".into(), "b".into(), NodeKind::Server, 3000),
+            ("a".into(), "sqlite".into(), NodeKind::Database, 4000),
+            ("b".into(), "sqlite".into(), NodeKind::Database, 6000),
+            ("b".into(), "sqlite".into(), NodeKind::Database, 7000),
+        ]
+    );
+    assert!(out.links.iter().all(|c| c.start_ns == 100 * S + c.elapsed_ns / 1000), "at the call's own time");
+}
+
+#[test]
+fn a_call_waits_for_its_callee_then_counts_as_a_call_to_its_peer() {
+    let http = [("server.address", Value::Str("payments.example".into()))];
+    let trace = [span(6, 1, None, "shop", kind::SERVER, &[]), span(6, 2, Some(1), "shop", kind::CLIENT, &http)];
+    let mut d = deriver();
+    d.observe(1, Extract::from_spans(&trace), 0);
+    assert!(d.finalize(5 * S, false).links.is_empty(), "the callee may still report");
+    assert!(!d.has_due(9 * S));
+    let out = d.finalize(10 * S, false);
+    assert_eq!(
+        calls(&out.links),
+        vec![
+            ("USER".into(), "shop".into(), NodeKind::Server, 1000),
+            ("shop".into(), "payments.example".into(), NodeKind::External, 2000),
+        ]
+    );
+    // Had the callee reported in time, the call would have been to it.
+    let mut d = deriver();
+    d.observe(1, Extract::from_spans(&trace), 0);
+    d.observe(2, Extract::from_spans(&[span(6, 3, Some(2), "payments", kind::SERVER, &[])]), 4 * S);
+    let out = d.finalize(6 * S, false);
+    assert!(calls(&out.links).contains(&("shop".into(), "payments".into(), NodeKind::Server, 2000)));
+}
+
+#[test]
+fn queues_sit_between_producer_and_consumer() {
+    let kafka =
+        [("messaging.system", Value::Str("kafka".into())), ("messaging.destination.name", Value::Str("orders".into()))];
+    let trace = [
+        span(7, 1, None, "checkout", kind::SERVER, &[]),
+        span(7, 2, Some(1), "checkout", kind::PRODUCER, &kafka),
+        span(7, 3, Some(2), "shipping", kind::CONSUMER, &kafka),
+    ];
+    let mut d = deriver();
+    d.observe(1, Extract::from_spans(&trace), 0);
+    let out = d.finalize(2 * S, false);
+    assert_eq!(
+        calls(&out.links),
+        vec![
+            ("USER".into(), "checkout".into(), NodeKind::Server, 1000),
+            ("checkout".into(), "orders".into(), NodeKind::Queue, 2000),
+            ("orders".into(), "shipping".into(), NodeKind::Server, 3000),
+        ]
+    );
 }

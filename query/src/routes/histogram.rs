@@ -1,0 +1,98 @@
+//! `GET /api/histogram`: the response times of a service (or one endpoint or instance of it) or
+//! of a link, over a range: percentiles, buckets and a series.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use rewind_storage::apm::histogram::{HistogramAnswer, HistogramQuery, Subject};
+
+use crate::error::QueryError;
+use crate::params::{self, bad, duration_ms, text};
+use crate::state::QueryState;
+
+const PARAMS: &[&str] =
+    &["from", "to", "service", "endpoint", "instance", "source", "target", "step", "slow_ms", "apdex_ms"];
+
+pub async fn get(
+    State(st): State<QueryState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<HistogramAnswer>, QueryError> {
+    let q = parse(&pairs)?;
+    let store = st.store.clone();
+    let answer = tokio::task::spawn_blocking(move || store.histogram(&q))
+        .await
+        .map_err(|e| QueryError::Internal(e.to_string()))??;
+    Ok(Json(answer))
+}
+
+fn parse(pairs: &[(String, String)]) -> Result<HistogramQuery, QueryError> {
+    let p = params::unique(pairs, PARAMS)?;
+    let (from_ns, to_ns) = params::range(&p)?;
+    let (from_s, to_s) = params::seconds(from_ns, to_ns);
+    let get = |param: &'static str| p.get(param).map(|v| text(param, v)).transpose();
+    let subject = match (get("service")?, get("source")?, get("target")?) {
+        (Some(service), None, None) => {
+            Subject::Node { service, endpoint: get("endpoint")?, instance: get("instance")? }
+        }
+        (None, Some(source), Some(target)) => {
+            for param in ["endpoint", "instance"] {
+                if p.contains_key(param) {
+                    return Err(bad(param, "narrows `service`; a link (`source`, `target`) has none"));
+                }
+            }
+            Subject::Link { source, target }
+        }
+        (Some(_), _, _) => return Err(bad("service", "is one subject, `source` and `target` another: give one")),
+        (None, None, None) => return Err(bad("service", "is required (or `source` and `target`, for a link)")),
+        (None, Some(_), None) => return Err(bad("target", "is required with `source`")),
+        (None, None, Some(_)) => return Err(bad("source", "is required with `target`")),
+    };
+    let step_s = match p.get("step") {
+        None => None,
+        Some(v) => {
+            let ns = duration_ms("step", v)?;
+            if ns < 1_000_000_000 {
+                return Err(bad("step", "is at least 1000 milliseconds (statistics are per second)"));
+            }
+            Some(ns.div_ceil(1_000_000_000))
+        }
+    };
+    Ok(HistogramQuery { from_s, to_s, subject, step_s, thresholds: params::thresholds(&p)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::tests::q;
+
+    #[test]
+    fn parameters_become_a_histogram_query() {
+        let h = parse(&q("from=1000&to=61000&service=cart&endpoint=GET%20/cart&step=10000")).unwrap();
+        assert_eq!((h.from_s, h.to_s, h.step_s), (1, 61, Some(10)));
+        assert_eq!(
+            h.subject,
+            Subject::Node { service: "cart".into(), endpoint: Some("GET%20/cart".into()), instance: None }
+        );
+        let h = parse(&q("from=0&to=1&source=cart&target=redis")).unwrap();
+        assert_eq!(h.subject, Subject::Link { source: "cart".into(), target: "redis".into() });
+    }
+
+    #[test]
+    fn each_bad_parameter_is_named() {
+        for (query, param) in [
+            ("from=1&to=5", "service"),
+            ("from=1&to=5&source=a", "target"),
+            ("from=1&to=5&target=a", "source"),
+            ("from=1&to=5&service=a&source=b&target=c", "service"),
+            ("from=1&to=5&source=b&target=c&endpoint=x", "endpoint"),
+            ("from=1&to=5&service=a&step=500", "step"),
+            ("from=1&to=5&service=a&step=x", "step"),
+            ("from=1&to=5&service=a&apdex_ms=-1", "apdex_ms"),
+            ("from=1&to=5&service=a&in_depth=1", "query"),
+        ] {
+            match parse(&q(query)) {
+                Err(QueryError::BadParameter { param: p, message }) => assert_eq!(p, param, "{query}: {message}"),
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The calls over the server map's links, from a released trace:
+//!
+//! - a CLIENT or PRODUCER span whose child is a SERVER or CONSUMER span of another service is a
+//!   call from its service to that one, timed as the caller saw it (Pinpoint's view of a link);
+//! - one with no instrumented callee calls the virtual node its peer attributes name (a database,
+//!   cache or external service), or `UNKNOWN`;
+//! - a PRODUCER naming a messaging system calls the queue, and the CONSUMER spans under it are
+//!   calls from the queue to their service;
+//! - a root transaction, or one whose caller never arrived, is a call from `USER`.
+//!
+//! A call whose callee may still arrive (an HTTP or RPC call, not a database or a queue) makes
+//! its trace wait, up to the deriver's link wait.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use super::derive::{CallInfo, Node, Role, TraceBuf};
+use super::semconv::NodeKind;
+use crate::catalog::USER_NODE;
+use crate::model::SpanId;
+use crate::stats::LinkCall;
+
+/// Calls out to a service that reported no span of its own.
+pub const UNKNOWN_NODE: &str = "UNKNOWN";
+
+/// Each call out's instrumented callee: its SERVER or CONSUMER child of another service (of
+/// several, the earliest, then the lowest span id: the same whatever order the spans came in).
+fn callees(buf: &TraceBuf) -> FxHashMap<SpanId, &CallInfo> {
+    let mut out: FxHashMap<SpanId, (&CallInfo, SpanId)> = FxHashMap::default();
+    for (id, n) in &buf.nodes {
+        let (Role::Entry, Some(call), Some(parent)) = (n.role, &n.call, n.parent) else { continue };
+        if let Some(p) = buf.get(&parent) {
+            if matches!(p.role, Role::Sql(_) | Role::Api(_)) && p.service != n.service {
+                out.entry(parent)
+                    .and_modify(|(c, cid)| {
+                        if (call.start_ns, *id) < (c.start_ns, *cid) {
+                            (*c, *cid) = (call, *id);
+                        }
+                    })
+                    .or_insert((call, *id));
+            }
+        }
+    }
+    out.into_iter().map(|(k, (c, _))| (k, c)).collect()
+}
+
+/// A call out whose peer is known for what it is needs no callee.
+fn definite(call: &CallInfo) -> bool {
+    matches!(call.peer, Some((_, NodeKind::Database | NodeKind::Cache | NodeKind::Queue)))
+}
+
+/// True while some call out may still see its callee arrive, or some entry its caller.
+pub(super) fn waiting(buf: &TraceBuf) -> bool {
+    let callees = callees(buf);
+    buf.nodes.iter().any(|(id, n)| match (n.role, &n.call) {
+        (Role::Entry, _) => n.parent.is_some_and(|p| buf.get(&p).is_none()),
+        (Role::Sql(_) | Role::Api(_), Some(call)) => !definite(call) && !callees.contains_key(id),
+        _ => false,
+    })
+}
+
+fn call(source: &Arc<str>, source_instance: &Arc<str>, target: &CallInfo, timed_by: &CallInfo) -> LinkCall {
+    LinkCall {
+        start_ns: timed_by.start_ns,
+        source: source.clone(),
+        source_instance: source_instance.clone(),
+        target: target.service.clone(),
+        target_instance: target.instance.clone(),
+        target_kind: NodeKind::Server,
+        elapsed_ns: timed_by.duration_ns,
+        error: timed_by.error,
+    }
+}
+
+fn to_peer(from: &CallInfo, name: Arc<str>, kind: NodeKind) -> LinkCall {
+    LinkCall {
+        start_ns: from.start_ns,
+        source: from.service.clone(),
+        source_instance: from.instance.clone(),
+        target: name,
+        target_instance: Arc::from(""),
+        target_kind: kind,
+        elapsed_ns: from.duration_ns,
+        error: from.error,
+    }
+}
+
+/// Every call of a released trace.
+pub(super) fn resolve(buf: &TraceBuf) -> Vec<LinkCall> {
+    let callees = callees(buf);
+    let (user, none): (Arc<str>, Arc<str>) = (Arc::from(USER_NODE), Arc::from(""));
+    let mut out = Vec::new();
+    for (id, n) in &buf.nodes {
+        let Some(c) = &n.call else { continue };
+        match n.role {
+            Role::Entry => {
+                let parent: Option<&Node> = n.parent.and_then(|p| buf.get(&p));
+                match parent {
+                    // Consumed from a queue the producer of which did not report.
+                    None if matches!(c.peer, Some((_, NodeKind::Queue))) => {
+                        let queue = c.peer.as_ref().map(|(q, _)| q).expect("matched");
+                        out.push(call(queue, &none, c, c));
+                    }
+                    // A root, or a caller that never reported: the user's call.
+                    None => out.push(call(&user, &none, c, c)),
+                    Some(p) if p.service == n.service => {}
+                    Some(p) => match (&p.role, &p.call) {
+                        // Consumed from a queue: the queue calls this service.
+                        (Role::Sql(_) | Role::Api(_), Some(pc)) => {
+                            if let Some((queue, NodeKind::Queue)) = &pc.peer {
+                                out.push(call(queue, &none, c, c));
+                            }
+                            // Otherwise the call out counts it, from the caller's side.
+                        }
+                        // Called by another service without a client span: timed by the callee.
+                        (Role::Entry, Some(pc)) => out.push(call(&pc.service, &pc.instance, c, c)),
+                        _ => out.push(call(&user, &none, c, c)),
+                    },
+                }
+            }
+            Role::Sql(_) | Role::Api(_) => match (&c.peer, callees.get(id)) {
+                (Some((queue, NodeKind::Queue)), _) => out.push(to_peer(c, queue.clone(), NodeKind::Queue)),
+                (_, Some(callee)) => out.push(call(&c.service, &c.instance, callee, c)),
+                (Some((peer, kind)), None) => out.push(to_peer(c, peer.clone(), *kind)),
+                (None, None) => out.push(to_peer(c, Arc::from(UNKNOWN_NODE), NodeKind::External)),
+            },
+            Role::Other => {}
+        }
+    }
+    out
+}

@@ -1,0 +1,198 @@
+//! Elapsed-time histograms as the statistics store them: HdrHistogram's log-linear buckets (two
+//! significant digits, microseconds), kept *sparse*, as (bucket index, count) pairs. A second of
+//! one node holds a few dozen distinct buckets, where a dense HDR histogram of the same range is
+//! 4,000 counters: sparse ones merge in time proportional to what they hold, which is what makes
+//! a 30-day map a merge of hourly rows rather than of millions of arrays. Quantiles come from the
+//! `hdrhistogram` crate, fed the merged buckets; a property test holds the bucketing to the
+//! crate's.
+
+use hdrhistogram::Histogram;
+
+use crate::codec::{corrupt, varint, Reader};
+use crate::error::StorageError;
+
+/// 2 significant digits: HDR's sub-buckets of 256 (2 × 10² rounded up to a power of two).
+const SUB_BUCKET_MAGNITUDE: u32 = 8;
+const SUB_BUCKET_HALF_MAGNITUDE: u32 = SUB_BUCKET_MAGNITUDE - 1;
+const SUB_BUCKET_HALF: u64 = 1 << SUB_BUCKET_HALF_MAGNITUDE;
+const SUB_BUCKET_MASK: u64 = (1 << SUB_BUCKET_MAGNITUDE) - 1;
+pub const SIGNIFICANT_DIGITS: u8 = 2;
+/// The largest value kept, in microseconds: 7 days, the longest span or transaction accepted.
+pub const MAX_US: u64 = 7 * 24 * 3_600_000_000;
+
+/// HDR's bucket index of a value.
+pub fn index_of(us: u64) -> u32 {
+    let bucket = 63 - SUB_BUCKET_HALF_MAGNITUDE - (us | SUB_BUCKET_MASK).leading_zeros();
+    let sub = us >> bucket;
+    ((bucket + 1) << SUB_BUCKET_HALF_MAGNITUDE) + sub as u32 - SUB_BUCKET_HALF as u32
+}
+
+/// The lowest value of a bucket.
+pub fn lowest_of(index: u32) -> u64 {
+    let mut bucket = (index >> SUB_BUCKET_HALF_MAGNITUDE) as i64 - 1;
+    let mut sub = u64::from(index & (SUB_BUCKET_HALF as u32 - 1)) + SUB_BUCKET_HALF;
+    if bucket < 0 {
+        sub -= SUB_BUCKET_HALF;
+        bucket = 0;
+    }
+    sub << bucket
+}
+
+/// The highest value of a bucket.
+pub fn highest_of(index: u32) -> u64 {
+    lowest_of(index + 1) - 1
+}
+
+/// (bucket index, count), by index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hist(Vec<(u32, u64)>);
+
+impl Hist {
+    pub fn record(&mut self, us: u64) {
+        self.add(index_of(us.min(MAX_US)), 1);
+    }
+
+    fn add(&mut self, index: u32, n: u64) {
+        match self.0.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(at) => self.0[at].1 += n,
+            Err(at) => self.0.insert(at, (index, n)),
+        }
+    }
+
+    pub fn merge(&mut self, other: &Hist) {
+        if other.0.is_empty() {
+            return;
+        }
+        if self.0.is_empty() {
+            self.0.clone_from(&other.0);
+            return;
+        }
+        let mut out = Vec::with_capacity(self.0.len() + other.0.len());
+        let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    out.push((x.0, x.1 + y.1));
+                    a.next();
+                    b.next();
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => out.extend(a.next().copied()),
+                (Some(_), Some(_)) => out.extend(b.next().copied()),
+                (Some(_), None) => out.extend(a.next().copied()),
+                (None, Some(_)) => out.extend(b.next().copied()),
+                (None, None) => break,
+            }
+        }
+        self.0 = out;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Values at most `us` (exact at bucket boundaries; within a bucket, counted by its lowest
+    /// value, HDR's precision: 1% at 2 significant digits).
+    pub fn count_at_most(&self, us: u64) -> u64 {
+        self.0.iter().take_while(|(i, _)| lowest_of(*i) <= us).map(|(_, n)| n).sum()
+    }
+
+    /// Feeds the buckets into an HDR histogram (reset first) for its quantiles.
+    pub fn fill(&self, h: &mut Histogram<u64>) {
+        h.reset();
+        for (i, n) in &self.0 {
+            h.saturating_record_n(lowest_of(*i), *n);
+        }
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        varint::put(out, self.0.len() as u64);
+        let mut prev = 0;
+        for (i, n) in &self.0 {
+            varint::put(out, u64::from(i - prev));
+            varint::put(out, *n);
+            prev = *i;
+        }
+    }
+
+    pub fn decode(r: &mut Reader<'_>) -> Result<Self, StorageError> {
+        let len = r.count(2)?;
+        let mut v = Vec::with_capacity(len);
+        let mut prev = 0u32;
+        for k in 0..len {
+            let delta = u32::try_from(r.varint()?).map_err(|_| corrupt("histogram bucket"))?;
+            if k > 0 && delta == 0 {
+                return Err(corrupt("histogram buckets out of order"));
+            }
+            prev = prev
+                .checked_add(delta)
+                .filter(|i| *i <= index_of(MAX_US))
+                .ok_or_else(|| corrupt("histogram bucket"))?;
+            v.push((prev, r.varint()?));
+        }
+        Ok(Self(v))
+    }
+}
+
+/// An HDR histogram able to hold every bucket `Hist` keeps: one per query, reused.
+pub fn quantile_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, SIGNIFICANT_DIGITS).expect("valid bounds")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn buckets_are_hdr_buckets(v in 1u64..MAX_US) {
+            let h = quantile_histogram();
+            let i = index_of(v);
+            prop_assert_eq!(lowest_of(i), h.lowest_equivalent(v));
+            prop_assert_eq!(highest_of(i), h.highest_equivalent(v));
+        }
+
+        #[test]
+        fn encoding_round_trips_and_merging_adds(a in proptest::collection::vec(0u64..10_000_000, 0..200), b in proptest::collection::vec(0u64..MAX_US, 0..50)) {
+            let (mut x, mut y) = (Hist::default(), Hist::default());
+            a.iter().for_each(|v| x.record(*v));
+            b.iter().for_each(|v| y.record(*v));
+            let mut buf = Vec::new();
+            x.encode(&mut buf);
+            prop_assert_eq!(Hist::decode(&mut Reader::new(&buf)).unwrap(), x.clone());
+            let mut all = Hist::default();
+            a.iter().chain(&b).for_each(|v| all.record(*v));
+            x.merge(&y);
+            prop_assert_eq!(x, all);
+        }
+    }
+
+    #[test]
+    fn quantiles_are_within_hdr_precision() {
+        let mut h = Hist::default();
+        for ms in 1..=1000u64 {
+            h.record(ms * 1000);
+        }
+        let mut q = quantile_histogram();
+        h.fill(&mut q);
+        for (quantile, want_ms) in [(0.5, 500u64), (0.9, 900), (0.99, 990), (1.0, 1000)] {
+            let got = q.value_at_quantile(quantile);
+            let want = want_ms * 1000;
+            assert!(got.abs_diff(want) * 100 <= want, "p{quantile}: {got} vs {want}");
+        }
+        // At most 500 ms: 500 of them, within a bucket's width (1% at two significant digits).
+        assert!((495..=505).contains(&h.count_at_most(500_000)), "{}", h.count_at_most(500_000));
+        assert_eq!(h.count(), 1000);
+    }
+
+    #[test]
+    fn corrupt_histograms_are_errors() {
+        for bad in [&[5u8][..], &[2, 1, 1, 0, 1], &[1, 0xff, 0xff, 0xff, 0xff, 0x0f, 1]] {
+            assert!(Hist::decode(&mut Reader::new(bad)).is_err(), "{bad:?}");
+        }
+    }
+}

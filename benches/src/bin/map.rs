@@ -15,6 +15,7 @@
 //!    trace of the real traffic.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rewind_benches::server::Server;
@@ -22,7 +23,9 @@ use rewind_benches::{row, write_results, Args};
 use rewind_collector::convert::{convert, Limits};
 use rewind_storage::stats::table::{Resolution, Row};
 use rewind_storage::stats::Cell;
-use rewind_storage::{now_ns, EncodedBatch, Store, StoreConfig};
+use rewind_storage::{
+    now_ns, Clock, EncodedBatch, ManualClock, Resource, Span, SpanId, Store, StoreConfig, TraceId, Value,
+};
 use rewind_workload::{Shop, ShopConfig};
 use serde_json::json;
 
@@ -43,17 +46,25 @@ struct Traffic {
     stats_bytes: u64,
     stats_rows: u64,
     largest_trace: (String, usize),
+    /// Still open, for reading its seconds.
+    store: Option<Arc<Store>>,
 }
 
-/// `seconds` of shop traffic at `rate` spans/s ending at `end_s`, through the store's write path.
-fn traffic(store: &Store, seed: u64, rate: u64, start_s: u64, seconds: u64) -> Traffic {
+/// `seconds` of shop traffic at `rate` spans/s from `start_s`, through the store's write path as
+/// if it were live: the store's clock follows the traffic's time, seals every 10 s of it (the
+/// default `--seal-interval`) and rolls up every minute, as the maintenance thread would.
+fn traffic(dir: &std::path::Path, seed: u64, rate: u64, start_s: u64, seconds: u64) -> Traffic {
+    let clock = Arc::new(ManualClock::new(start_s * S));
+    let mut c = config(dir);
+    c.clock = clock.clone();
+    let store = Store::open(c).expect("open");
     let mut shop = Shop::new(ShopConfig { seed, incident: None });
-    // About 11.4 spans per shop trace.
-    let traces_per_second = (rate * 10 / 114).max(1);
+    // About 11 spans per shop trace.
+    let traces_per_second = (rate / 11).max(1);
     let interval = S / traces_per_second;
     let end = (start_s + seconds) * S;
     let mut t = start_s * S;
-    let mut spans = 0u64;
+    let (mut spans, mut next_seal, mut next_roll_up) = (0u64, t + 10 * S, t + 60 * S);
     let mut per_trace: BTreeMap<String, usize> = BTreeMap::new();
     let mut largest = (String::new(), 0usize);
     while t < end {
@@ -73,11 +84,21 @@ fn traffic(store: &Store, seed: u64, rate: u64, start_s: u64, seconds: u64) -> T
             }
         }
         store.append(vec![EncodedBatch::new(converted.items)]).expect("append");
-        if store.should_seal() || store.stats().memtable_spans >= 100_000 {
+        // The spans of a request ended a moment before it was sent.
+        clock.advance(t.saturating_sub(clock.wall_ns()));
+        if t >= next_seal || store.stats().memtable_spans >= 100_000 {
             store.seal().expect("seal");
+            next_seal = t + 10 * S;
+        }
+        if t >= next_roll_up {
+            while store.roll_up().expect("roll up") {}
+            next_roll_up = t + 60 * S;
         }
     }
+    // Every trace released, every minute of the traffic rolled up.
+    clock.advance(130 * S);
     store.seal_all().expect("seal");
+    while store.roll_up().expect("roll up") {}
     store.compact();
     let columns = store.column_bytes().expect("column bytes");
     let (stats_bytes, span_bytes) = columns.iter().fold((0, 0), |(st, sp), (name, b)| {
@@ -89,7 +110,8 @@ fn traffic(store: &Store, seed: u64, rate: u64, start_s: u64, seconds: u64) -> T
             (st, sp + b)
         }
     });
-    Traffic { spans, seconds, span_bytes, stats_bytes, stats_rows: store.stats().stats_rows, largest_trace: largest }
+    let rows = store.stats().stats_rows;
+    Traffic { spans, seconds, span_bytes, stats_bytes, stats_rows: rows, largest_trace: largest, store: Some(store) }
 }
 
 fn config(dir: &std::path::Path) -> StoreConfig {
@@ -126,9 +148,9 @@ fn main() {
     let end_s = (now_s - 120) / 60 * 60;
     let start_s = end_s - minutes * 60;
     let real_dir = tmp.path().join("real");
-    let store = Store::open(config(&real_dir)).expect("open");
     let started = Instant::now();
-    let real = traffic(&store, seed, rate, start_s, minutes * 60);
+    let mut real = traffic(&real_dir, seed, rate, start_s, minutes * 60);
+    let store = real.store.take().expect("open");
     println!(
         "\nreal traffic: {} spans in {} s of shop time ({} spans/s), ingested in {:.1} s",
         real.spans,
@@ -138,13 +160,16 @@ fn main() {
     );
     let (rows, _) =
         store.stats_rows_finer_than(start_s, end_s, &|_| true, Resolution::Second).expect("read the real seconds");
+    // And one trace of 100,000 spans (a batch job fanning out), for the call tree's worst case.
+    let fan_out = fan_out(start_s * S, 100_000);
+    let fan_out_id = fan_out[0].trace_id.to_string();
+    store.append(vec![EncodedBatch::new(fan_out)]).expect("append the fan-out");
+    store.seal_all().expect("seal");
     store.close().expect("close");
     drop(store);
-    let idle = {
-        let s = Store::open(config(&tmp.path().join("idle"))).expect("open");
-        // One shop trace a second.
-        traffic(&s, seed, 11, start_s, minutes * 60)
-    };
+    // One shop trace a second.
+    let mut idle = traffic(&tmp.path().join("idle"), seed, 11, start_s, minutes * 60);
+    drop(idle.store.take());
 
     // 2. History, from the real seconds: second `t` of it repeats second `offset(t)` of them.
     let window = (minutes * 60) as usize;
@@ -258,6 +283,14 @@ fn main() {
         "",
         None,
     );
+    let (fl, tree) = http.time(&base, &format!("/api/traces/{fan_out_id}/calltree"), 10);
+    let (f50, f99) = (percentile(&fl, 0.5), percentile(&fl, 0.99));
+    row(
+        &format!("call tree of a 100,000-span trace (first {} rows)", tree["rows"].as_array().map_or(0, Vec::len)),
+        format!("p50 {f50:.0} / p99 {f99:.0} ms"),
+        "",
+        None,
+    );
     server.stop();
 
     let per_s = |b: u64, t: &Traffic| b as f64 / t.seconds as f64;
@@ -292,7 +325,39 @@ fn main() {
     figures.insert("keys_per_second".into(), json!(keys_per_second));
     figures.insert("history_stats_bytes".into(), json!(history_bytes));
     figures.insert("calltree".into(), json!({"spans": real.largest_trace.1, "p50_ms": t50, "p99_ms": t99}));
+    figures.insert("calltree_100k".into(), json!({"spans": 100_000, "p50_ms": f50, "p99_ms": f99}));
     write_results("map", &serde_json::Value::Object(figures));
+}
+
+/// A root span and `n - 1` calls under it, of one trace.
+fn fan_out(start_ns: u64, n: u64) -> Vec<Span> {
+    let resource = Arc::new(Resource { attributes: vec![("service.name".into(), Value::Str("batch".into()))] });
+    let trace = TraceId([0x5a; 16]);
+    (0..n)
+        .map(|i| Span {
+            trace_id: trace,
+            span_id: SpanId((i + 1).to_be_bytes()),
+            parent_span_id: (i > 0).then_some(SpanId(1u64.to_be_bytes())),
+            trace_state: String::new(),
+            flags: 1,
+            service: "batch".into(),
+            name: if i == 0 { "nightly export".into() } else { "SELECT".into() },
+            kind: if i == 0 { 2 } else { 3 },
+            start_ns: start_ns + i * 10_000,
+            duration_ns: if i == 0 { n * 10_000 } else { 8_000 },
+            status_code: 0,
+            status_message: String::new(),
+            scope_name: String::new(),
+            scope_version: String::new(),
+            attributes: vec![("db.statement".into(), Value::Str(format!("SELECT * FROM items WHERE id = {i}")))],
+            events: Vec::new(),
+            links: Vec::new(),
+            dropped_attributes: 0,
+            dropped_events: 0,
+            dropped_links: 0,
+            resource: resource.clone(),
+        })
+        .collect()
 }
 
 /// Timed requests, one at a time, after two to warm up.

@@ -48,8 +48,10 @@ pub struct HistogramQuery {
 
 /// The series has about this many points at most, unless a coarser step is asked for.
 pub const MAX_POINTS: u64 = 1500;
-/// Steps a series takes, seconds: the finest that keeps it within `MAX_POINTS`.
-const STEPS: [u64; 13] = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+/// Steps a series takes, seconds: the finest that keeps it within `MAX_POINTS`. None between
+/// 10 minutes and an hour: a step of 15 or 30 minutes would read minute rows over weeks, where an
+/// hour reads hour rows (30 days: 720 points instead of 1,440, and 60 times fewer rows).
+const STEPS: [u64; 14] = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 3600, 7200, 21_600, 86_400];
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Percentiles {
@@ -95,7 +97,7 @@ pub fn step_for(from: u64, to: u64, asked: Option<u64>, cover: Coverage) -> u64 
     let span = to.saturating_sub(from).max(1);
     let finest = if from < cover.seconds_from { 60 } else { 1 };
     let want = span.div_ceil(MAX_POINTS).max(asked.unwrap_or(1)).max(finest);
-    STEPS.iter().copied().find(|s| *s >= want).unwrap_or(3600)
+    STEPS.iter().copied().find(|s| *s >= want).unwrap_or(86_400)
 }
 
 impl Store {
@@ -179,7 +181,9 @@ mod tests {
         assert_eq!(step_for(0, 600, None, c), 1);
         assert_eq!(step_for(0, 3600, None, c), 5);
         assert_eq!(step_for(0, 86_400, None, c), 60);
-        assert_eq!(step_for(0, 30 * 86_400, None, c), 1800);
+        assert_eq!(step_for(0, 7 * 86_400, None, c), 600);
+        assert_eq!(step_for(0, 30 * 86_400, None, c), 3600);
+        assert_eq!(step_for(0, 365 * 86_400, None, c), 21_600);
         assert_eq!(step_for(0, 600, Some(7), c), 10);
         let old = Coverage { minutes_until: 0, hours_until: 0, seconds_from: 1_000 };
         assert_eq!(step_for(0, 600, None, old), 60);

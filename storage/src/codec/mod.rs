@@ -52,7 +52,15 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, StorageError> {
+        // One byte is the common case (small counts, deltas, lengths).
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let (v, n) = varint::decode(&self.buf[self.pos..]).ok_or_else(|| corrupt("bad varint"))?;
         self.pos += n;
         Ok(v)

@@ -20,8 +20,11 @@ pub const SIGNIFICANT_DIGITS: u8 = 2;
 /// The largest value kept, in microseconds: 7 days, the longest span or transaction accepted.
 pub const MAX_US: u64 = 7 * 24 * 3_600_000_000;
 
+/// The bucket of `MAX_US`, the last one.
+const MAX_INDEX: u32 = index_of(MAX_US);
+
 /// HDR's bucket index of a value.
-pub fn index_of(us: u64) -> u32 {
+pub const fn index_of(us: u64) -> u32 {
     let bucket = 63 - SUB_BUCKET_HALF_MAGNITUDE - (us | SUB_BUCKET_MASK).leading_zeros();
     let sub = us >> bucket;
     ((bucket + 1) << SUB_BUCKET_HALF_MAGNITUDE) + sub as u32 - SUB_BUCKET_HALF as u32
@@ -67,23 +70,42 @@ impl Hist {
             self.0.clone_from(&other.0);
             return;
         }
-        let mut out = Vec::with_capacity(self.0.len() + other.0.len());
-        let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
+        // One key's cells over time fill mostly the same buckets: add in place, and rebuild only
+        // from the first bucket that is new (a 30-day map merges hundreds of cells per key).
+        let (a, b) = (&mut self.0, &other.0);
+        let (mut j, mut k) = (0, 0);
+        while k < b.len() {
+            while j < a.len() && a[j].0 < b[k].0 {
+                j += 1;
+            }
+            if j < a.len() && a[j].0 == b[k].0 {
+                a[j].1 += b[k].1;
+                (j, k) = (j + 1, k + 1);
+            } else {
+                break;
+            }
+        }
+        if k == b.len() {
+            return;
+        }
+        let mut out = Vec::with_capacity(a.len() + b.len() - k);
+        out.extend_from_slice(&a[..j]);
+        let (mut x, mut y) = (a[j..].iter().peekable(), b[k..].iter().peekable());
         loop {
-            match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if x.0 == y.0 => {
-                    out.push((x.0, x.1 + y.1));
-                    a.next();
-                    b.next();
+            match (x.peek(), y.peek()) {
+                (Some(p), Some(q)) if p.0 == q.0 => {
+                    out.push((p.0, p.1 + q.1));
+                    x.next();
+                    y.next();
                 }
-                (Some(x), Some(y)) if x.0 < y.0 => out.extend(a.next().copied()),
-                (Some(_), Some(_)) => out.extend(b.next().copied()),
-                (Some(_), None) => out.extend(a.next().copied()),
-                (None, Some(_)) => out.extend(b.next().copied()),
+                (Some(p), Some(q)) if p.0 < q.0 => out.extend(x.next().copied()),
+                (Some(_), Some(_)) => out.extend(y.next().copied()),
+                (Some(_), None) => out.extend(x.next().copied()),
+                (None, Some(_)) => out.extend(y.next().copied()),
                 (None, None) => break,
             }
         }
-        self.0 = out;
+        *a = out;
     }
 
     pub fn count(&self) -> u64 {
@@ -127,10 +149,7 @@ impl Hist {
             if k > 0 && delta == 0 {
                 return Err(corrupt("histogram buckets out of order"));
             }
-            prev = prev
-                .checked_add(delta)
-                .filter(|i| *i <= index_of(MAX_US))
-                .ok_or_else(|| corrupt("histogram bucket"))?;
+            prev = prev.checked_add(delta).filter(|i| *i <= MAX_INDEX).ok_or_else(|| corrupt("histogram bucket"))?;
             v.push((prev, r.varint()?));
         }
         Ok(Self(v))
@@ -167,7 +186,13 @@ mod tests {
             let mut all = Hist::default();
             a.iter().chain(&b).for_each(|v| all.record(*v));
             x.merge(&y);
-            prop_assert_eq!(x, all);
+            prop_assert_eq!(&x, &all);
+            // Merging buckets already present (the in-place path), and into an empty one.
+            let mut twice = all.clone();
+            twice.merge(&all);
+            let mut doubled = Hist::default();
+            a.iter().chain(&b).chain(&a).chain(&b).for_each(|v| doubled.record(*v));
+            prop_assert_eq!(twice, doubled);
         }
     }
 

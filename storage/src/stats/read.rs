@@ -176,7 +176,12 @@ impl Store {
 pub fn totals(rows: Vec<Row>) -> Result<Vec<(Key, Cell)>, StorageError> {
     let mut by_key: FxHashMap<String, Cell> = FxHashMap::default();
     for (_, k, c) in rows {
-        by_key.entry(k).or_default().merge(&c);
+        match by_key.entry(k) {
+            std::collections::hash_map::Entry::Occupied(mut o) => o.get_mut().merge(&c),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(c);
+            }
+        }
     }
     by_key.into_iter().map(|(k, c)| Ok((Key::decode(&k)?, c))).collect()
 }

@@ -2,7 +2,6 @@
 //! ranges that cross the roll-up into minutes and hours; late spans; retries; restarts.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::apm::figures::Thresholds;
 use crate::apm::histogram::{HistogramQuery, Subject};
@@ -228,7 +227,6 @@ fn retries_and_restarts_count_once() {
     store.seal_all().unwrap();
     assert_eq!(counts(&store).0, 3);
     assert_eq!(store.trace(&two[0].trace_id).unwrap().len(), 4);
-    let _ = Duration::ZERO;
 }
 
 /// Killed (dropped without a clean stop) after the export, after the seal, and after the

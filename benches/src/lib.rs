@@ -1,5 +1,6 @@
 //! Shared pieces of the benchmark binaries: argument parsing, result files, tables.
 
+pub mod live;
 pub mod server;
 
 use std::collections::BTreeMap;

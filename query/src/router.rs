@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::error::QueryError;
-use crate::routes::{health, histogram, servermap, services, traces, xlog};
+use crate::routes::{health, histogram, replay, servermap, services, traces, xlog};
 use crate::state::QueryState;
 
 pub fn router(state: QueryState) -> Router {
@@ -18,6 +18,9 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/traces/{trace_id}/calltree", get(traces::calltree))
         .route("/api/servermap", get(servermap::get))
         .route("/api/histogram", get(histogram::get))
+        .route("/api/replay", get(replay::replay))
+        .route("/api/incidents", get(replay::incidents))
+        .route("/api/compare", get(replay::compare))
         .route("/api/xlog", get(xlog::scatter))
         .route("/api/transactions", get(xlog::transactions))
         .fallback(|| async { QueryError::NotFound("no such API endpoint".into()) })

@@ -9,6 +9,7 @@ mod data;
 mod fuzz;
 mod harness;
 mod hostile;
+mod replay;
 mod roundtrip;
 mod safety;
 mod servermap;

@@ -578,9 +578,16 @@ impl Shop {
         if !fails {
             let c_start = end + self.rng.latency_ns(15_000.0, 0.8);
             let consumer_id = self.id::<8>();
-            let q_start = c_start + self.rng.latency_ns(200.0, 0.4);
+            // An incident of shipping slows its own work around the query, and fails it.
+            let (slow, fails_itself) = self.hit(Dependency::Shipping, c_start);
+            let q_start = c_start + (self.rng.latency_ns(200.0, 0.4) as f64 * slow) as u64;
             let q = self.mysql(t, &consumer_id, SHIPPING, q_start, 10, user);
-            let c_end = q.end_ns + self.rng.latency_ns(300.0, 0.4);
+            let c_end = q.end_ns + (self.rng.latency_ns(300.0, 0.4) as f64 * slow) as u64;
+            let failure = match (fails_itself, q.failed) {
+                (true, _) => Some("shipment rejected"),
+                (false, true) => Some("upstream failure"),
+                (false, false) => None,
+            };
             t.spans.push((
                 (SHIPPING, t.instance[SHIPPING]),
                 Span {
@@ -600,7 +607,7 @@ impl Shop {
                         st("messaging.kafka.message.key", format!("order-{order}")),
                         int("messaging.kafka.offset", (order * 7) as i64),
                     ],
-                    status: q.failed.then(|| Status { code: 2, message: "upstream failure".into() }),
+                    status: failure.map(|m| Status { code: 2, message: m.into() }),
                     ..Default::default()
                 },
             ));
@@ -710,5 +717,21 @@ mod tests {
         assert!(avg(&inside) > 5.0 * avg(&outside));
         assert!((0.2..0.4).contains(&errors(&inside)), "{}", errors(&inside));
         assert_eq!(errors(&outside), 0.0);
+    }
+
+    /// Every dependency an incident can name fails some calls when it does: none is ignored.
+    #[test]
+    fn every_dependency_can_be_hit() {
+        let failed = |incident: Option<Incident>| {
+            let r = Shop::new(ShopConfig { seed: 5, incident }).request(2000, T0, 1_000_000);
+            spans(&r).iter().filter(|s| s.status.as_ref().is_some_and(|st| st.code == 2)).count()
+        };
+        let quiet = failed(None);
+        for name in ["mysql", "redis", "payment", "kafka", "catalog", "cart", "checkout", "shipping"] {
+            let dependency: Dependency = name.parse().unwrap();
+            let incident =
+                Incident { start_ns: T0, end_ns: T0 + 3_000_000_000, dependency, slowdown: 2.0, error_share: 0.5 };
+            assert!(failed(Some(incident)) > quiet + 20, "{name}: {} vs {quiet}", failed(Some(incident)));
+        }
     }
 }

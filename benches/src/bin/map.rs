@@ -12,106 +12,27 @@
 //!    rows for the replay window, minute and hour rows for the rest, as roll-up leaves them).
 //! 3. The real `rewind` binary on that store, and latency percentiles over HTTP of
 //!    `/api/servermap` and `/api/histogram` for each range, and of the call tree of the largest
-//!    trace of the real traffic.
+//!    trace of the real traffic; `/api/replay` of the last hour and `/api/incidents` over a day.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rewind_benches::live::{traffic, Traffic};
 use rewind_benches::server::Server;
 use rewind_benches::{row, write_results, Args};
-use rewind_collector::convert::{convert, Limits};
 use rewind_storage::stats::table::{Resolution, Row};
 use rewind_storage::stats::Cell;
-use rewind_storage::{
-    now_ns, Clock, EncodedBatch, ManualClock, Resource, Span, SpanId, Store, StoreConfig, TraceId, Value,
-};
-use rewind_workload::{Shop, ShopConfig};
+use rewind_storage::{now_ns, EncodedBatch, Resource, Span, SpanId, Store, StoreConfig, TraceId, Value};
 use serde_json::json;
 
 const S: u64 = 1_000_000_000;
 const HOUR: u64 = 3600;
-const TRACES_PER_REQUEST: u64 = 50;
 /// The replay window of the benchmark's store: second rows for the last day and a bit.
 const REPLAY_WINDOW_H: u64 = 26;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-struct Traffic {
-    spans: u64,
-    seconds: u64,
-    span_bytes: u64,
-    stats_bytes: u64,
-    stats_rows: u64,
-    largest_trace: (String, usize),
-    /// Still open, for reading its seconds.
-    store: Option<Arc<Store>>,
-}
-
-/// `seconds` of shop traffic at `rate` spans/s from `start_s`, through the store's write path as
-/// if it were live: the store's clock follows the traffic's time, seals every 10 s of it (the
-/// default `--seal-interval`) and rolls up every minute, as the maintenance thread would.
-fn traffic(dir: &std::path::Path, seed: u64, rate: u64, start_s: u64, seconds: u64) -> Traffic {
-    let clock = Arc::new(ManualClock::new(start_s * S));
-    let mut c = config(dir);
-    c.clock = clock.clone();
-    let store = Store::open(c).expect("open");
-    let mut shop = Shop::new(ShopConfig { seed, incident: None });
-    // About 11 spans per shop trace.
-    let traces_per_second = (rate / 11).max(1);
-    let interval = S / traces_per_second;
-    let end = (start_s + seconds) * S;
-    let mut t = start_s * S;
-    let (mut spans, mut next_seal, mut next_roll_up) = (0u64, t + 10 * S, t + 60 * S);
-    let mut per_trace: BTreeMap<String, usize> = BTreeMap::new();
-    let mut largest = (String::new(), 0usize);
-    while t < end {
-        let n = TRACES_PER_REQUEST.min((end - t).div_ceil(interval)) as usize;
-        let req = shop.request(n, t, interval);
-        t += n as u64 * interval;
-        let converted = convert(req, &Limits::default(), now_ns(), 0);
-        assert_eq!(converted.rejected, 0, "{}", converted.message());
-        spans += converted.items.len() as u64;
-        per_trace.clear();
-        for s in &converted.items {
-            *per_trace.entry(s.trace_id.to_string()).or_default() += 1;
-        }
-        if let Some((id, n)) = per_trace.iter().max_by_key(|(_, n)| **n) {
-            if *n > largest.1 {
-                largest = (id.clone(), *n);
-            }
-        }
-        store.append(vec![EncodedBatch::new(converted.items)]).expect("append");
-        // The spans of a request ended a moment before it was sent.
-        clock.advance(t.saturating_sub(clock.wall_ns()));
-        if t >= next_seal || store.stats().memtable_spans >= 100_000 {
-            store.seal().expect("seal");
-            next_seal = t + 10 * S;
-        }
-        if t >= next_roll_up {
-            while store.roll_up().expect("roll up") {}
-            next_roll_up = t + 60 * S;
-        }
-    }
-    // Every trace released, every minute of the traffic rolled up.
-    clock.advance(130 * S);
-    store.seal_all().expect("seal");
-    while store.roll_up().expect("roll up") {}
-    store.compact();
-    let columns = store.column_bytes().expect("column bytes");
-    let (stats_bytes, span_bytes) = columns.iter().fold((0, 0), |(st, sp), (name, b)| {
-        if name.starts_with("stats_") {
-            (st + b, sp)
-        } else if name.starts_with("xlog:") {
-            (st, sp)
-        } else {
-            (st, sp + b)
-        }
-    });
-    let rows = store.stats().stats_rows;
-    Traffic { spans, seconds, span_bytes, stats_bytes, stats_rows: rows, largest_trace: largest, store: Some(store) }
 }
 
 fn config(dir: &std::path::Path) -> StoreConfig {
@@ -149,7 +70,7 @@ fn main() {
     let start_s = end_s - minutes * 60;
     let real_dir = tmp.path().join("real");
     let started = Instant::now();
-    let mut real = traffic(&real_dir, seed, rate, start_s, minutes * 60);
+    let mut real = traffic(config(&real_dir), seed, rate, start_s, minutes * 60, None);
     let store = real.store.take().expect("open");
     println!(
         "\nreal traffic: {} spans in {} s of shop time ({} spans/s), ingested in {:.1} s",
@@ -168,7 +89,7 @@ fn main() {
     store.close().expect("close");
     drop(store);
     // One shop trace a second.
-    let mut idle = traffic(&tmp.path().join("idle"), seed, 11, start_s, minutes * 60);
+    let mut idle = traffic(config(&tmp.path().join("idle")), seed, 11, start_s, minutes * 60, None);
     drop(idle.store.take());
 
     // 2. History, from the real seconds: second `t` of it repeats second `offset(t)` of them.
@@ -270,6 +191,27 @@ fn main() {
                    "histogram_p50_ms": h50, "histogram_p99_ms": h99, "histogram_points": points}),
         );
     }
+    // The replay of the last hour, a frame a second, and an incident search over a day.
+    let (rl, replay) = time(&format!("/api/replay?from={}&to={now_ms}", now_ms - HOUR * 1000));
+    let (r50, r99) = (percentile(&rl, 0.5), percentile(&rl, 0.99));
+    let frames = replay["frames"].as_array().map_or(0, Vec::len);
+    row(
+        &format!("replay 1 h ({frames} frames of {} ms)", replay["step_ms"]),
+        format!("p50 {r50:.1} / p99 {r99:.1} ms"),
+        "<= 200 ms",
+        Some(r99 <= 200.0),
+    );
+    let (il, found) = time(&format!("/api/incidents?from={}&to={now_ms}", now_ms - 24 * HOUR * 1000));
+    let (i50, i99) = (percentile(&il, 0.5), percentile(&il, 0.99));
+    let n = found["incidents"].as_array().map_or(0, Vec::len);
+    row(
+        &format!("incidents over 24 h ({n} found)"),
+        format!("p50 {i50:.1} / p99 {i99:.1} ms"),
+        "<= 1000 ms",
+        Some(i99 <= 1000.0),
+    );
+    figures.insert("replay_1h".into(), json!({"frames": frames, "p50_ms": r50, "p99_ms": r99}));
+    figures.insert("incidents_24h".into(), json!({"found": n, "p50_ms": i50, "p99_ms": i99}));
     server.stop();
     // The call tree, on the store of the real traffic (whose spans it reads).
     let server = Server::start(&real_dir, &["--retention", "31d"]);

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod histogram;
+pub mod replay;
 pub mod servermap;
 pub mod services;
 pub mod traces;

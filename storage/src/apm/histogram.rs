@@ -94,22 +94,32 @@ pub struct HistogramAnswer {
 /// The step of a series over `[from, to)`: the finest of `STEPS` within `MAX_POINTS`, no finer
 /// than asked, and no finer than the rows kept (minutes, where second rows are gone).
 pub fn step_for(from: u64, to: u64, asked: Option<u64>, cover: Coverage) -> u64 {
+    step_within(from, to, asked, cover, MAX_POINTS)
+}
+
+/// `step_for` with another bound on the points.
+pub fn step_within(from: u64, to: u64, asked: Option<u64>, cover: Coverage, max_points: u64) -> u64 {
     let span = to.saturating_sub(from).max(1);
     let finest = if from < cover.seconds_from { 60 } else { 1 };
-    let want = span.div_ceil(MAX_POINTS).max(asked.unwrap_or(1)).max(finest);
-    STEPS.iter().copied().find(|s| *s >= want).unwrap_or(86_400)
+    let want = span.div_ceil(max_points).max(asked.unwrap_or(1)).max(finest);
+    // Past the longest listed step (a range of years): whole days, still within the bound.
+    STEPS.iter().copied().find(|s| *s >= want).unwrap_or_else(|| want.div_ceil(86_400).saturating_mul(86_400))
+}
+
+/// The coarsest rows a series of this step may read.
+pub fn rows_for_step(step: u64) -> Resolution {
+    match step {
+        s if s >= 3600 => Resolution::Hour,
+        s if s >= 60 => Resolution::Minute,
+        _ => Resolution::Second,
+    }
 }
 
 impl Store {
     pub fn histogram(&self, q: &HistogramQuery) -> Result<HistogramAnswer, StorageError> {
         let cover = self.stats_coverage();
         let step = step_for(q.from_s, q.to_s, q.step_s, cover);
-        // Rows no coarser than the step.
-        let finest = match step {
-            s if s >= 3600 => Resolution::Hour,
-            s if s >= 60 => Resolution::Minute,
-            _ => Resolution::Second,
-        };
+        let finest = rows_for_step(step);
         let subject = q.subject.clone();
         let wants = move |k: &str| Key::decode(k).is_ok_and(|k| subject.wants(&k));
         let (mut rows, (from, to)) = self.stats_rows_finer_than(q.from_s, q.to_s, &wants, finest)?;
@@ -184,6 +194,10 @@ mod tests {
         assert_eq!(step_for(0, 7 * 86_400, None, c), 600);
         assert_eq!(step_for(0, 30 * 86_400, None, c), 3600);
         assert_eq!(step_for(0, 365 * 86_400, None, c), 21_600);
+        // Centuries: days, as many as keep the series within bounds.
+        let centuries = 300 * 365 * 86_400;
+        let step = step_for(0, centuries, None, c);
+        assert!(step % 86_400 == 0 && centuries / step <= MAX_POINTS, "{step}");
         assert_eq!(step_for(0, 600, Some(7), c), 10);
         let old = Coverage { minutes_until: 0, hours_until: 0, seconds_from: 1_000 };
         assert_eq!(step_for(0, 600, None, old), 60);

@@ -4,10 +4,13 @@
 //! counted (`derive`). The engine stores and reads tables; this says what the rows mean.
 
 pub mod calltree;
+pub mod compare;
 pub mod derive;
 pub mod figures;
 pub mod histogram;
+pub mod incidents;
 mod links;
+pub mod replay;
 pub mod semconv;
 pub mod servermap;
 

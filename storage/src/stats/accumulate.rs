@@ -54,7 +54,11 @@ pub struct Accumulator {
 
 impl Accumulator {
     pub fn transaction(&mut self, x: &XLog) {
-        self.cells.entry((x.start_ns / 1_000_000_000, node_key(x))).or_default().record(x.elapsed_ns, x.error);
+        let key = node_key(x);
+        super::in_flight(x.start_ns, x.elapsed_ns, |s, age| {
+            self.cells.entry((s, key.clone())).or_default().active[age] += 1;
+        });
+        self.cells.entry((x.start_ns / 1_000_000_000, key)).or_default().record(x.elapsed_ns, x.error);
     }
 
     pub fn call(&mut self, c: &LinkCall) {

@@ -22,6 +22,10 @@ pub const MAX_US: u64 = 7 * 24 * 3_600_000_000;
 
 /// The bucket of `MAX_US`, the last one.
 const MAX_INDEX: u32 = index_of(MAX_US);
+/// Buckets in groups of 16, for quantiles without sorting.
+const GROUP_SHIFT: u32 = 4;
+const GROUP_MASK: u32 = (1 << GROUP_SHIFT) - 1;
+const GROUPS: usize = (MAX_INDEX >> GROUP_SHIFT) as usize + 1;
 
 /// HDR's bucket index of a value.
 pub const fn index_of(us: u64) -> u32 {
@@ -122,6 +126,20 @@ impl Hist {
         self.0.iter().take_while(|(i, _)| lowest_of(*i) <= us).map(|(_, n)| n).sum()
     }
 
+    /// The value at each quantile (0..=1), µs, as HDR's `value_at_quantile` answers it, straight
+    /// from the sparse buckets of one or more histograms taken together: for a replay's
+    /// thousands of frames, where filling a dense histogram per frame would cost more than the
+    /// frame. A property test holds it to the crate's answer.
+    pub fn quantiles(parts: &[&Hist], qs: &[f64]) -> Vec<u64> {
+        let total: u64 = parts.iter().map(|h| h.count()).sum();
+        if parts.len() == 1 {
+            return Self::walk(&parts[0].0, total, qs);
+        }
+        let mut merged: Vec<(u32, u64)> = parts.iter().flat_map(|h| h.0.iter().copied()).collect();
+        merged.sort_unstable_by_key(|(i, _)| *i);
+        Self::walk(&merged, total, qs)
+    }
+
     /// Feeds the buckets into an HDR histogram (reset first) for its quantiles.
     pub fn fill(&self, h: &mut Histogram<u64>) {
         h.reset();
@@ -141,18 +159,99 @@ impl Hist {
     }
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, StorageError> {
+        let mut v = Vec::new();
+        Self::decode_into(r, &mut v)?;
+        Ok(Self(v))
+    }
+
+    /// Appends the buckets of an encoded histogram to `out` (not merged with what is there);
+    /// their total count.
+    pub fn decode_into(r: &mut Reader<'_>, out: &mut Vec<(u32, u64)>) -> Result<u64, StorageError> {
         let len = r.count(2)?;
-        let mut v = Vec::with_capacity(len);
-        let mut prev = 0u32;
+        out.reserve(len);
+        let (mut prev, mut total) = (0u32, 0u64);
         for k in 0..len {
             let delta = u32::try_from(r.varint()?).map_err(|_| corrupt("histogram bucket"))?;
             if k > 0 && delta == 0 {
                 return Err(corrupt("histogram buckets out of order"));
             }
             prev = prev.checked_add(delta).filter(|i| *i <= MAX_INDEX).ok_or_else(|| corrupt("histogram bucket"))?;
-            v.push((prev, r.varint()?));
+            let n = r.varint()?;
+            total = total.saturating_add(n);
+            out.push((prev, n));
         }
-        Ok(Self(v))
+        Ok(total)
+    }
+
+    /// The total count of an encoded histogram, read past without keeping its buckets.
+    pub fn skip_counting(r: &mut Reader<'_>) -> Result<u64, StorageError> {
+        let len = r.count(2)?;
+        let mut total = 0u64;
+        for _ in 0..len {
+            r.varint()?;
+            total = total.saturating_add(r.varint()?);
+        }
+        Ok(total)
+    }
+
+    /// `quantiles` of buckets gathered in any order (several histograms' `decode_into`), without
+    /// sorting them: counts by group of 16 buckets find the group each quantile falls in, then
+    /// that group's buckets are counted alone. Linear in the buckets, where a replay's thousands
+    /// of frames would spend most of their time sorting.
+    pub fn quantiles_unsorted(buckets: &[(u32, u64)], qs: &[f64]) -> Vec<u64> {
+        let mut groups = [0u64; GROUPS];
+        let mut total = 0u64;
+        for (i, n) in buckets {
+            groups[(*i >> GROUP_SHIFT) as usize] += n;
+            total += n;
+        }
+        if total == 0 {
+            return vec![0; qs.len()];
+        }
+        qs.iter()
+            .map(|q| {
+                let target = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+                let (mut seen, mut group) = (0u64, 0usize);
+                for (g, n) in groups.iter().enumerate() {
+                    if seen + n >= target {
+                        group = g;
+                        break;
+                    }
+                    seen += n;
+                }
+                let mut within = [0u64; 1 << GROUP_SHIFT];
+                for (i, n) in buckets.iter().filter(|(i, _)| (*i >> GROUP_SHIFT) as usize == group) {
+                    within[(*i & GROUP_MASK) as usize] += n;
+                }
+                for (k, n) in within.iter().enumerate() {
+                    seen += n;
+                    if *n > 0 && seen >= target {
+                        let index = ((group as u32) << GROUP_SHIFT) | k as u32;
+                        return if *q <= 0.0 { lowest_of(index) } else { highest_of(index) };
+                    }
+                }
+                unreachable!("the group's counts reach the target")
+            })
+            .collect()
+    }
+
+    fn walk(sorted: &[(u32, u64)], total: u64, qs: &[f64]) -> Vec<u64> {
+        if total == 0 {
+            return vec![0; qs.len()];
+        }
+        qs.iter()
+            .map(|q| {
+                let target = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+                let mut seen = 0;
+                for (i, n) in sorted {
+                    seen += n;
+                    if seen >= target {
+                        return if *q <= 0.0 { lowest_of(*i) } else { highest_of(*i) };
+                    }
+                }
+                sorted.last().map_or(0, |(i, _)| highest_of(*i))
+            })
+            .collect()
     }
 }
 
@@ -193,6 +292,26 @@ mod tests {
             let mut doubled = Hist::default();
             a.iter().chain(&b).chain(&a).chain(&b).for_each(|v| doubled.record(*v));
             prop_assert_eq!(twice, doubled);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn quantiles_are_the_crates(a in proptest::collection::vec(0u64..20_000_000, 1..300), b in proptest::collection::vec(0u64..MAX_US, 0..20)) {
+            let (mut x, mut y) = (Hist::default(), Hist::default());
+            a.iter().for_each(|v| x.record(*v));
+            b.iter().for_each(|v| y.record(*v));
+            let mut all = x.clone();
+            all.merge(&y);
+            let mut h = quantile_histogram();
+            all.fill(&mut h);
+            let qs = [0.0, 0.01, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1.0];
+            let want: Vec<u64> = qs.iter().map(|q| h.value_at_quantile(*q)).collect();
+            prop_assert_eq!(Hist::quantiles(&[&x, &y], &qs), want.clone());
+            // Gathered unsorted, as a replay gathers them, one histogram after another.
+            let mut gathered = y.0.clone();
+            gathered.extend_from_slice(&x.0);
+            prop_assert_eq!(Hist::quantiles_unsorted(&gathered, &qs), want);
         }
     }
 

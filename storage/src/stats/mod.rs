@@ -129,6 +129,60 @@ pub struct Cell {
     pub max_ns: u64,
     /// Successful ones within each of `BUCKET_BOUNDS_MS`.
     pub within: [u64; 6],
+    /// Node cells only: the transactions in flight at the start of each second of the cell
+    /// (`start <= t < end`), by how long they had been running then (`ACTIVE_BOUNDS_S`): the
+    /// equalizer. Summed over a minute or an hour, transaction-seconds.
+    pub active: [u64; 3],
+}
+
+/// Part of a cell: see `Cell::summarize`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub count: u64,
+    pub errors: u64,
+    pub sum_ns: u64,
+    pub max_ns: u64,
+    pub within: [u64; 6],
+    pub active: [u64; 3],
+}
+
+impl Summary {
+    pub fn add(&mut self, o: &Summary) {
+        self.count += o.count;
+        self.errors += o.errors;
+        self.sum_ns = self.sum_ns.saturating_add(o.sum_ns);
+        self.max_ns = self.max_ns.max(o.max_ns);
+        for (a, b) in self.within.iter_mut().zip(o.within) {
+            *a += b;
+        }
+        for (a, b) in self.active.iter_mut().zip(o.active) {
+            *a += b;
+        }
+    }
+}
+
+/// Scouter's equalizer: in flight for less than 3 s, 3 to 8 s, 8 s or more.
+pub const ACTIVE_BOUNDS_S: [u64; 2] = [3, 8];
+/// A transaction counts as in flight for at most its first hour: its later seconds would cost a
+/// cell each.
+pub const ACTIVE_MAX_S: u64 = 3600;
+
+/// Each second `s` at whose start (`s * 10^9` ns) a transaction of `[start, start + elapsed)`
+/// is in flight, with the index in `active` of its age then.
+pub fn in_flight(start_ns: u64, elapsed_ns: u64, mut f: impl FnMut(u64, usize)) {
+    const S: u64 = 1_000_000_000;
+    let end = start_ns.saturating_add(elapsed_ns);
+    let first = start_ns.div_ceil(S);
+    let until = end.div_ceil(S).min(first.saturating_add(ACTIVE_MAX_S));
+    for s in first..until {
+        let age = s * S - start_ns;
+        let bucket = match age / S {
+            a if a < ACTIVE_BOUNDS_S[0] => 0,
+            a if a < ACTIVE_BOUNDS_S[1] => 1,
+            _ => 2,
+        };
+        f(s, bucket);
+    }
 }
 
 impl Cell {
@@ -153,6 +207,9 @@ impl Cell {
         self.max_ns = self.max_ns.max(other.max_ns);
         for (w, o) in self.within.iter_mut().zip(other.within) {
             *w += o;
+        }
+        for (a, o) in self.active.iter_mut().zip(other.active) {
+            *a += o;
         }
     }
 
@@ -179,6 +236,45 @@ impl Cell {
         }
         self.ok.encode(out);
         self.err.encode(out);
+        // Optional, last: cells without it (links, short transactions, and every cell written
+        // before the equalizer was kept) end here.
+        if self.active != [0; 3] {
+            for a in self.active {
+                varint::put(out, a);
+            }
+        }
+    }
+
+    /// What a replay needs of an encoded cell, without building it: the counts, the sum, the
+    /// equalizer, and every histogram bucket (successes and errors) appended to `buckets`.
+    pub fn summarize(r: &mut Reader<'_>, buckets: &mut Vec<(u32, u64)>) -> Result<Summary, StorageError> {
+        Self::summary_of(r, Some(buckets))
+    }
+
+    /// `summarize` without the buckets.
+    pub fn sums(r: &mut Reader<'_>) -> Result<Summary, StorageError> {
+        Self::summary_of(r, None)
+    }
+
+    fn summary_of(r: &mut Reader<'_>, mut buckets: Option<&mut Vec<(u32, u64)>>) -> Result<Summary, StorageError> {
+        let (sum_ns, max_ns) = (r.varint()?, r.varint()?);
+        let mut within = [0u64; 6];
+        for w in &mut within {
+            *w = r.varint()?;
+        }
+        let mut hist = |r: &mut Reader<'_>| match buckets.as_deref_mut() {
+            Some(b) => Hist::decode_into(r, b),
+            None => Hist::skip_counting(r),
+        };
+        let ok = hist(r)?;
+        let errors = hist(r)?;
+        let mut active = [0u64; 3];
+        if !r.is_empty() {
+            for a in &mut active {
+                *a = r.varint()?;
+            }
+        }
+        Ok(Summary { count: ok + errors, errors, sum_ns, max_ns, within, active })
     }
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, StorageError> {
@@ -187,6 +283,42 @@ impl Cell {
         for w in &mut within {
             *w = r.varint()?;
         }
-        Ok(Self { sum_ns, max_ns, within, ok: Hist::decode(r)?, err: Hist::decode(r)? })
+        let (ok, err) = (Hist::decode(r)?, Hist::decode(r)?);
+        let mut active = [0u64; 3];
+        if !r.is_empty() {
+            for a in &mut active {
+                *a = r.varint()?;
+            }
+        }
+        Ok(Self { sum_ns, max_ns, within, ok, err, active })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_says_what_the_cell_does() {
+        let mut c = Cell::default();
+        for (ms, err) in [(3, false), (250, false), (1200, true), (7000, false), (2, false)] {
+            c.record(ms * 1_000_000, err);
+        }
+        in_flight(500_000_000, 9_000_000_000, |_, age| c.active[age] += 1);
+        let mut buf = Vec::new();
+        c.encode(&mut buf);
+        let mut buckets = Vec::new();
+        let s = Cell::summarize(&mut Reader::new(&buf), &mut buckets).unwrap();
+        assert_eq!((s.count, s.errors, s.sum_ns, s.max_ns, s.within), (5, 1, c.sum_ns, c.max_ns, c.within));
+        assert_eq!(s.active, [3, 5, 1]);
+        assert_eq!(buckets.iter().map(|(_, n)| n).sum::<u64>(), 5);
+        assert_eq!(Cell::sums(&mut Reader::new(&buf)).unwrap(), s);
+        assert_eq!(Cell::decode(&mut Reader::new(&buf)).unwrap(), c);
+        // A cell from before the equalizer (no trailing counts) reads as none in flight.
+        let mut old = Cell::default();
+        old.record(5_000_000, false);
+        let mut buf = Vec::new();
+        old.encode(&mut buf);
+        assert_eq!(Cell::decode(&mut Reader::new(&buf)).unwrap().active, [0; 3]);
     }
 }

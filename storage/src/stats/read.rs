@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::accumulate::Accumulator;
-use super::table::{self, HoursMeta, MinutesMeta, Resolution, Row, SecondsMeta, StatsMeta};
+use super::table::{self, HoursMeta, MinutesMeta, Resolution, Row, SecondsMeta, StatsMeta, Visitor};
 use super::{Cell, Key};
+use crate::codec::Reader;
 use crate::error::StorageError;
 use crate::store::Store;
 use crate::table::{Fetched, SegmentMeta, Table};
@@ -111,6 +112,24 @@ impl Store {
         wants: KeyFilter<'_>,
         coarsest: Resolution,
     ) -> Result<(Vec<Row>, (u64, u64)), StorageError> {
+        let mut rows = Vec::new();
+        let range = self.stats_visit(from, to, wants, coarsest, &mut |t, k, cell| {
+            rows.push((t, k.to_string(), Cell::decode(&mut Reader::new(cell))?));
+            Ok(())
+        })?;
+        Ok((rows, range))
+    }
+
+    /// Every row of `[from, to)` whose key `wants`, no coarser than `coarsest`, handed to `f`
+    /// with its cell still encoded, tables and memory alike; the range answered.
+    pub fn stats_visit(
+        &self,
+        from: u64,
+        to: u64,
+        wants: KeyFilter<'_>,
+        coarsest: Resolution,
+        f: &mut Visitor<'_>,
+    ) -> Result<(u64, u64), StorageError> {
         let mut cover = self.stats_coverage();
         if coarsest < Resolution::Hour {
             cover.hours_until = 0;
@@ -119,25 +138,27 @@ impl Store {
             cover.minutes_until = 0;
         }
         let (from, to) = effective_range(from, to, cover);
-        let mut rows = Vec::new();
         for piece in plan(from, to, cover) {
             match piece.resolution {
-                Resolution::Second => self.read_stats(&self.stats_seconds, piece, wants, &mut rows)?,
-                Resolution::Minute => self.read_stats(&self.stats_minutes, piece, wants, &mut rows)?,
-                Resolution::Hour => self.read_stats(&self.stats_hours, piece, wants, &mut rows)?,
+                Resolution::Second => self.visit_stats(&self.stats_seconds, piece, wants, f)?,
+                Resolution::Minute => self.visit_stats(&self.stats_minutes, piece, wants, f)?,
+                Resolution::Hour => self.visit_stats(&self.stats_hours, piece, wants, f)?,
             }
         }
         // Not sealed yet: the memtables' transactions and calls, at one-second resolution.
         let unsealed = self.unsealed_stats();
+        let mut buf = Vec::new();
         for ((t, key), cell) in unsealed.cells() {
             if *t >= from && *t < to {
                 let k = key.encode();
                 if wants(&k) {
-                    rows.push((*t, k, cell.clone()));
+                    buf.clear();
+                    cell.encode(&mut buf);
+                    f(*t, &k, &buf)?;
                 }
             }
         }
-        Ok((rows, (from, to)))
+        Ok((from, to))
     }
 
     /// The statistics of what the memtables hold: transactions and calls final but not sealed.
@@ -151,20 +172,19 @@ impl Store {
         acc
     }
 
-    fn read_stats<M: SegmentMeta + AsRef<StatsMeta>>(
+    fn visit_stats<M: SegmentMeta + AsRef<StatsMeta>>(
         &self,
         table: &Table<M>,
         piece: Piece,
         wants: KeyFilter<'_>,
-        out: &mut Vec<Row>,
+        f: &mut Visitor<'_>,
     ) -> Result<(), StorageError> {
         let ns = |s: u64| s.saturating_mul(1_000_000_000);
         let (lo, hi) = (self.partition_of(ns(piece.from)), self.partition_of(ns(piece.to.saturating_sub(1))));
         for meta in table.segments(lo, hi, piece.from, piece.to) {
             let fetch = |want: &[(u16, u32)]| -> Fetched { self.fetch_chunks(meta.partition(), meta.id(), want) };
-            match table::read(&meta, piece.from, piece.to, wants, &fetch) {
-                Ok(rows) => out.extend(rows),
-                Err(StorageError::PartitionDropped(_)) => {}
+            match table::visit(&meta, piece.from, piece.to, wants, &fetch, f) {
+                Ok(()) | Err(StorageError::PartitionDropped(_)) => {}
                 Err(e) => return Err(e),
             }
         }

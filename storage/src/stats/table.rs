@@ -188,6 +188,26 @@ pub fn read<M: SegmentMeta + AsRef<StatsMeta>>(
     fetch: Fetch<'_>,
 ) -> Result<Vec<Row>, StorageError> {
     let mut out = Vec::new();
+    visit(meta, from, to, wants, fetch, &mut |t, key, cell| {
+        out.push((t, key.to_string(), Cell::decode(&mut Reader::new(cell))?));
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// What `visit` calls with each row: its time, key and encoded cell (`Cell::encode`).
+pub type Visitor<'a> = dyn FnMut(u64, &str, &[u8]) -> Result<(), StorageError> + 'a;
+
+/// `read` without materialising rows: for readers of many rows that need only part of each cell
+/// (a replay of an hour visits hundreds of thousands).
+pub fn visit<M: SegmentMeta + AsRef<StatsMeta>>(
+    meta: &M,
+    from: u64,
+    to: u64,
+    wants: &dyn Fn(&str) -> bool,
+    fetch: Fetch<'_>,
+    f: &mut Visitor<'_>,
+) -> Result<(), StorageError> {
     for page in 0..meta.pages() {
         let (lo, hi) = meta.page_time_range(page).unwrap_or_else(|| meta.time_range());
         if hi < from || lo >= to {
@@ -204,13 +224,12 @@ pub fn read<M: SegmentMeta + AsRef<StatsMeta>>(
             for (r, t) in times.iter().enumerate() {
                 let code = codes[r] as usize;
                 if *t >= from && *t < to && ok[code] {
-                    let cell = Cell::decode(&mut Reader::new(cells[r]))?;
-                    out.push((*t, dict[code].to_string(), cell));
+                    f(*t, dict[code], cells[r])?;
                 }
             }
             Ok::<_, StorageError>(())
         })();
         rows.map_err(|e| e.within(|| p.place()))?;
     }
-    Ok(out)
+    Ok(())
 }

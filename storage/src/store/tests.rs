@@ -30,6 +30,7 @@ fn config(dir: &std::path::Path) -> StoreConfig {
 }
 
 mod old_format;
+mod replay;
 mod safety;
 mod servermap;
 mod xlog;

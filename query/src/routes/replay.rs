@@ -1,0 +1,205 @@
+//! `GET /api/replay`, `GET /api/incidents` and `GET /api/compare`: a past range frame by frame,
+//! the windows in it that left their baseline, and two windows side by side.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use rewind_storage::apm::compare::{CompareQuery, Comparison};
+use rewind_storage::apm::incidents::{FinderParams, IncidentQuery, Incidents};
+use rewind_storage::apm::replay::{Replay, ReplayQuery, MAX_FRAMES};
+use rewind_storage::Store;
+
+use crate::error::QueryError;
+use crate::params::{self, bad, duration_ms, text, whole};
+use crate::state::QueryState;
+
+/// An incident search reads minute rows of its whole range: a week at most per request.
+const MAX_INCIDENT_RANGE_S: u64 = 7 * 86_400;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, rewind_storage::StorageError> + Send + 'static,
+) -> Result<Json<T>, QueryError> {
+    let answer = tokio::task::spawn_blocking(f).await.map_err(|e| QueryError::Internal(e.to_string()))??;
+    Ok(Json(answer))
+}
+
+/// `service`, if given, must be one the store has seen (a service or a virtual node).
+fn service(store: &Store, p: &std::collections::BTreeMap<&'static str, &str>) -> Result<Option<String>, QueryError> {
+    let Some(v) = p.get("service") else { return Ok(None) };
+    let name = text("service", v)?;
+    if !store.services().iter().any(|s| s.name == name) {
+        return Err(bad("service", format!("{name:?} is not a service or node this store has seen")));
+    }
+    Ok(Some(name))
+}
+
+pub async fn replay(
+    State(st): State<QueryState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Replay>, QueryError> {
+    let q = parse_replay(&pairs)?;
+    let p = params::unique(&pairs, REPLAY)?;
+    let q = ReplayQuery { service: service(&st.store, &p)?, ..q };
+    let store = st.store.clone();
+    blocking(move || store.replay(&q)).await
+}
+
+const REPLAY: &[&str] = &["from", "to", "service", "step"];
+
+fn parse_replay(pairs: &[(String, String)]) -> Result<ReplayQuery, QueryError> {
+    let p = params::unique(pairs, REPLAY)?;
+    let (from_ns, to_ns) = params::range(&p)?;
+    let (from_s, to_s) = params::seconds(from_ns, to_ns);
+    let step_s = match p.get("step") {
+        None => None,
+        Some(v) => {
+            let ns = duration_ms("step", v)?;
+            if ns < 1_000_000_000 {
+                return Err(bad("step", "is at least 1000 milliseconds (frames are whole seconds)"));
+            }
+            let step = ns.div_ceil(1_000_000_000);
+            let frames = (to_s - from_s).div_ceil(step);
+            if frames > MAX_FRAMES {
+                return Err(bad(
+                    "step",
+                    format!("gives {frames} frames over this range, more than {MAX_FRAMES}: a longer step, or no step"),
+                ));
+            }
+            Some(step)
+        }
+    };
+    Ok(ReplayQuery { from_s, to_s, service: None, step_s })
+}
+
+const INCIDENTS: &[&str] = &["from", "to", "service", "baseline", "z", "min_count"];
+
+pub async fn incidents(
+    State(st): State<QueryState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Incidents>, QueryError> {
+    let q = parse_incidents(&pairs)?;
+    let p = params::unique(&pairs, INCIDENTS)?;
+    let q = IncidentQuery { service: service(&st.store, &p)?, ..q };
+    let store = st.store.clone();
+    blocking(move || store.incidents(&q)).await
+}
+
+fn parse_incidents(pairs: &[(String, String)]) -> Result<IncidentQuery, QueryError> {
+    let p = params::unique(pairs, INCIDENTS)?;
+    let (from_ns, to_ns) = params::range(&p)?;
+    let (from_s, to_s) = params::seconds(from_ns, to_ns);
+    if to_s - from_s > MAX_INCIDENT_RANGE_S {
+        return Err(bad("to", "is more than 7 days after `from`: search a week at a time"));
+    }
+    let mut params = FinderParams::default();
+    if let Some(v) = p.get("baseline") {
+        let ns = duration_ms("baseline", v)?;
+        let s = ns / 1_000_000_000;
+        if !(600..=86_400).contains(&s) || s % 60 != 0 {
+            return Err(bad("baseline", "is whole minutes between 10 minutes and a day (600000 to 86400000)"));
+        }
+        params.baseline_s = s;
+    }
+    if let Some(v) = p.get("z") {
+        let z: f64 = v.parse().map_err(|_| bad("z", format!("{v:?} is not a number")))?;
+        if !(2.0..=100.0).contains(&z) {
+            return Err(bad("z", "must be between 2 and 100"));
+        }
+        params.z = z;
+    }
+    if let Some(v) = p.get("min_count") {
+        params.min_count = whole("min_count", v, 1, 1_000_000)?;
+    }
+    Ok(IncidentQuery { from_s, to_s, service: None, params })
+}
+
+const COMPARE: &[&str] = &["a_from", "a_to", "b_from", "b_to", "service", "slow_ms", "apdex_ms"];
+
+pub async fn compare(
+    State(st): State<QueryState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<Json<Comparison>, QueryError> {
+    let q = parse_compare(&pairs)?;
+    let p = params::unique(&pairs, COMPARE)?;
+    let q = CompareQuery { service: service(&st.store, &p)?, ..q };
+    let store = st.store.clone();
+    blocking(move || store.compare(&q)).await
+}
+
+fn parse_compare(pairs: &[(String, String)]) -> Result<CompareQuery, QueryError> {
+    let p = params::unique(pairs, COMPARE)?;
+    let window = |from: &'static str, to: &'static str| -> Result<(u64, u64), QueryError> {
+        let get = |k: &'static str| {
+            p.get(k).ok_or_else(|| bad(k, "is required (Unix milliseconds)")).and_then(|v| params::unix_ms(k, v))
+        };
+        let (f, t) = (get(from)?, get(to)?);
+        if t <= f {
+            return Err(bad(to, format!("must be after `{from}`")));
+        }
+        Ok(params::seconds(f, t))
+    };
+    Ok(CompareQuery {
+        a: window("a_from", "a_to")?,
+        b: window("b_from", "b_to")?,
+        service: None,
+        thresholds: params::thresholds(&p)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::tests::q;
+
+    fn param_of<T: std::fmt::Debug>(r: Result<T, QueryError>) -> &'static str {
+        match r {
+            Err(QueryError::BadParameter { param, .. }) => param,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn replay_parameters() {
+        let r = parse_replay(&q("from=1000&to=3601000&step=1000")).unwrap();
+        assert_eq!((r.from_s, r.to_s, r.step_s), (1, 3601, Some(1)));
+        for (query, param) in [
+            ("from=5000&to=5000", "to"),
+            ("from=9000&to=5000", "to"),
+            ("to=5000", "from"),
+            ("from=0&to=3602000&step=1000", "step"),
+            ("from=0&to=60000&step=500", "step"),
+            ("from=0&to=60000&steps=5", "query"),
+        ] {
+            assert_eq!(param_of(parse_replay(&q(query))), param, "{query}");
+        }
+    }
+
+    #[test]
+    fn incident_parameters() {
+        let i = parse_incidents(&q("from=0&to=86400000&baseline=3600000&z=4&min_count=20")).unwrap();
+        assert_eq!((i.to_s, i.params.baseline_s, i.params.z, i.params.min_count), (86_400, 3600, 4.0, 20));
+        for (query, param) in [
+            ("from=0&to=691200000", "to"),
+            ("from=0&to=1000&baseline=1000", "baseline"),
+            ("from=0&to=1000&baseline=630500", "baseline"),
+            ("from=0&to=1000&z=1", "z"),
+            ("from=0&to=1000&z=x", "z"),
+            ("from=0&to=1000&min_count=0", "min_count"),
+        ] {
+            assert_eq!(param_of(parse_incidents(&q(query))), param, "{query}");
+        }
+    }
+
+    #[test]
+    fn compare_parameters() {
+        let c = parse_compare(&q("a_from=0&a_to=60000&b_from=60000&b_to=120000")).unwrap();
+        assert_eq!((c.a, c.b), ((0, 60), (60, 120)));
+        for (query, param) in [
+            ("a_to=60000&b_from=60000&b_to=120000", "a_from"),
+            ("a_from=0&a_to=0&b_from=60000&b_to=120000", "a_to"),
+            ("a_from=0&a_to=60000&b_from=60000", "b_to"),
+            ("a_from=0&a_to=60000&b_from=90000&b_to=80000", "b_to"),
+        ] {
+            assert_eq!(param_of(parse_compare(&q(query))), param, "{query}");
+        }
+    }
+}

@@ -26,8 +26,29 @@ use crate::stats::table::{HoursMeta, MinutesMeta, SecondsMeta};
 use crate::table::{SegmentMeta, Table};
 use crate::xlog::segment::XLogSegmentMeta;
 
-fn cf_options(name: &str, floor: &Arc<AtomicU64>) -> Options {
+/// RocksDB's default memtable and file size, which the default 1 GiB reserve covers.
+const ROCKSDB_FILE_BYTES: u64 = 64 << 20;
+
+/// Memtables, files and compactions small enough for the disk reserve (`min_free_disk_bytes`).
+/// Writes stop at the reserve and seals at half of it; what RocksDB writes beyond that (a
+/// memtable flush, a compaction's outputs before its inputs go) has to fit in the other half, or
+/// it meets ENOSPC, which it does not survive. With a small reserve (a small volume, a test),
+/// memtables and files are a sixteenth of it and compactions a quarter; the default reserve
+/// keeps RocksDB's defaults.
+fn size_for_reserve(o: &mut Options, reserve: u64) {
+    let unit = reserve / 16;
+    if reserve == 0 || unit >= ROCKSDB_FILE_BYTES {
+        return;
+    }
+    let unit = unit.max(1 << 20);
+    o.set_write_buffer_size(unit as usize);
+    o.set_target_file_size_base(unit);
+    o.set_max_compaction_bytes((reserve / 4).max(2 * unit));
+}
+
+fn cf_options(name: &str, floor: &Arc<AtomicU64>, reserve: u64) -> Options {
     let mut o = Options::default();
+    size_for_reserve(&mut o, reserve);
     match name {
         // Chunks are compressed page by page already.
         keys::CF_CHUNKS => o.set_compression_type(DBCompressionType::None),
@@ -88,7 +109,8 @@ impl Store {
                 }
             }
         }
-        let cfs = cf_names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &floor)));
+        let cfs =
+            cf_names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &floor, config.min_free_disk_bytes)));
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
 
         let meta = db.cf_handle(keys::CF_META).expect("opened");

@@ -40,6 +40,11 @@ pub struct ServeArgs {
     /// call to an uninstrumented peer [default: 10s].
     #[arg(long, env = "REWIND_LINK_WAIT")]
     pub link_wait: Option<String>,
+    /// The replay's equalizer: transactions in flight for less than the first, between the two,
+    /// or for the second or more; whole seconds, applied as transactions are stored
+    /// [default: 3s,8s, Scouter's].
+    #[arg(long, env = "REWIND_ACTIVE_THRESHOLDS")]
+    pub active_thresholds: Option<String>,
     /// Drop the oldest partitions beyond this many bytes on disk, e.g. 50GiB [default: none].
     #[arg(long, env = "REWIND_MAX_DISK_BYTES")]
     pub max_disk_bytes: Option<String>,
@@ -94,6 +99,7 @@ struct FileConfig {
     retention: Option<String>,
     replay_window: Option<String>,
     link_wait: Option<String>,
+    active_thresholds: Option<String>,
     max_disk_bytes: Option<String>,
     min_free_disk: Option<String>,
     max_message_bytes: Option<String>,
@@ -117,6 +123,8 @@ pub struct Config {
     pub retention: Duration,
     pub replay_window: Duration,
     pub link_wait: Duration,
+    /// Seconds.
+    pub active_thresholds: [u64; 2],
     pub max_disk_bytes: Option<u64>,
     pub min_free_disk: u64,
     pub max_message_bytes: usize,
@@ -164,6 +172,7 @@ impl Config {
             retention,
             replay_window,
             link_wait: parse_duration("link-wait", &pick!(link_wait, "10s"))?,
+            active_thresholds: parse_thresholds(&pick!(active_thresholds, "3s,8s"))?,
             max_disk_bytes,
             min_free_disk: parse_bytes("min-free-disk", &pick!(min_free_disk, "1GiB"))?,
             max_message_bytes: parse_bytes("max-message-bytes", &pick!(max_message_bytes, "16MiB"))? as usize,
@@ -187,6 +196,12 @@ impl Config {
         }
         if self.replay_window < Duration::from_secs(3600) || self.replay_window > self.retention {
             bail!("replay-window: must be between 1h and the retention ({:?})", self.retention);
+        }
+        if !(self.active_thresholds[0] >= 1
+            && self.active_thresholds[0] < self.active_thresholds[1]
+            && self.active_thresholds[1] <= 3600)
+        {
+            bail!("active-thresholds: two whole seconds, the first at least 1s, the second above it and at most 1h");
         }
         if self.link_wait > Duration::from_secs(600) {
             bail!("link-wait: at most 10m (traces and their write-ahead-log records wait this long)");
@@ -220,6 +235,21 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `3s,8s`: two durations of whole seconds.
+fn parse_thresholds(v: &str) -> anyhow::Result<[u64; 2]> {
+    let name = "active-thresholds";
+    let parts: Vec<&str> = v.split(',').collect();
+    let [a, b] = parts[..] else { bail!("{name}: {v:?} is not two durations like 3s,8s") };
+    let secs = |d: &str| -> anyhow::Result<u64> {
+        let d = parse_duration(name, d)?;
+        if d.subsec_nanos() != 0 {
+            bail!("{name}: {v:?}: whole seconds only");
+        }
+        Ok(d.as_secs())
+    };
+    Ok([secs(a)?, secs(b)?])
 }
 
 /// `500ms`, `10s`, `30m`, `36h`, `7d`; a bare number is seconds.
@@ -295,12 +325,20 @@ mod tests {
         assert!(e.to_string().contains("queue-bytes"), "{e}");
         let e = Config::load(ServeArgs { grpc_listen: Some("nowhere".into()), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("grpc-listen"), "{e}");
+
+        let thresholds = |v: &str| Config::load(ServeArgs { active_thresholds: Some(v.into()), ..Default::default() });
+        assert_eq!(thresholds("2s,1m").unwrap().active_thresholds, [2, 60]);
+        for bad in ["8s,3s", "0s,3s", "3s", "3s,8s,20s", "1500ms,8s", "3s,2h", "x,y"] {
+            let e = thresholds(bad).unwrap_err();
+            assert!(e.to_string().contains("active-thresholds"), "{bad}: {e}");
+        }
     }
 
     #[test]
     fn the_replay_window_is_never_longer_than_the_retention() {
         let c = Config::load(ServeArgs::default()).unwrap();
         assert_eq!((c.replay_window, c.link_wait), (Duration::from_secs(7 * 86400), Duration::from_secs(10)));
+        assert_eq!(c.active_thresholds, [3, 8]);
         // A shorter retention shortens the default ...
         let c = Config::load(ServeArgs { retention: Some("2d".into()), ..Default::default() }).unwrap();
         assert_eq!(c.replay_window, Duration::from_secs(2 * 86400));

@@ -41,6 +41,7 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     let mut store_config = StoreConfig::new(&config.data_dir);
     store_config.retention = config.retention;
     store_config.replay_window = config.replay_window;
+    store_config.active_bounds_s = config.active_thresholds;
     store_config.derive.link_wait = config.link_wait;
     store_config.max_disk_bytes = config.max_disk_bytes;
     store_config.sync = config.sync;

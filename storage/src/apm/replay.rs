@@ -14,7 +14,7 @@ use super::histogram::{rows_for_step, step_within};
 use crate::codec::Reader;
 use crate::error::StorageError;
 use crate::stats::hist::Hist;
-use crate::stats::{Cell, Key};
+use crate::stats::{ActiveBounds, Cell, Key};
 use crate::store::Store;
 
 /// A replay has at most this many frames: an hour at one second, also when it does not start on
@@ -35,15 +35,24 @@ pub struct ReplayQuery {
 }
 
 /// Scouter's equalizer: transactions in flight at the frame's start, by how long they had been
-/// running. Averaged over the frame's seconds when a frame is longer than one.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+/// running, in the store's age buckets (`<3s`, `3-8s`, `>=8s` by default). Averaged over the
+/// frame's seconds when a frame is longer than one.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Active {
-    #[serde(rename = "<3s")]
-    pub under_3s: f64,
-    #[serde(rename = "3-8s")]
-    pub from_3_to_8s: f64,
-    #[serde(rename = ">=8s")]
-    pub over_8s: f64,
+    pub counts: [f64; 3],
+    pub bounds: ActiveBounds,
+}
+
+impl Serialize for Active {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let [a, b] = self.bounds;
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry(&format!("<{a}s"), &self.counts[0])?;
+        m.serialize_entry(&format!("{a}-{b}s"), &self.counts[1])?;
+        m.serialize_entry(&format!(">={b}s"), &self.counts[2])?;
+        m.end()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -141,7 +150,7 @@ fn ms(ns: f64) -> f64 {
 
 /// The figures of some services' sums, and their histograms' buckets, in a frame of `step`
 /// seconds.
-fn figures(accs: &[&Acc], buckets: &[(u32, u64)], step: u64) -> FrameFigures {
+fn figures(accs: &[&Acc], buckets: &[(u32, u64)], step: u64, bounds: ActiveBounds) -> FrameFigures {
     let (mut count, mut errors, mut sum_ns, mut active) = (0u64, 0u64, 0u64, [0u64; 3]);
     for a in accs {
         count += a.count;
@@ -160,11 +169,7 @@ fn figures(accs: &[&Acc], buckets: &[(u32, u64)], step: u64) -> FrameFigures {
         avg_ms: if count == 0 { 0.0 } else { ms(sum_ns as f64 / count as f64) },
         p50_ms: q[0] as f64 / 1000.0,
         p99_ms: q[1] as f64 / 1000.0,
-        active: Active {
-            under_3s: per_frame(active[0]),
-            from_3_to_8s: per_frame(active[1]),
-            over_8s: per_frame(active[2]),
-        },
+        active: Active { counts: active.map(per_frame), bounds },
     }
 }
 
@@ -196,6 +201,7 @@ impl Store {
 
     /// The frames of `[from, to)`, both on the step's boundaries.
     fn replay_part(&self, from: u64, to: u64, step: u64, only: Option<&str>) -> Result<Vec<Frame>, StorageError> {
+        let bounds = self.config.active_bounds_s;
         let service = only.map(str::to_owned);
         let wants = move |k: &str| match (&service, Key::decode(k)) {
             (_, Err(_)) => false,
@@ -274,14 +280,17 @@ impl Store {
                 by_name.sort_by(|a, b| a.0.cmp(b.0));
                 let services: Vec<ServiceFrame> = by_name
                     .iter()
-                    .map(|(name, a)| ServiceFrame { name: name.to_string(), figures: figures(&[a], &a.buckets, step) })
+                    .map(|(name, a)| ServiceFrame {
+                        name: name.to_string(),
+                        figures: figures(&[a], &a.buckets, step, bounds),
+                    })
                     .collect();
                 all.clear();
                 for (_, a) in &by_name {
                     all.extend_from_slice(&a.buckets);
                 }
                 let accs: Vec<&Acc> = by_name.iter().map(|(_, a)| &**a).collect();
-                let overall = figures(&accs, &all, step);
+                let overall = figures(&accs, &all, step, bounds);
                 let mut frame_links: Vec<LinkFrame> = f
                     .links
                     .iter()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::table::{Resolution, Row};
-use super::{Cell, Key};
+use super::{ActiveBounds, Cell, Key, DEFAULT_ACTIVE_BOUNDS};
 use crate::apm::semconv::NodeKind;
 use crate::xlog::XLog;
 
@@ -47,15 +47,25 @@ pub fn node_key(x: &XLog) -> Key {
 }
 
 /// Cells by (second, key).
-#[derive(Default)]
 pub struct Accumulator {
     cells: FxHashMap<(u64, Key), Cell>,
+    active_bounds: ActiveBounds,
+}
+
+impl Default for Accumulator {
+    fn default() -> Self {
+        Self::new(DEFAULT_ACTIVE_BOUNDS)
+    }
 }
 
 impl Accumulator {
+    pub fn new(active_bounds: ActiveBounds) -> Self {
+        Self { cells: FxHashMap::default(), active_bounds }
+    }
+
     pub fn transaction(&mut self, x: &XLog) {
         let key = node_key(x);
-        super::in_flight(x.start_ns, x.elapsed_ns, |s, age| {
+        super::in_flight(x.start_ns, x.elapsed_ns, self.active_bounds, |s, age| {
             self.cells.entry((s, key.clone())).or_default().active[age] += 1;
         });
         self.cells.entry((x.start_ns / 1_000_000_000, key)).or_default().record(x.elapsed_ns, x.error);

@@ -130,7 +130,7 @@ pub struct Cell {
     /// Successful ones within each of `BUCKET_BOUNDS_MS`.
     pub within: [u64; 6],
     /// Node cells only: the transactions in flight at the start of each second of the cell
-    /// (`start <= t < end`), by how long they had been running then (`ACTIVE_BOUNDS_S`): the
+    /// (`start <= t < end`), by how long they had been running then (`ActiveBounds`): the
     /// equalizer. Summed over a minute or an hour, transaction-seconds.
     pub active: [u64; 3],
 }
@@ -161,15 +161,18 @@ impl Summary {
     }
 }
 
-/// Scouter's equalizer: in flight for less than 3 s, 3 to 8 s, 8 s or more.
-pub const ACTIVE_BOUNDS_S: [u64; 2] = [3, 8];
+/// The equalizer's age buckets, seconds: in flight for less than `[0]`, from `[0]` to `[1]`, or
+/// `[1]` or more. Scouter's are 3 and 8 (`--active-thresholds`); they apply when transactions
+/// are sealed.
+pub type ActiveBounds = [u64; 2];
+pub const DEFAULT_ACTIVE_BOUNDS: ActiveBounds = [3, 8];
 /// A transaction counts as in flight for at most its first hour: its later seconds would cost a
 /// cell each.
 pub const ACTIVE_MAX_S: u64 = 3600;
 
 /// Each second `s` at whose start (`s * 10^9` ns) a transaction of `[start, start + elapsed)`
 /// is in flight, with the index in `active` of its age then.
-pub fn in_flight(start_ns: u64, elapsed_ns: u64, mut f: impl FnMut(u64, usize)) {
+pub fn in_flight(start_ns: u64, elapsed_ns: u64, bounds: ActiveBounds, mut f: impl FnMut(u64, usize)) {
     const S: u64 = 1_000_000_000;
     let end = start_ns.saturating_add(elapsed_ns);
     let first = start_ns.div_ceil(S);
@@ -177,8 +180,8 @@ pub fn in_flight(start_ns: u64, elapsed_ns: u64, mut f: impl FnMut(u64, usize)) 
     for s in first..until {
         let age = s * S - start_ns;
         let bucket = match age / S {
-            a if a < ACTIVE_BOUNDS_S[0] => 0,
-            a if a < ACTIVE_BOUNDS_S[1] => 1,
+            a if a < bounds[0] => 0,
+            a if a < bounds[1] => 1,
             _ => 2,
         };
         f(s, bucket);
@@ -304,13 +307,17 @@ mod tests {
         for (ms, err) in [(3, false), (250, false), (1200, true), (7000, false), (2, false)] {
             c.record(ms * 1_000_000, err);
         }
-        in_flight(500_000_000, 9_000_000_000, |_, age| c.active[age] += 1);
+        in_flight(500_000_000, 9_000_000_000, DEFAULT_ACTIVE_BOUNDS, |_, age| c.active[age] += 1);
         let mut buf = Vec::new();
         c.encode(&mut buf);
         let mut buckets = Vec::new();
         let s = Cell::summarize(&mut Reader::new(&buf), &mut buckets).unwrap();
         assert_eq!((s.count, s.errors, s.sum_ns, s.max_ns, s.within), (5, 1, c.sum_ns, c.max_ns, c.within));
         assert_eq!(s.active, [3, 5, 1]);
+        // Other thresholds, other buckets: 1 s and 5 s.
+        let mut ages = [0u64; 3];
+        in_flight(500_000_000, 9_000_000_000, [1, 5], |_, age| ages[age] += 1);
+        assert_eq!(ages, [1, 4, 4]);
         assert_eq!(buckets.iter().map(|(_, n)| n).sum::<u64>(), 5);
         assert_eq!(Cell::sums(&mut Reader::new(&buf)).unwrap(), s);
         assert_eq!(Cell::decode(&mut Reader::new(&buf)).unwrap(), c);

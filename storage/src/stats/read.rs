@@ -163,7 +163,7 @@ impl Store {
 
     /// The statistics of what the memtables hold: transactions and calls final but not sealed.
     fn unsealed_stats(&self) -> Accumulator {
-        let mut acc = Accumulator::default();
+        let mut acc = Accumulator::new(self.config.active_bounds_s);
         let st = self.state.read();
         for m in std::iter::once(&st.active).chain(st.frozen.as_deref()) {
             m.xlogs.iter().for_each(|x| acc.transaction(x));

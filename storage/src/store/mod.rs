@@ -42,6 +42,7 @@ use crate::helper::Helper;
 use crate::memtable::Memtable;
 use crate::spans::SpanSegmentMeta;
 use crate::stats::read::{Coverage, HoursTable, MinutesTable, SecondsTable};
+use crate::stats::{ActiveBounds, DEFAULT_ACTIVE_BOUNDS};
 use crate::table::Table;
 use crate::xlog::segment::XLogSegmentMeta;
 
@@ -78,6 +79,8 @@ pub struct StoreConfig {
     /// Statistics keep one-second resolution this long (never longer than `retention`); older
     /// seconds are answered by minute and hour rows.
     pub replay_window: Duration,
+    /// The equalizer's age buckets (seconds): applied as transactions are sealed.
+    pub active_bounds_s: ActiveBounds,
     pub derive: DeriveConfig,
     /// Writes are refused (retryably) while the filesystem has less free space than this, so that
     /// RocksDB itself never runs out in the middle of a write; seals go on down to half of it.
@@ -99,6 +102,7 @@ impl StoreConfig {
             max_unsealed_bytes: 256 << 20,
             derive_xlog: true,
             replay_window: Duration::from_secs(7 * 86400),
+            active_bounds_s: DEFAULT_ACTIVE_BOUNDS,
             derive: DeriveConfig::default(),
             min_free_disk_bytes: 1 << 30,
             clock: Arc::new(SystemClock::default()),

@@ -17,6 +17,7 @@ use crate::metrics;
 use crate::model::{Span, SpanId, TraceId};
 use crate::spans;
 use crate::stats::accumulate::Accumulator;
+use crate::stats::ActiveBounds;
 use crate::store::Store;
 use crate::table::Table;
 use crate::xlog::segment as xsegment;
@@ -118,8 +119,9 @@ impl Store {
         // ingest, and the other core has room while it runs.
         let (xtx, xrx) = std::sync::mpsc::channel();
         let (records, ids, partition_ns) = (frozen.clone(), self.next_segment.clone(), self.partition_ns);
+        let active_bounds = self.config.active_bounds_s;
         self.helper.run(move || {
-            let _ = xtx.send(build_xlog_segments(&records.xlogs, floor, partition_ns, &ids));
+            let _ = xtx.send(build_xlog_segments(&records.xlogs, floor, partition_ns, &ids, active_bounds));
         });
         let mut next_id = || self.next_segment.fetch_add(1, Ordering::Relaxed);
         let built: Vec<spans::BuiltSegment> =
@@ -261,6 +263,7 @@ fn build_xlog_segments(
     floor: u64,
     partition_ns: u64,
     next_segment: &AtomicU64,
+    active_bounds: ActiveBounds,
 ) -> (Vec<xsegment::BuiltXSegment>, Accumulator) {
     // A record can be here twice: a retry that came after its trace left the deriver, or an
     // entry derived again after a crash. The most complete copy is kept (`XLog::completeness`).
@@ -286,7 +289,7 @@ fn build_xlog_segments(
         }
     }
     let mut by_partition: BTreeMap<u64, Vec<&XLog>> = BTreeMap::new();
-    let mut stats = Accumulator::default();
+    let mut stats = Accumulator::new(active_bounds);
     for (x, _) in xlogs.iter().zip(&keep).filter(|(_, k)| **k) {
         let p = x.end_ns() / partition_ns;
         if p >= floor {

@@ -69,6 +69,10 @@ fn replay(store: &Store, from: u64, to: u64, step: Option<u64>) -> Replay {
 
 /// What one service's transactions say of second `s`: (started, errors, in flight by age).
 fn brute(xs: &[XLog], service: &str, s: u64) -> (u64, u64, [u64; 3]) {
+    brute_with(xs, service, s, [3, 8])
+}
+
+fn brute_with(xs: &[XLog], service: &str, s: u64, [a, b]: [u64; 2]) -> (u64, u64, [u64; 3]) {
     let t = s * S;
     let mut got = (0, 0, [0u64; 3]);
     for x in xs.iter().filter(|x| x.service == service) {
@@ -78,9 +82,9 @@ fn brute(xs: &[XLog], service: &str, s: u64) -> (u64, u64, [u64; 3]) {
         }
         if x.start_ns <= t && t < x.start_ns + x.elapsed_ns {
             let age = t - x.start_ns;
-            got.2[if age < 3 * S {
+            got.2[if age < a * S {
                 0
-            } else if age < 8 * S {
+            } else if age < b * S {
                 1
             } else {
                 2
@@ -95,7 +99,7 @@ fn seen(f: &Frame, service: &str) -> (u64, u64, [u64; 3]) {
         None => (0, 0, [0; 3]),
         Some(s) => {
             let a = s.figures.active;
-            (s.figures.count, s.figures.errors, [a.under_3s as u64, a.from_3_to_8s as u64, a.over_8s as u64])
+            (s.figures.count, s.figures.errors, a.counts.map(|c| c as u64))
         }
     }
 }
@@ -128,7 +132,7 @@ fn every_frame_equals_a_brute_force_count_over_the_transactions() {
             assert_eq!(f.overall.tps, overall.0 as f64, "{what}");
             assert_eq!(f.overall.errors, overall.1, "{what}");
             let a = f.overall.active;
-            assert_eq!([a.under_3s as u64, a.from_3_to_8s as u64, a.over_8s as u64], overall.2, "{what}");
+            assert_eq!(a.counts.map(|c| c as u64), overall.2, "{what}");
             for (l, o) in long_seen.iter_mut().zip(overall.2) {
                 *l += o;
             }
@@ -145,9 +149,9 @@ fn every_frame_equals_a_brute_force_count_over_the_transactions() {
         for (i, f) in r10.frames.iter().enumerate() {
             let secs = &r.frames[i * 10..i * 10 + 10];
             let count: u64 = secs.iter().map(|f| f.overall.count).sum();
-            let ge8: f64 = secs.iter().map(|f| f.overall.active.over_8s).sum();
+            let ge8: f64 = secs.iter().map(|f| f.overall.active.counts[2]).sum();
             assert_eq!((f.overall.count, f.overall.tps), (count, count as f64 / 10.0), "{what}");
-            assert!((f.overall.active.over_8s - ge8 / 10.0).abs() < 0.006, "{what}");
+            assert!((f.overall.active.counts[2] - ge8 / 10.0).abs() < 0.006, "{what}");
         }
     };
     {
@@ -232,4 +236,26 @@ fn a_week_old_range_replays_at_full_resolution() {
     assert_eq!(r.step_ms, 60_000);
     let total = |r: &Replay| r.frames.iter().map(|f| f.overall.count).sum::<u64>();
     assert_eq!(total(&r), total(&before));
+}
+
+/// Other equalizer thresholds, set for the store, bucket and label the frames by them.
+#[test]
+fn the_equalizer_takes_the_thresholds_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0 + 1700 * S));
+    let mut c = config(dir.path(), &clock);
+    c.active_bounds_s = [1, 20];
+    let store = Store::open(c).unwrap();
+    store.append(vec![EncodedBatch::new(spans())]).unwrap();
+    clock.advance(300 * S);
+    store.seal().unwrap();
+    let filter = XLogFilter { from_ns: T0, to_ns: T0 + 7200 * S, limit: 100_000, ..Default::default() };
+    let (xs, _) = store.xlog_records(&filter).unwrap();
+    let r = replay(&store, T0 + 1800 * S, T0 + 1900 * S, None);
+    for f in &r.frames {
+        assert_eq!(seen(f, "batch"), brute_with(&xs, "batch", f.time_ms / 1000, [1, 20]));
+    }
+    let json = serde_json::to_value(&r.frames[20]).unwrap();
+    let keys: Vec<&String> = json["active"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["1-20s", "<1s", ">=20s"]);
 }

@@ -62,6 +62,10 @@ impl Default for FinderParams {
     }
 }
 
+/// Subject windows refined and explained per search, the highest scores: each reads its own
+/// second rows and histograms.
+pub const MAX_WINDOWS: usize = 200;
+
 #[derive(Debug, Clone)]
 pub struct IncidentQuery {
     /// Unix seconds, `[from, to)`.
@@ -330,6 +334,9 @@ impl Store {
         for (subject, s) in &series {
             windows.extend(flag(subject, s, from, to, &p));
         }
+        // Each window costs reads of its own: a search answers the worst `MAX_WINDOWS`.
+        windows.sort_by(|a, b| b.score.total_cmp(&a.score));
+        windows.truncate(MAX_WINDOWS);
         // Edges to the second.
         for w in &mut windows {
             self.refine(w, q.service.as_deref(), &p)?;

@@ -146,7 +146,7 @@ impl Store {
             }
         }
         // Not sealed yet: the memtables' transactions and calls, at one-second resolution.
-        let unsealed = self.unsealed_stats();
+        let unsealed = self.unsealed_stats(from, to);
         let mut buf = Vec::new();
         for ((t, key), cell) in unsealed.cells() {
             if *t >= from && *t < to {
@@ -161,13 +161,20 @@ impl Store {
         Ok((from, to))
     }
 
-    /// The statistics of what the memtables hold: transactions and calls final but not sealed.
-    fn unsealed_stats(&self) -> Accumulator {
+    /// The statistics of what the memtables hold (transactions and calls final but not sealed)
+    /// that count in seconds `[from, to)`: the others are passed over without being counted, so
+    /// a read of the past does not pay for the present's unsealed traffic.
+    fn unsealed_stats(&self, from: u64, to: u64) -> Accumulator {
+        const S: u64 = 1_000_000_000;
         let mut acc = Accumulator::new(self.config.active_bounds_s);
         let st = self.state.read();
         for m in std::iter::once(&st.active).chain(st.frozen.as_deref()) {
-            m.xlogs.iter().for_each(|x| acc.transaction(x));
-            m.links.iter().for_each(|c| acc.call(c));
+            // A transaction counts in its start second, and in flight until its end.
+            m.xlogs
+                .iter()
+                .filter(|x| x.start_ns / S < to && x.end_ns().div_ceil(S) >= from)
+                .for_each(|x| acc.transaction(x));
+            m.links.iter().filter(|c| (from..to).contains(&(c.start_ns / S))).for_each(|c| acc.call(c));
         }
         acc
     }

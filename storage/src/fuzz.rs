@@ -8,6 +8,8 @@ use std::sync::Arc;
 use crate::codec::{column as col, row, Reader};
 use crate::model::{Span, SpanId};
 use crate::spans::{self, SpanSegmentMeta};
+use crate::stats::hist::Hist;
+use crate::stats::Cell;
 use crate::table::{build, Fetched, SegmentMeta, PAGE_ROWS};
 use crate::xlog::segment::{self as xsegment, XLogSegmentMeta, XPage};
 use crate::xlog::{wal as xwal, XLog};
@@ -22,6 +24,31 @@ pub fn wal_record(data: &[u8]) {
         let again = xwal::decode_batch(&xwal::encode_batch(&records)).expect("a decoded batch encodes back");
         assert_eq!(xwal::encode_batch(&again), xwal::encode_batch(&records));
     }
+}
+
+/// A statistics cell, and the three ways readers take one apart: whole (maps, histograms),
+/// summarised with its buckets (the replay), summed (the incident finder). They agree, what
+/// decodes encodes back, and merging and quantiles never overflow on what a decoder accepts.
+pub fn stats_cell(data: &[u8]) {
+    let whole = Cell::decode(&mut Reader::new(data));
+    let mut buckets = Vec::new();
+    let summary = Cell::summarize(&mut Reader::new(data), &mut buckets);
+    let sums = Cell::sums(&mut Reader::new(data));
+    let Ok(c) = whole else { return };
+    let mut buf = Vec::new();
+    c.encode(&mut buf);
+    assert_eq!(Cell::decode(&mut Reader::new(&buf)).expect("an encoded cell decodes"), c);
+    let s = summary.expect("a cell that decodes summarises");
+    assert_eq!(s, sums.expect("a cell that decodes sums"));
+    assert_eq!((s.count, s.errors, s.active), (c.count(), c.errors(), c.active));
+    let mut merged = c.clone();
+    for _ in 0..64 {
+        merged.merge(&c);
+    }
+    let q = Hist::quantiles(&[&merged.ok, &merged.err], &[0.0, 0.5, 0.99, 1.0]);
+    buckets.extend(buckets.clone());
+    let _ = Hist::quantiles_unsorted(&buckets, &[0.0, 0.5, 0.99, 1.0]);
+    assert!(q.windows(2).all(|w| w[0] <= w[1]), "quantiles in order: {q:?}");
 }
 
 /// Every column page decoder, on a page of up to `PAGE_ROWS` rows: the first two bytes give the

@@ -14,13 +14,14 @@ use crate::data::{now_ns, request, to_otlp_json};
 
 type Body = fn(&[u8]);
 
-const TARGETS: [(&str, Body); 6] = [
+const TARGETS: [(&str, Body); 7] = [
     ("otlp_protobuf", rewind_collector::fuzz::otlp_protobuf),
     ("otlp_json", rewind_collector::fuzz::otlp_json),
     ("xlog_native", rewind_collector::fuzz::xlog_native),
     ("wal_record", rewind_storage::fuzz::wal_record),
     ("column_pages", rewind_storage::fuzz::column_pages),
     ("segment_read", rewind_storage::fuzz::segment_read),
+    ("stats_cell", rewind_storage::fuzz::stats_cell),
 ];
 
 #[test]
@@ -84,5 +85,12 @@ fn write_fuzz_seeds() {
     let strs = ["a", "bb", "a", "", "ccc"];
     write("column_pages", "dict", &[&[5u8, 0][..], &column::compress(&column::encode_dict(&strs))].concat());
     write("segment_read", "small", &[3, 2, 1, 4, 1, 2, 3, 4, 2, 0, 7][..]);
+    let mut cell = rewind_storage::stats::Cell::default();
+    cell.record(5_000_000, false);
+    cell.record(1_200_000_000, true);
+    cell.active = [1, 0, 2];
+    let mut encoded = Vec::new();
+    cell.encode(&mut encoded);
+    write("stats_cell", "cell", &encoded);
     assert!(Path::new(&seeds).exists());
 }

@@ -22,6 +22,9 @@ pub const MAX_US: u64 = 7 * 24 * 3_600_000_000;
 
 /// The bucket of `MAX_US`, the last one.
 const MAX_INDEX: u32 = index_of(MAX_US);
+/// A bucket's count, at most, in what a decoder accepts: a trillion calls, so that sums over
+/// thousands of merged cells stay far from overflowing.
+pub const MAX_COUNT: u64 = 1 << 40;
 /// Buckets in groups of 16, for quantiles without sorting.
 const GROUP_SHIFT: u32 = 4;
 const GROUP_MASK: u32 = (1 << GROUP_SHIFT) - 1;
@@ -177,6 +180,9 @@ impl Hist {
             }
             prev = prev.checked_add(delta).filter(|i| *i <= MAX_INDEX).ok_or_else(|| corrupt("histogram bucket"))?;
             let n = r.varint()?;
+            if n > MAX_COUNT {
+                return Err(corrupt("histogram count"));
+            }
             total = total.saturating_add(n);
             out.push((prev, n));
         }
@@ -189,7 +195,11 @@ impl Hist {
         let mut total = 0u64;
         for _ in 0..len {
             r.varint()?;
-            total = total.saturating_add(r.varint()?);
+            let n = r.varint()?;
+            if n > MAX_COUNT {
+                return Err(corrupt("histogram count"));
+            }
+            total = total.saturating_add(n);
         }
         Ok(total)
     }

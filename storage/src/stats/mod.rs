@@ -135,6 +135,16 @@ pub struct Cell {
     pub active: [u64; 3],
 }
 
+/// A count of a cell as stored, bounded like a histogram bucket's (`hist::MAX_COUNT`) times the
+/// buckets there can be: corrupt data is an error, not an overflow later.
+fn count(r: &mut Reader<'_>) -> Result<u64, StorageError> {
+    let n = r.varint()?;
+    if n > hist::MAX_COUNT << 13 {
+        return Err(corrupt("statistics count"));
+    }
+    Ok(n)
+}
+
 /// Part of a cell: see `Cell::summarize`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -263,7 +273,7 @@ impl Cell {
         let (sum_ns, max_ns) = (r.varint()?, r.varint()?);
         let mut within = [0u64; 6];
         for w in &mut within {
-            *w = r.varint()?;
+            *w = count(r)?;
         }
         let mut hist = |r: &mut Reader<'_>| match buckets.as_deref_mut() {
             Some(b) => Hist::decode_into(r, b),
@@ -274,7 +284,7 @@ impl Cell {
         let mut active = [0u64; 3];
         if !r.is_empty() {
             for a in &mut active {
-                *a = r.varint()?;
+                *a = count(r)?;
             }
         }
         Ok(Summary { count: ok + errors, errors, sum_ns, max_ns, within, active })
@@ -284,13 +294,13 @@ impl Cell {
         let (sum_ns, max_ns) = (r.varint()?, r.varint()?);
         let mut within = [0u64; 6];
         for w in &mut within {
-            *w = r.varint()?;
+            *w = count(r)?;
         }
         let (ok, err) = (Hist::decode(r)?, Hist::decode(r)?);
         let mut active = [0u64; 3];
         if !r.is_empty() {
             for a in &mut active {
-                *a = r.varint()?;
+                *a = count(r)?;
             }
         }
         Ok(Self { sum_ns, max_ns, within, ok, err, active })

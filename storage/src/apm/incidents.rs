@@ -7,7 +7,8 @@
 //!    flagged themselves, as a robust z-score: (x − median) / (1.4826 · MAD), with a floor on
 //!    the scale so that a flat baseline does not turn noise into incidents.
 //! 2. Flagged minutes of a subject merge into windows, and each window's edges are found to the
-//!    second from second rows (a centred 5-second sum, against the same baseline).
+//!    second from second rows: the stretch of seconds around it whose calls exceed, in sum, the
+//!    level halfway between the baseline and the window (a scan statistic).
 //! 3. Overlapping windows of all subjects are one incident; its worst service and worst link are
 //!    the highest scores, walking down to a callee that scores at least half as high (the
 //!    dependency that failed, rather than every caller it dragged along).
@@ -61,6 +62,9 @@ impl Default for FinderParams {
         }
     }
 }
+
+/// How far before and after its flagged minutes a window's edges are looked for, seconds.
+const EDGE_SEARCH_S: u64 = 180;
 
 /// Subject windows refined and explained per search, the highest scores: each reads its own
 /// second rows and histograms.
@@ -158,16 +162,25 @@ struct Measures {
 
 fn measures(c: &Summary, schema: Schema) -> Measures {
     let n = c.count.max(1) as f64;
+    Measures {
+        count: c.count,
+        error_rate: numerator("errors", c, schema) / n,
+        slow_rate: numerator("slow", c, schema) / n,
+        latency_ms: numerator("latency", c, schema) / n,
+    }
+}
+
+/// What a measure counts in a stretch of calls: errors, slow calls, or milliseconds of latency
+/// (its rate or average is this over the calls).
+fn numerator(measure: &str, c: &Summary, schema: Schema) -> f64 {
     let slow_bound = match schema {
         Schema::Fast => 2,
         Schema::Normal => 5,
     };
-    let ok = c.count - c.errors;
-    Measures {
-        count: c.count,
-        error_rate: c.errors as f64 / n,
-        slow_rate: ok.saturating_sub(c.within[slow_bound]) as f64 / n,
-        latency_ms: c.sum_ns as f64 / n / 1e6,
+    match measure {
+        "errors" => c.errors as f64,
+        "slow" => (c.count - c.errors).saturating_sub(c.within[slow_bound]) as f64,
+        _ => c.sum_ns as f64 / 1e6,
     }
 }
 
@@ -339,7 +352,7 @@ impl Store {
         windows.truncate(MAX_WINDOWS);
         // Edges to the second.
         for w in &mut windows {
-            self.refine(w, q.service.as_deref(), &p)?;
+            self.refine(w, q.service.as_deref())?;
         }
         windows.retain(|w| w.to - w.from >= p.min_len_s);
         let mut reasons = Vec::with_capacity(windows.len());
@@ -353,10 +366,11 @@ impl Store {
         Ok(Incidents { from_ms: from * 1000, to_ms: to * 1000, incidents })
     }
 
-    /// Narrows a window of whole minutes to the seconds that left the baseline: a centred
-    /// 5-second sum of the subject's second rows, from a minute before to a minute after.
-    fn refine(&self, w: &mut Window, only: Option<&str>, p: &FinderParams) -> Result<(), StorageError> {
-        let (lo, hi) = (w.from.saturating_sub(60), w.to + 60);
+    /// Finds a window's edges to the second, from the subject's second rows from `EDGE_SEARCH_S`
+    /// before its flagged minutes to as long after: a weak shift may begin minutes before the
+    /// first minute it moved by `z`.
+    fn refine(&self, w: &mut Window, only: Option<&str>) -> Result<(), StorageError> {
+        let (lo, hi) = (w.from.saturating_sub(EDGE_SEARCH_S), w.to + EDGE_SEARCH_S);
         let subject = w.subject.clone();
         let only = only.map(str::to_owned);
         let wants = move |k: &str| {
@@ -374,21 +388,39 @@ impl Store {
             // Second rows are gone (older than the replay window): minutes it is.
             return Ok(());
         }
-        let mut bad = Vec::new();
+        // The scan statistic of a shift in the mean: each second's excess over the level halfway
+        // between the baseline and the window's own, and the stretch of seconds whose excesses
+        // add up to the most. It integrates over the stretch, so a weak shift (a few points of
+        // errors, a few calls a second) gets edges as sharp as a strong one.
+        let mut during = Summary::default();
+        secs.range(w.from..w.to).for_each(|(_, c)| during.add(c));
+        let d = measures(&during, w.schema);
+        let b = &w.baseline;
+        let which = b.score(&d).1;
+        let (base, level) = match which {
+            "errors" => (b.error.median, d.error_rate),
+            "slow" => (b.slow.median, d.slow_rate),
+            _ => (b.latency.median, d.latency_ms),
+        };
+        let numerator = |c: &Summary| numerator(which, c, w.schema);
+        if level <= base {
+            return Ok(());
+        }
+        let halfway = (base + level) / 2.0;
+        let (mut best, mut best_at) = (0.0, None);
+        let (mut run, mut run_from) = (0.0, lo);
         for t in lo..hi {
-            let mut sum = Summary::default();
-            for (_, c) in secs.range(t.saturating_sub(2)..t + 3) {
-                sum.add(c);
+            let excess = secs.get(&t).map_or(0.0, |c| numerator(c) - c.count as f64 * halfway);
+            if run <= 0.0 {
+                (run, run_from) = (0.0, t);
             }
-            if sum.count == 0 {
-                continue;
-            }
-            if w.baseline.score(&measures(&sum, w.schema)).0 >= p.z {
-                bad.push(t);
+            run += excess;
+            if run > best {
+                (best, best_at) = (run, Some((run_from, t + 1)));
             }
         }
-        if let (Some(first), Some(last)) = (bad.first(), bad.last()) {
-            (w.from, w.to) = (*first, last + 1);
+        if let Some((from, to)) = best_at {
+            (w.from, w.to) = (from, to);
         }
         Ok(())
     }

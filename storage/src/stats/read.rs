@@ -8,23 +8,13 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use super::accumulate::Accumulator;
-use super::table::{self, HoursMeta, MinutesMeta, Resolution, Row, SecondsMeta, StatsMeta, Visitor};
+use super::table::{self, Resolution, Row, StatsMeta, Visitor};
+pub use super::table::{Coverage, HoursTable, MinutesTable, SecondsTable};
 use super::{Cell, Key};
 use crate::codec::Reader;
 use crate::error::StorageError;
 use crate::store::Store;
 use crate::table::{Fetched, SegmentMeta, Table};
-
-/// What the statistics' tables hold at which resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Coverage {
-    /// Minute rows exist for every minute before this second ...
-    pub minutes_until: u64,
-    /// ... hour rows for every hour before this one ...
-    pub hours_until: u64,
-    /// ... and second rows from this second on.
-    pub seconds_from: u64,
-}
 
 /// A piece of a range and the resolution that answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,10 +84,6 @@ fn finer(from: u64, to: u64, minute: Resolution, until: u64, out: &mut Vec<Piece
 pub type KeyFilter<'a> = &'a (dyn Fn(&str) -> bool + Sync);
 
 impl Store {
-    pub(crate) fn stats_coverage(&self) -> Coverage {
-        *self.stats_coverage.lock()
-    }
-
     /// Every row of `[from, to)` (seconds) whose key `wants`, from the tables and from what waits
     /// in memory for the next seal; rows of one key and time may come more than once (merge them).
     pub fn stats_rows(&self, from: u64, to: u64, wants: KeyFilter<'_>) -> Result<(Vec<Row>, (u64, u64)), StorageError> {
@@ -222,11 +208,6 @@ pub fn series(rows: &[Row], step: u64) -> BTreeMap<u64, Cell> {
     }
     out
 }
-
-/// The resolution tables by type, for the store's fields.
-pub type SecondsTable = Table<SecondsMeta>;
-pub type MinutesTable = Table<MinutesMeta>;
-pub type HoursTable = Table<HoursMeta>;
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use crate::model::Resource;
 use crate::table::attrs::AttrColumns;
 use crate::table::build::{self, Chunk, SegmentWriter};
 use crate::table::page::Page;
-use crate::table::{Fetch, SegmentMeta, TableDef};
+use crate::table::{Fetch, SegmentMeta, Table, TableDef};
 
 pub mod cols {
     /// Unix seconds: the second, or the first second of the minute or hour.
@@ -233,3 +233,19 @@ pub fn visit<M: SegmentMeta + AsRef<StatsMeta>>(
     }
     Ok(())
 }
+
+/// What the statistics' tables hold at which resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coverage {
+    /// Minute rows exist for every minute before this second ...
+    pub minutes_until: u64,
+    /// ... hour rows for every hour before this one ...
+    pub hours_until: u64,
+    /// ... and second rows from this second on.
+    pub seconds_from: u64,
+}
+
+/// The resolution tables by type, for the store's fields.
+pub type SecondsTable = Table<SecondsMeta>;
+pub type MinutesTable = Table<MinutesMeta>;
+pub type HoursTable = Table<HoursMeta>;

@@ -41,7 +41,7 @@ use crate::health::Health;
 use crate::helper::Helper;
 use crate::memtable::Memtable;
 use crate::spans::SpanSegmentMeta;
-use crate::stats::read::{Coverage, HoursTable, MinutesTable, SecondsTable};
+use crate::stats::table::{Coverage, HoursTable, MinutesTable, SecondsTable};
 use crate::stats::{ActiveBounds, DEFAULT_ACTIVE_BOUNDS};
 use crate::table::Table;
 use crate::xlog::segment::XLogSegmentMeta;

@@ -21,8 +21,8 @@ use crate::health::Health;
 use crate::helper::Helper;
 use crate::keys;
 use crate::spans::SpanSegmentMeta;
-use crate::stats::read::{HoursTable, MinutesTable, SecondsTable};
 use crate::stats::table::{HoursMeta, MinutesMeta, SecondsMeta};
+use crate::stats::table::{HoursTable, MinutesTable, SecondsTable};
 use crate::table::{SegmentMeta, Table};
 use crate::xlog::segment::XLogSegmentMeta;
 
@@ -199,7 +199,7 @@ impl Store {
             stats_seconds: seconds,
             stats_minutes: minutes,
             stats_hours: hours,
-            stats_coverage: Mutex::new(crate::stats::read::Coverage {
+            stats_coverage: Mutex::new(crate::stats::table::Coverage {
                 minutes_until: 0,
                 hours_until: 0,
                 seconds_from: 0,

@@ -11,7 +11,7 @@ use super::Store;
 use crate::error::StorageError;
 use crate::keys;
 use crate::stats::accumulate::Accumulator;
-use crate::stats::read::Coverage;
+use crate::stats::table::Coverage;
 use crate::stats::table::{self, HoursMeta, MinutesMeta, Resolution, Row, SecondsMeta, StatsMeta};
 use crate::table::{SegmentMeta, Table};
 
@@ -163,6 +163,11 @@ impl Store {
             }
         }
         Ok(merged.into_iter().map(|((t, k), c)| (t, k, c)).collect())
+    }
+
+    /// What the statistics' tables hold at which resolution, now.
+    pub(crate) fn stats_coverage(&self) -> Coverage {
+        *self.stats_coverage.lock()
     }
 
     /// Where coverage starts for a new store, or one from before the statistics: now.

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::derive::{CallInfo, Node, Role, TraceBuf};
 use super::semconv::NodeKind;
+use super::trace::{CallInfo, Node, Role, TraceBuf};
 use crate::catalog::USER_NODE;
 use crate::model::SpanId;
 use crate::stats::LinkCall;

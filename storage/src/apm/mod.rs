@@ -13,5 +13,6 @@ mod links;
 pub mod replay;
 pub mod semconv;
 pub mod servermap;
+mod trace;
 
 pub use links::UNKNOWN_NODE;

@@ -216,7 +216,7 @@ fn deep_chains_cost_a_bounded_walk() {
     d.observe(1, Extract::from_spans(&chain(2_000)), 0);
     let out = d.finalize(10 * S, false);
     // Clients deeper than the walk bound are not attributed; the rest are.
-    assert_eq!(out.records[0].sql_count as usize, MAX_WALK);
+    assert_eq!(out.records[0].sql_count as usize, crate::apm::trace::MAX_WALK);
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
 }
 

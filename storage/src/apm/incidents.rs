@@ -164,23 +164,33 @@ fn measures(c: &Summary, schema: Schema) -> Measures {
     let n = c.count.max(1) as f64;
     Measures {
         count: c.count,
-        error_rate: numerator("errors", c, schema) / n,
-        slow_rate: numerator("slow", c, schema) / n,
-        latency_ms: numerator("latency", c, schema) / n,
+        error_rate: Measure::Errors.numerator(c, schema) / n,
+        slow_rate: Measure::Slow.numerator(c, schema) / n,
+        latency_ms: Measure::Latency.numerator(c, schema) / n,
     }
 }
 
-/// What a measure counts in a stretch of calls: errors, slow calls, or milliseconds of latency
-/// (its rate or average is this over the calls).
-fn numerator(measure: &str, c: &Summary, schema: Schema) -> f64 {
-    let slow_bound = match schema {
-        Schema::Fast => 2,
-        Schema::Normal => 5,
-    };
-    match measure {
-        "errors" => c.errors as f64,
-        "slow" => (c.count - c.errors).saturating_sub(c.within[slow_bound]) as f64,
-        _ => c.sum_ns as f64 / 1e6,
+/// What a stretch of calls is judged on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Measure {
+    Errors,
+    Slow,
+    Latency,
+}
+
+impl Measure {
+    /// What the measure counts in a stretch of calls: errors, slow calls, or milliseconds of
+    /// latency (its rate or average is this over the calls).
+    fn numerator(self, c: &Summary, schema: Schema) -> f64 {
+        let slow_bound = match schema {
+            Schema::Fast => 2,
+            Schema::Normal => 5,
+        };
+        match self {
+            Measure::Errors => c.errors as f64,
+            Measure::Slow => (c.count - c.errors).saturating_sub(c.within[slow_bound]) as f64,
+            Measure::Latency => c.sum_ns as f64 / 1e6,
+        }
     }
 }
 
@@ -228,16 +238,16 @@ impl Baseline {
     /// The score of a stretch, and which measure gave it. A stretch of fewer calls than a
     /// baseline minute varies more (the spread of a mean grows as 1/√n): its scale grows alike,
     /// or every quiet second with two slow calls would be an incident.
-    fn score(&self, m: &Measures) -> (f64, &'static str) {
+    fn score(&self, m: &Measures) -> (f64, Measure) {
         let widen = (self.calls_per_minute / m.count.max(1) as f64).sqrt().max(1.0);
         let z = |x: f64, b: &Base| (x - b.median) / (b.scale * widen);
         [
-            (z(m.error_rate, &self.error), "errors"),
-            (z(m.slow_rate, &self.slow), "slow"),
-            (z(m.latency_ms, &self.latency), "latency"),
+            (z(m.error_rate, &self.error), Measure::Errors),
+            (z(m.slow_rate, &self.slow), Measure::Slow),
+            (z(m.latency_ms, &self.latency), Measure::Latency),
         ]
         .into_iter()
-        .fold((f64::MIN, ""), |a, b| if b.0 > a.0 { b } else { a })
+        .fold((f64::MIN, Measure::Errors), |a, b| if b.0 > a.0 { b } else { a })
     }
 }
 
@@ -398,11 +408,11 @@ impl Store {
         let b = &w.baseline;
         let which = b.score(&d).1;
         let (base, level) = match which {
-            "errors" => (b.error.median, d.error_rate),
-            "slow" => (b.slow.median, d.slow_rate),
-            _ => (b.latency.median, d.latency_ms),
+            Measure::Errors => (b.error.median, d.error_rate),
+            Measure::Slow => (b.slow.median, d.slow_rate),
+            Measure::Latency => (b.latency.median, d.latency_ms),
         };
-        let numerator = |c: &Summary| numerator(which, c, w.schema);
+        let numerator = |c: &Summary| which.numerator(c, w.schema);
         if level <= base {
             return Ok(());
         }

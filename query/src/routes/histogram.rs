@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use rewind_storage::apm::histogram::{HistogramAnswer, HistogramQuery, Subject};
 
+use super::blocking;
 use crate::error::QueryError;
 use crate::params::{self, bad, duration_ms, text};
 use crate::state::QueryState;
@@ -18,10 +19,7 @@ pub async fn get(
 ) -> Result<Json<HistogramAnswer>, QueryError> {
     let q = parse(&pairs)?;
     let store = st.store.clone();
-    let answer = tokio::task::spawn_blocking(move || store.histogram(&q))
-        .await
-        .map_err(|e| QueryError::Internal(e.to_string()))??;
-    Ok(Json(answer))
+    blocking(move || store.histogram(&q)).await
 }
 
 fn parse(pairs: &[(String, String)]) -> Result<HistogramQuery, QueryError> {

@@ -8,19 +8,13 @@ use rewind_storage::apm::incidents::{FinderParams, IncidentQuery, Incidents};
 use rewind_storage::apm::replay::{Replay, ReplayQuery, MAX_FRAMES};
 use rewind_storage::Store;
 
+use super::blocking;
 use crate::error::QueryError;
 use crate::params::{self, bad, duration_ms, text, whole};
 use crate::state::QueryState;
 
 /// An incident search reads minute rows of its whole range: a week at most per request.
 const MAX_INCIDENT_RANGE_S: u64 = 7 * 86_400;
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, rewind_storage::StorageError> + Send + 'static,
-) -> Result<Json<T>, QueryError> {
-    let answer = tokio::task::spawn_blocking(f).await.map_err(|e| QueryError::Internal(e.to_string()))??;
-    Ok(Json(answer))
-}
 
 /// `service`, if given, must be one the store has seen (a service or a virtual node).
 fn service(store: &Store, p: &std::collections::BTreeMap<&'static str, &str>) -> Result<Option<String>, QueryError> {

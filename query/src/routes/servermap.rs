@@ -4,6 +4,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use rewind_storage::apm::servermap::{MapQuery, ServerMap};
 
+use super::blocking;
 use crate::error::QueryError;
 use crate::params::{self, bad, boolean, text, whole};
 use crate::state::QueryState;
@@ -20,10 +21,7 @@ pub async fn get(
 ) -> Result<Json<ServerMap>, QueryError> {
     let q = parse(&pairs)?;
     let store = st.store.clone();
-    let map = tokio::task::spawn_blocking(move || store.server_map(&q))
-        .await
-        .map_err(|e| QueryError::Internal(e.to_string()))??;
-    Ok(Json(map))
+    blocking(move || store.server_map(&q)).await
 }
 
 fn parse(pairs: &[(String, String)]) -> Result<MapQuery, QueryError> {

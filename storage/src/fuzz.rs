@@ -40,7 +40,7 @@ pub fn stats_cell(data: &[u8]) {
     assert_eq!(Cell::decode(&mut Reader::new(&buf)).expect("an encoded cell decodes"), c);
     let s = summary.expect("a cell that decodes summarises");
     assert_eq!(s, sums.expect("a cell that decodes sums"));
-    assert_eq!((s.count, s.errors, s.active), (c.count(), c.errors(), c.active));
+    assert_eq!(s, c.summary());
     let mut merged = c.clone();
     for _ in 0..64 {
         merged.merge(&c);

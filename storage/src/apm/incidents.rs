@@ -151,6 +151,17 @@ fn subjects_of(key: &Key, only: Option<&str>) -> (Option<Subject>, Option<Subjec
     }
 }
 
+/// Which stored keys count for `subject`: a filter for reading its rows alone.
+fn counts_for(subject: Subject, only: Option<&str>) -> impl Fn(&str) -> bool + Sync {
+    let only = only.map(str::to_owned);
+    move |k: &str| {
+        Key::decode(k).is_ok_and(|key| {
+            let (a, b) = subjects_of(&key, only.as_deref());
+            a.as_ref() == Some(&subject) || b.as_ref() == Some(&subject)
+        })
+    }
+}
+
 /// The three measures of a stretch of calls.
 #[derive(Debug, Clone, Copy)]
 struct Measures {
@@ -292,21 +303,9 @@ fn p99_ms(c: &Cell) -> f64 {
     Hist::quantiles(&[&c.ok, &c.err], &[0.99])[0] as f64 / 1000.0
 }
 
-/// The sums of a cell, for `measures`.
-fn sums(c: &Cell) -> Summary {
-    Summary {
-        count: c.count(),
-        errors: c.errors(),
-        sum_ns: c.sum_ns,
-        max_ns: c.max_ns,
-        within: c.within,
-        active: c.active,
-    }
-}
-
 /// "mysql: p99 2.1 s vs 35 ms baseline, errors 18% vs 0.2%".
 fn reason(name: &str, during: &Cell, before: &Cell, schema: Schema) -> String {
-    let (d, b) = (measures(&sums(during), schema), measures(&sums(before), schema));
+    let (d, b) = (measures(&during.summary(), schema), measures(&before.summary(), schema));
     let mut parts = vec![format!("p99 {} vs {} baseline", fmt_ms(p99_ms(during)), fmt_ms(p99_ms(before)))];
     if d.error_rate > b.error_rate {
         parts.push(format!("errors {} vs {}", fmt_pct(d.error_rate), fmt_pct(b.error_rate)));
@@ -381,14 +380,7 @@ impl Store {
     /// first minute it moved by `z`.
     fn refine(&self, w: &mut Window, only: Option<&str>) -> Result<(), StorageError> {
         let (lo, hi) = (w.from.saturating_sub(EDGE_SEARCH_S), w.to + EDGE_SEARCH_S);
-        let subject = w.subject.clone();
-        let only = only.map(str::to_owned);
-        let wants = move |k: &str| {
-            Key::decode(k).is_ok_and(|key| {
-                let (a, b) = subjects_of(&key, only.as_deref());
-                a.as_ref() == Some(&subject) || b.as_ref() == Some(&subject)
-            })
-        };
+        let wants = counts_for(w.subject.clone(), only);
         let mut secs: BTreeMap<u64, Summary> = BTreeMap::new();
         let (got_lo, _) = self.stats_visit(lo, hi, &wants, Resolution::Second, &mut |t, _, cell| {
             secs.entry(t).or_default().add(&summary(cell)?);
@@ -437,14 +429,7 @@ impl Store {
 
     /// The subject's full cells over `[from, to)`, merged: for the reason's percentiles.
     fn subject_cell(&self, subject: &Subject, only: Option<&str>, from: u64, to: u64) -> Result<Cell, StorageError> {
-        let subject = subject.clone();
-        let only = only.map(str::to_owned);
-        let wants = move |k: &str| {
-            Key::decode(k).is_ok_and(|key| {
-                let (a, b) = subjects_of(&key, only.as_deref());
-                a.as_ref() == Some(&subject) || b.as_ref() == Some(&subject)
-            })
-        };
+        let wants = counts_for(subject.clone(), only);
         let mut cell = Cell::default();
         self.stats_visit(from, to, &wants, Resolution::Hour, &mut |_, _, c| {
             cell.merge(&Cell::decode(&mut Reader::new(c))?);

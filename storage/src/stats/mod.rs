@@ -264,6 +264,18 @@ impl Cell {
         Self::summary_of(r, Some(buckets))
     }
 
+    /// The sums `summarize` reads from an encoded cell, of a decoded one.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            count: self.count(),
+            errors: self.errors(),
+            sum_ns: self.sum_ns,
+            max_ns: self.max_ns,
+            within: self.within,
+            active: self.active,
+        }
+    }
+
     /// `summarize` without the buckets.
     pub fn sums(r: &mut Reader<'_>) -> Result<Summary, StorageError> {
         Self::summary_of(r, None)
@@ -330,6 +342,7 @@ mod tests {
         assert_eq!(ages, [1, 4, 4]);
         assert_eq!(buckets.iter().map(|(_, n)| n).sum::<u64>(), 5);
         assert_eq!(Cell::sums(&mut Reader::new(&buf)).unwrap(), s);
+        assert_eq!(c.summary(), s);
         assert_eq!(Cell::decode(&mut Reader::new(&buf)).unwrap(), c);
         // A cell from before the equalizer (no trailing counts) reads as none in flight.
         let mut old = Cell::default();

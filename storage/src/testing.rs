@@ -8,6 +8,20 @@ use proptest::prelude::*;
 use crate::model::{kind, status, Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 use crate::xlog::XLog;
 
+pub const S: u64 = 1_000_000_000;
+pub const MS: u64 = 1_000_000;
+/// 2026-09-21 10:00:00 UTC: on an hour, so that ranges from it line up with minute and hour rows.
+pub const HOUR_T0: u64 = 1_790_000_000 / 3600 * 3600 * S;
+
+/// A store in `dir` on the test's clock: no fsync, no disk reserve.
+pub fn clocked_config(dir: &std::path::Path, clock: &Arc<crate::ManualClock>) -> crate::StoreConfig {
+    let mut c = crate::StoreConfig::new(dir.join("store"));
+    c.sync = false;
+    c.min_free_disk_bytes = 0;
+    c.clock = clock.clone();
+    c
+}
+
 pub fn trace_id(t: u8) -> TraceId {
     TraceId([t; 16])
 }

@@ -9,19 +9,9 @@ use crate::model::{kind, status, Span};
 use crate::testing;
 use crate::xlog::XLog;
 use crate::xlog::XLogFilter;
-use crate::{EncodedBatch, ManualClock, Store, StoreConfig};
+use crate::{EncodedBatch, ManualClock, Store};
 
-const S: u64 = 1_000_000_000;
-const MS: u64 = 1_000_000;
-const T0: u64 = 1_790_000_000 / 3600 * 3600 * S;
-
-fn config(dir: &std::path::Path, clock: &Arc<ManualClock>) -> StoreConfig {
-    let mut c = StoreConfig::new(dir.join("store"));
-    c.sync = false;
-    c.min_free_disk_bytes = 0;
-    c.clock = clock.clone();
-    c
-}
+use crate::testing::{clocked_config as config, HOUR_T0 as T0, MS, S};
 
 /// A one-span transaction of `service`: a root SERVER span.
 fn tx(n: u64, service: &str, start: u64, elapsed: u64, error: bool) -> Span {

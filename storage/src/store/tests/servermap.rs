@@ -9,20 +9,9 @@ use crate::apm::semconv::NodeKind;
 use crate::apm::servermap::{MapQuery, ServerMap};
 use crate::model::{kind, status, Span, Value};
 use crate::testing;
-use crate::{EncodedBatch, ManualClock, Store, StoreConfig};
+use crate::{EncodedBatch, ManualClock, Store};
 
-const S: u64 = 1_000_000_000;
-const MS: u64 = 1_000_000;
-/// 2026-09-21 10:00:00 UTC: on an hour.
-const T0: u64 = 1_790_000_000 / 3600 * 3600 * S;
-
-fn config(dir: &std::path::Path, clock: &Arc<ManualClock>) -> StoreConfig {
-    let mut c = StoreConfig::new(dir.join("store"));
-    c.sync = false;
-    c.min_free_disk_bytes = 0;
-    c.clock = clock.clone();
-    c
-}
+use crate::testing::{clocked_config as config, HOUR_T0 as T0, MS, S};
 
 /// Trace `t` at `start`: USER → front (SERVER) → a call to back (CLIENT → SERVER), and back's
 /// query to MySQL. `front_ms` is front's own time; the rest fits inside it.

@@ -87,6 +87,18 @@ pub struct ServeArgs {
     /// final [default: 2s].
     #[arg(long, env = "REWIND_XLOG_GRACE")]
     pub xlog_grace: Option<String>,
+    /// A SQL query running longer is stopped and answered 408 [default: 30s].
+    #[arg(long, env = "REWIND_SQL_TIMEOUT")]
+    pub sql_timeout: Option<String>,
+    /// Memory one SQL query may use for sorts, joins and aggregations; past it, 413 [default: 512MiB].
+    #[arg(long, env = "REWIND_SQL_MEMORY")]
+    pub sql_memory: Option<String>,
+    /// Rows a SQL query may return; past it, 413 [default: 100000].
+    #[arg(long, env = "REWIND_SQL_MAX_ROWS")]
+    pub sql_max_rows: Option<usize>,
+    /// SQL queries at once; more are answered 503 with Retry-After [default: 4].
+    #[arg(long, env = "REWIND_SQL_CONCURRENCY")]
+    pub sql_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +124,10 @@ struct FileConfig {
     max_unsealed_bytes: Option<String>,
     xlog_from_spans: Option<bool>,
     xlog_grace: Option<String>,
+    sql_timeout: Option<String>,
+    sql_memory: Option<String>,
+    sql_max_rows: Option<usize>,
+    sql_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +153,10 @@ pub struct Config {
     pub max_unsealed_bytes: usize,
     pub xlog_from_spans: bool,
     pub xlog_grace: Duration,
+    pub sql_timeout: Duration,
+    pub sql_memory: usize,
+    pub sql_max_rows: usize,
+    pub sql_concurrency: usize,
 }
 
 impl Config {
@@ -185,6 +205,10 @@ impl Config {
             max_unsealed_bytes: parse_bytes("max-unsealed-bytes", &pick!(max_unsealed_bytes, "256MiB"))? as usize,
             xlog_from_spans: args.xlog_from_spans.or(file.xlog_from_spans).unwrap_or(true),
             xlog_grace: parse_duration("xlog-grace", &pick!(xlog_grace, "2s"))?,
+            sql_timeout: parse_duration("sql-timeout", &pick!(sql_timeout, "30s"))?,
+            sql_memory: parse_bytes("sql-memory", &pick!(sql_memory, "512MiB"))? as usize,
+            sql_max_rows: args.sql_max_rows.or(file.sql_max_rows).unwrap_or(100_000),
+            sql_concurrency: args.sql_concurrency.or(file.sql_concurrency).unwrap_or(4),
         };
         config.validate()?;
         Ok(config)
@@ -226,6 +250,18 @@ impl Config {
         }
         if self.xlog_grace > Duration::from_secs(600) {
             bail!("xlog-grace: at most 10m (entry spans and their write-ahead-log records wait this long)");
+        }
+        if self.sql_timeout < Duration::from_millis(100) || self.sql_timeout > Duration::from_secs(3600) {
+            bail!("sql-timeout: must be between 100ms and 1h");
+        }
+        if self.sql_memory < 16 << 20 {
+            bail!("sql-memory: at least 16MiB");
+        }
+        if !(1..=10_000_000).contains(&self.sql_max_rows) {
+            bail!("sql-max-rows: must be between 1 and 10000000");
+        }
+        if !(1..=64).contains(&self.sql_concurrency) {
+            bail!("sql-concurrency: must be between 1 and 64");
         }
         let addrs = [self.grpc_listen, self.http_listen, self.query_listen];
         for (i, a) in addrs.iter().enumerate() {

@@ -4,6 +4,7 @@ mod config;
 mod demo;
 mod loadgen;
 mod serve;
+mod sql;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Send the shop workload to a collector: live, backfilled, pre-encoded or replayed.
     Loadgen(loadgen::LoadgenArgs),
+    /// Ask a running server a SQL question (tables spans, xlog, nodes, links) and print the answer.
+    Sql(sql::SqlArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Demo(args) => rt.block_on(demo::run(args)),
         Command::Loadgen(args) => rt.block_on(loadgen::run(args)),
+        Command::Sql(args) => rt.block_on(sql::run(args)),
     }
 }

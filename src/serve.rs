@@ -37,6 +37,7 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     rewind_storage::metrics::describe();
     rewind_collector::metrics::describe();
     rewind_query::metrics::describe();
+    rewind_sql::describe_metrics();
 
     let mut store_config = StoreConfig::new(&config.data_dir);
     store_config.retention = config.retention;
@@ -95,6 +96,16 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
         ready: ready.clone(),
         metrics: Arc::new(move || prometheus.render()),
         token: config.query_token.clone(),
+        sql: Some(Arc::new(crate::sql::Service(rewind_sql::Engine::new(
+            store.clone(),
+            rewind_sql::Limits {
+                timeout: config.sql_timeout,
+                memory_bytes: config.sql_memory,
+                max_rows: config.sql_max_rows,
+                concurrency: config.sql_concurrency,
+                ..Default::default()
+            },
+        )?))),
     };
     let query = axum::serve(query_listener, rewind_query::router(state).merge(rewind_ui::router()))
         .with_graceful_shutdown(stopped(stop_rx.clone()));

@@ -17,6 +17,10 @@ pub enum QueryError {
     Storage(#[from] rewind_storage::StorageError),
     #[error("query task failed: {0}")]
     Internal(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{}", .0.message)]
+    Sql(crate::routes::sql::SqlFailure),
 }
 
 impl QueryError {
@@ -26,6 +30,8 @@ impl QueryError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Sql(f) => StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
 
@@ -36,6 +42,8 @@ impl QueryError {
             Self::Unauthenticated => "unauthenticated",
             Self::Storage(_) => "storage",
             Self::Internal(_) => "internal",
+            Self::TooLarge(_) => "too_large",
+            Self::Sql(f) => f.code,
         }
     }
 }
@@ -46,6 +54,10 @@ impl IntoResponse for QueryError {
             tracing::error!(error = %self, "query failed");
         }
         let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }

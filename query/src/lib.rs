@@ -10,4 +10,5 @@ mod state;
 
 pub use error::QueryError;
 pub use router::router;
+pub use routes::sql::{SqlFailure, SqlFuture, SqlOutput, SqlService, ARROW_STREAM};
 pub use state::{MetricsRenderer, QueryState};

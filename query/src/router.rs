@@ -4,11 +4,11 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::QueryError;
-use crate::routes::{health, histogram, replay, servermap, services, traces, xlog};
+use crate::routes::{health, histogram, replay, servermap, services, sql, traces, xlog};
 use crate::state::QueryState;
 
 pub fn router(state: QueryState) -> Router {
@@ -23,6 +23,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/compare", get(replay::compare))
         .route("/api/xlog", get(xlog::scatter))
         .route("/api/transactions", get(xlog::transactions))
+        .route("/api/sql", post(sql::post))
         .fallback(|| async { QueryError::NotFound("no such API endpoint".into()) })
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()

@@ -15,4 +15,6 @@ pub struct QueryState {
     pub metrics: MetricsRenderer,
     /// When set, `/api/*` requires `authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// Answers `POST /api/sql`; without it the endpoint answers 404.
+    pub sql: Option<Arc<dyn crate::routes::sql::SqlService>>,
 }

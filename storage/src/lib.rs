@@ -34,7 +34,7 @@ pub use health::Health;
 pub use ids::{IdError, SpanId, TraceId};
 pub use maintenance::Maintenance;
 pub use model::{Event, KeyValue, Link, Resource, Span, Value};
-pub use store::{EncodedBatch, Store, StoreConfig, StoreStats, FORMAT_VERSION};
+pub use store::{EncodedBatch, Snapshot, Store, StoreConfig, StoreStats, FORMAT_VERSION};
 pub use writer::{Done, Writer};
 pub use xlog::XLog;
 pub use xlog::{Metric, Points, XLogFilter};

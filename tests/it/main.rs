@@ -13,5 +13,6 @@ mod replay;
 mod roundtrip;
 mod safety;
 mod servermap;
+mod sql;
 mod ui;
 mod xlog;

@@ -5,6 +5,7 @@ pub mod histogram;
 pub mod replay;
 pub mod servermap;
 pub mod services;
+pub mod sql;
 pub mod traces;
 pub mod xlog;
 

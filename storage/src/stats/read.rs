@@ -116,6 +116,17 @@ impl Store {
         coarsest: Resolution,
         f: &mut Visitor<'_>,
     ) -> Result<(u64, u64), StorageError> {
+        let (pieces, range) = self.stats_pieces(from, to, coarsest);
+        for piece in pieces {
+            self.stats_visit_piece(piece, wants, f)?;
+        }
+        self.stats_visit_unsealed(range.0, range.1, wants, f)?;
+        Ok(range)
+    }
+
+    /// The pieces that answer `[from, to)` (seconds), none coarser than `coarsest`, and the
+    /// range they answer.
+    pub fn stats_pieces(&self, from: u64, to: u64, coarsest: Resolution) -> (Vec<Piece>, (u64, u64)) {
         let mut cover = self.stats_coverage();
         if coarsest < Resolution::Hour {
             cover.hours_until = 0;
@@ -124,14 +135,32 @@ impl Store {
             cover.minutes_until = 0;
         }
         let (from, to) = effective_range(from, to, cover);
-        for piece in plan(from, to, cover) {
-            match piece.resolution {
-                Resolution::Second => self.visit_stats(&self.stats_seconds, piece, wants, f)?,
-                Resolution::Minute => self.visit_stats(&self.stats_minutes, piece, wants, f)?,
-                Resolution::Hour => self.visit_stats(&self.stats_hours, piece, wants, f)?,
-            }
+        (plan(from, to, cover), (from, to))
+    }
+
+    /// The stored rows of one piece whose key `wants`.
+    pub fn stats_visit_piece(
+        &self,
+        piece: Piece,
+        wants: KeyFilter<'_>,
+        f: &mut Visitor<'_>,
+    ) -> Result<(), StorageError> {
+        match piece.resolution {
+            Resolution::Second => self.visit_stats(&self.stats_seconds, piece, wants, f),
+            Resolution::Minute => self.visit_stats(&self.stats_minutes, piece, wants, f),
+            Resolution::Hour => self.visit_stats(&self.stats_hours, piece, wants, f),
         }
-        // Not sealed yet: the memtables' transactions and calls, at one-second resolution.
+    }
+
+    /// Rows of seconds `[from, to)` not sealed yet (the memtables' transactions and calls), at
+    /// one-second resolution.
+    pub fn stats_visit_unsealed(
+        &self,
+        from: u64,
+        to: u64,
+        wants: KeyFilter<'_>,
+        f: &mut Visitor<'_>,
+    ) -> Result<(), StorageError> {
         let unsealed = self.unsealed_stats(from, to);
         let mut buf = Vec::new();
         for ((t, key), cell) in unsealed.cells() {
@@ -144,7 +173,7 @@ impl Store {
                 }
             }
         }
-        Ok((from, to))
+        Ok(())
     }
 
     /// The statistics of what the memtables hold (transactions and calls final but not sealed)

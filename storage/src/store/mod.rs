@@ -17,6 +17,7 @@ mod read;
 mod recover;
 mod retention;
 pub(crate) mod retries;
+mod scan;
 mod seal;
 mod statistics;
 mod stats;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use rocksdb::DB;
 
+pub use scan::Snapshot;
 pub use stats::StoreStats;
 pub use write::EncodedBatch;
 
@@ -142,6 +144,8 @@ pub struct Store {
     pub(crate) sealed_seq: Mutex<Option<u64>>,
     /// Write-ahead-log keys below this are deleted (by seals); their table files can go.
     pub(crate) wal_cut: AtomicU64,
+    /// Chunks fetched by reads since open: what proves a scan's projection and time pruning.
+    pub(crate) chunks_read: AtomicU64,
     /// Shared with the helper thread, which numbers the XLog segments it encodes.
     pub(crate) next_segment: Arc<AtomicU64>,
     pub(crate) helper: Helper,
@@ -151,6 +155,12 @@ pub struct Store {
     pub(crate) maintenance: Mutex<()>,
     pub(crate) horizon: Mutex<Horizon>,
     pub(crate) health: Arc<Health>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.config.path).finish_non_exhaustive()
+    }
 }
 
 impl Store {

@@ -210,6 +210,7 @@ impl Store {
             recent_batches: Mutex::new(recent_batches),
             sealed_seq: Mutex::new(None),
             wal_cut: AtomicU64::new(0),
+            chunks_read: AtomicU64::new(0),
             next_segment: Arc::new(AtomicU64::new(next_segment)),
             helper: Helper::start(health.clone(), config.failpoints.clone()),
             floor,

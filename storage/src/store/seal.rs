@@ -191,10 +191,15 @@ impl Store {
         let sealed = frozen.len();
         let bytes: u64 = metas.iter().map(|m| m.bytes).sum::<u64>() + xmetas.iter().map(|m| m.bytes).sum::<u64>();
         metrics::xlog_sealed(xmetas.iter().map(|m| m.rows as usize).sum());
-        self.spans.add(metas);
-        self.xlog.add(xmetas);
         self.publish_stats(stats_written);
-        let released = self.state.write().frozen.take();
+        // The new segments appear and the frozen memtable goes under one hold of the state lock:
+        // a reader that takes a snapshot under it (`Store::span_snapshot`) sees each row once.
+        let released = {
+            let mut st = self.state.write();
+            self.spans.add(metas);
+            self.xlog.add(xmetas);
+            st.frozen.take()
+        };
         drop(released);
         metrics::sealed(sealed, bytes, started.elapsed());
         self.publish_gauges();

@@ -88,7 +88,7 @@ fn a_store_of_another_format_version_is_refused_with_a_clear_message() {
             .unwrap();
         db.put_cf(db.cf_handle("meta").unwrap(), keys::META_FORMAT_VERSION, 99u32.to_be_bytes()).unwrap();
     }
-    let err = Store::open(config(dir.path())).err().expect("refused");
+    let err = Store::open(config(dir.path())).expect_err("refused");
     assert!(
         matches!(err, StorageError::UnsupportedVersion { found: 99, supported: crate::FORMAT_VERSION, .. }),
         "{err}"
@@ -124,7 +124,7 @@ fn a_directory_that_is_not_a_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("store")).unwrap();
     std::fs::write(dir.path().join("store/notes.txt"), "mine").unwrap();
-    let err = Store::open(config(dir.path())).err().expect("refused");
+    let err = Store::open(config(dir.path())).expect_err("refused");
     assert!(matches!(err, StorageError::NotARewindStore(_)), "{err}");
 }
 

@@ -6,6 +6,7 @@
 //! `filter`: which records a read wants; `scan`, `points`, `records`: the scatter and the list;
 //! `read`: the store's entry points.
 
+pub mod dedup;
 mod filter;
 mod points;
 mod read;

@@ -379,7 +379,7 @@ fn a_corrupt_log_record_or_chunk_is_named_not_a_panic() {
         assert!(corrupted > 0);
         u64::from_be_bytes(k.as_ref().try_into().unwrap())
     };
-    let err = Store::open(config(dir.path())).err().expect("refused");
+    let err = Store::open(config(dir.path())).expect_err("refused");
     let msg = err.to_string();
     assert!(msg.contains(&format!("write-ahead log record {seq}")), "{msg}");
     // With the log record removed, the store opens; the corrupt chunk is named when read.

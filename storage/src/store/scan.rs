@@ -1,0 +1,78 @@
+//! What a scan of a whole table reads (the SQL tables' providers): a snapshot of the rows still
+//! in memory and of the sealed segments, taken under one hold of the state lock so that each
+//! row is in exactly one of the two (a seal adds its segments and drops its frozen memtable under
+//! that lock), and pages read with projection, every chunk counted.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::Store;
+use crate::error::StorageError;
+use crate::model::Span;
+use crate::spans::SpanSegmentMeta;
+use crate::table::page::Page;
+use crate::table::SegmentMeta;
+use crate::xlog::segment::XLogSegmentMeta;
+use crate::xlog::XLog;
+
+/// A table's rows at one instant: those in memory and the sealed segments that may hold rows of
+/// the range asked for (pruned by partition and segment time range; pages are the reader's).
+pub struct Snapshot<M, R> {
+    pub memory: Vec<R>,
+    pub segments: Vec<M>,
+}
+
+impl Store {
+    /// Spans starting in `[from_ns, to_ns)`: memory rows filtered exactly, segments pruned.
+    pub fn span_snapshot(&self, from_ns: u64, to_ns: u64) -> Snapshot<SpanSegmentMeta, Arc<Span>> {
+        let st = self.state.read();
+        let memory = std::iter::once(&st.active)
+            .chain(st.frozen.as_deref())
+            .flat_map(|m| m.spans().iter())
+            .filter(|s| s.start_ns >= from_ns && s.start_ns < to_ns)
+            .cloned()
+            .collect();
+        let segments = self.segments_of(&self.spans, from_ns, to_ns);
+        Snapshot { memory, segments }
+    }
+
+    /// Transactions ending in `[from_ns, to_ns)`: memory rows (final and provisional) filtered
+    /// exactly, segments pruned. Copies of a record may be in both: see `crate::xlog::dedup`.
+    pub fn xlog_snapshot(&self, from_ns: u64, to_ns: u64) -> Snapshot<XLogSegmentMeta, XLog> {
+        let st = self.state.read();
+        let in_range = |x: &XLog| (from_ns..to_ns).contains(&x.end_ns());
+        let mut memory: Vec<XLog> = std::iter::once(&st.active)
+            .chain(st.frozen.as_deref())
+            .flat_map(|m| m.xlogs.iter())
+            .filter(|x| in_range(x))
+            .cloned()
+            .collect();
+        memory.extend(self.deriver.lock().provisional().into_iter().filter(|x| in_range(x)));
+        let segments = self.segments_of(&self.xlog, from_ns, to_ns);
+        Snapshot { memory, segments }
+    }
+
+    fn segments_of<M: SegmentMeta>(&self, table: &crate::table::Table<M>, from_ns: u64, to_ns: u64) -> Vec<M> {
+        if from_ns >= to_ns {
+            return Vec::new();
+        }
+        let (lo, hi) = (self.partition_of(from_ns), self.partition_of(to_ns - 1));
+        table.segments(lo, hi, from_ns, to_ns)
+    }
+
+    /// The columns `columns` of one page of a segment (projection: nothing else is read).
+    /// `PartitionDropped` when retention dropped the segment since the snapshot.
+    pub fn read_page<'m, M: SegmentMeta>(
+        &self,
+        meta: &'m M,
+        page: u32,
+        columns: &[u16],
+    ) -> Result<Page<'m, M>, StorageError> {
+        Page::fetch(meta, page, columns, |want| self.fetch_chunks(meta.partition(), meta.id(), want))
+    }
+
+    /// Chunks fetched by every read since the store was opened.
+    pub fn chunks_read(&self) -> u64 {
+        self.chunks_read.load(Ordering::Relaxed)
+    }
+}

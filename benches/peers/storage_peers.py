@@ -38,21 +38,26 @@ ORDER BY (service_name, name, toStartOfHour(timestamp), timestamp)
 """
 
 
+def clickhouse_load(s, path):
+    """Creates the table in an open session and loads the export into it, compacted."""
+    s.query("CREATE DATABASE IF NOT EXISTS bench ENGINE = Atomic")
+    s.query("USE bench")
+    s.query(CLICKHOUSE_TABLE)
+    s.query(
+        f"INSERT INTO spans SELECT * FROM file('{path}', 'JSONEachRow', "
+        "'timestamp UInt64, trace_id String, span_id String, parent_span_id String, service_name String, "
+        "name String, kind Int8, duration_nano UInt64, status_code Int16, status_message String, "
+        "attributes_string Map(String, String), attributes_number Map(String, Float64), "
+        "attributes_bool Map(String, Bool), resources_string Map(String, String), events Array(String)') "
+        "SETTINGS input_format_json_read_numbers_as_strings = 0"
+    )
+    s.query("OPTIMIZE TABLE spans FINAL")
+
+
 def clickhouse(path):
     with tempfile.TemporaryDirectory() as d:
         s = Session(d)
-        s.query("CREATE DATABASE IF NOT EXISTS bench ENGINE = Atomic")
-        s.query("USE bench")
-        s.query(CLICKHOUSE_TABLE)
-        s.query(
-            f"INSERT INTO spans SELECT * FROM file('{path}', 'JSONEachRow', "
-            "'timestamp UInt64, trace_id String, span_id String, parent_span_id String, service_name String, "
-            "name String, kind Int8, duration_nano UInt64, status_code Int16, status_message String, "
-            "attributes_string Map(String, String), attributes_number Map(String, Float64), "
-            "attributes_bool Map(String, Bool), resources_string Map(String, String), events Array(String)') "
-            "SETTINGS input_format_json_read_numbers_as_strings = 0"
-        )
-        s.query("OPTIMIZE TABLE spans FINAL")
+        clickhouse_load(s, path)
         rows = int(str(s.query("SELECT count() FROM spans", "CSV")).strip())
         size = int(str(s.query(
             "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'bench' AND table = 'spans' AND active", "CSV"
@@ -61,20 +66,25 @@ def clickhouse(path):
         return rows, size
 
 
+def duck_load(con, path):
+    """Loads the export into an open DuckDB database, sorted as ClickHouse keeps it."""
+    con.execute(
+        f"CREATE TABLE spans AS SELECT * FROM read_json('{path}', format = 'newline_delimited', "
+        "columns = {timestamp: 'UBIGINT', trace_id: 'VARCHAR', span_id: 'VARCHAR', parent_span_id: 'VARCHAR', "
+        "service_name: 'VARCHAR', name: 'VARCHAR', kind: 'TINYINT', duration_nano: 'UBIGINT', status_code: 'SMALLINT', "
+        "status_message: 'VARCHAR', attributes_string: 'MAP(VARCHAR, VARCHAR)', attributes_number: 'MAP(VARCHAR, DOUBLE)', "
+        "attributes_bool: 'MAP(VARCHAR, BOOLEAN)', resources_string: 'MAP(VARCHAR, VARCHAR)', events: 'VARCHAR[]'}) "
+        "ORDER BY service_name, name, timestamp"
+    )
+    con.execute("CHECKPOINT")
+
+
 def duck(path):
     with tempfile.TemporaryDirectory() as d:
         db = os.path.join(d, "spans.duckdb")
         con = duckdb.connect(db)
-        con.execute(
-            f"CREATE TABLE spans AS SELECT * FROM read_json('{path}', format = 'newline_delimited', "
-            "columns = {timestamp: 'UBIGINT', trace_id: 'VARCHAR', span_id: 'VARCHAR', parent_span_id: 'VARCHAR', "
-            "service_name: 'VARCHAR', name: 'VARCHAR', kind: 'TINYINT', duration_nano: 'UBIGINT', status_code: 'SMALLINT', "
-            "status_message: 'VARCHAR', attributes_string: 'MAP(VARCHAR, VARCHAR)', attributes_number: 'MAP(VARCHAR, DOUBLE)', "
-            "attributes_bool: 'MAP(VARCHAR, BOOLEAN)', resources_string: 'MAP(VARCHAR, VARCHAR)', events: 'VARCHAR[]'}) "
-            "ORDER BY service_name, name, timestamp"
-        )
+        duck_load(con, path)
         rows = con.execute("SELECT count(*) FROM spans").fetchone()[0]
-        con.execute("CHECKPOINT")
         con.close()
         return rows, os.path.getsize(db)
 

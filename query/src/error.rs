@@ -20,7 +20,7 @@ pub enum QueryError {
     #[error("{0}")]
     TooLarge(String),
     #[error("{}", .0.message)]
-    Sql(crate::routes::sql::SqlFailure),
+    Sql(crate::sql_service::SqlFailure),
 }
 
 impl QueryError {

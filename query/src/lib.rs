@@ -6,9 +6,10 @@ mod params;
 pub mod render;
 mod router;
 mod routes;
+mod sql_service;
 mod state;
 
 pub use error::QueryError;
 pub use router::router;
-pub use routes::sql::{SqlFailure, SqlFuture, SqlOutput, SqlService, ARROW_STREAM};
+pub use sql_service::{SqlFailure, SqlFuture, SqlOutput, SqlService, ARROW_STREAM};
 pub use state::{MetricsRenderer, QueryState};

@@ -16,5 +16,5 @@ pub struct QueryState {
     /// When set, `/api/*` requires `authorization: Bearer <token>`.
     pub token: Option<String>,
     /// Answers `POST /api/sql`; without it the endpoint answers 404.
-    pub sql: Option<Arc<dyn crate::routes::sql::SqlService>>,
+    pub sql: Option<Arc<dyn crate::sql_service::SqlService>>,
 }

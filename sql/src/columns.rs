@@ -78,6 +78,11 @@ pub fn page_strings<M: SegmentMeta>(page: &Page<'_, M>, c: u16) -> Result<ArrayR
     Ok(Arc::new(StringArray::from_iter_values(codes.iter().map(|&i| dict[i as usize]))))
 }
 
+/// Ids (trace or span) as their lowercase hex text.
+pub fn hex<T: std::fmt::Display>(ids: impl Iterator<Item = T>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(ids.map(|id| id.to_string())))
+}
+
 pub fn strings<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
     Arc::new(StringArray::from_iter_values(values))
 }

@@ -15,9 +15,11 @@ use futures::StreamExt;
 use rewind_storage::Store;
 use tokio::sync::Semaphore;
 
+use crate::error::SqlError;
 use crate::render::{self, Answer};
+use crate::spans::SpansTable;
 use crate::stats::{StatsTable, Which};
-use crate::{spans::SpansTable, xlog::XLogTable, SqlError};
+use crate::xlog::XLogTable;
 
 #[derive(Debug, Clone)]
 pub struct Limits {

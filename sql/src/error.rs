@@ -52,7 +52,14 @@ impl SqlError {
             // A storage error met by a scan (it names the table, partition, segment and column).
             DataFusionError::External(inner) => Self::Internal(inner.to_string()),
             DataFusionError::ResourcesExhausted(detail) => Self::Memory { limit: memory_limit, detail: detail.clone() },
-            DataFusionError::Plan(m) if m.contains("not supported") => Self::ReadOnly(m.clone()),
+            // What `SQLOptions` refuses (DataFusion's `verify_plan`).
+            DataFusionError::Plan(m)
+                if ["DDL not supported", "DML not supported", "Statement not supported"]
+                    .iter()
+                    .any(|p| m.starts_with(p)) =>
+            {
+                Self::ReadOnly(m.clone())
+            }
             DataFusionError::Plan(_)
             | DataFusionError::SQL(..)
             | DataFusionError::SchemaError(..)

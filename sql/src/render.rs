@@ -10,7 +10,7 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 
-use crate::SqlError;
+use crate::error::SqlError;
 
 /// A column of the answer: its name and its SQL type as DataFusion names it.
 #[derive(Debug, Clone, Serialize, PartialEq)]

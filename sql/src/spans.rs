@@ -54,28 +54,15 @@ static COLUMNS: [Column<SpanSegmentMeta, Row>; 15] = [
         name: "trace_id",
         ty: || DataType::Utf8,
         needs: Needs::Stored(&[cols::TRACE_ID]),
-        page: |p| {
-            Ok(c::strings(
-                p.trace_ids(cols::TRACE_ID)?
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .iter()
-                    .map(|s| s.as_str()),
-            ))
-        },
-        rows: |r| c::strings(r.iter().map(|s| s.trace_id.to_string()).collect::<Vec<_>>().iter().map(|s| s.as_str())),
+        page: |p| Ok(c::hex(p.trace_ids(cols::TRACE_ID)?.into_iter())),
+        rows: |r| c::hex(r.iter().map(|s| s.trace_id)),
     },
     Column {
         name: "span_id",
         ty: || DataType::Utf8,
         needs: Needs::Stored(&[cols::SPAN_ID]),
-        page: |p| {
-            Ok(c::strings(
-                p.span_ids(cols::SPAN_ID)?.iter().map(|i| i.to_string()).collect::<Vec<_>>().iter().map(|s| s.as_str()),
-            ))
-        },
-        rows: |r| c::strings(r.iter().map(|s| s.span_id.to_string()).collect::<Vec<_>>().iter().map(|s| s.as_str())),
+        page: |p| Ok(c::hex(p.span_ids(cols::SPAN_ID)?.into_iter())),
+        rows: |r| c::hex(r.iter().map(|s| s.span_id)),
     },
     Column {
         name: "parent_span_id",
@@ -168,9 +155,19 @@ static COLUMNS: [Column<SpanSegmentMeta, Row>; 15] = [
         page: |p| {
             let body = p.fixed(cols::EVENTS)?;
             let blobs = col::decode_blobs(&body, p.rows)?;
-            // The count of events leads each row's encoding (`codec::row::read_events`).
-            let counts = blobs.iter().map(|b| rewind_storage::codec::Reader::new(b).varint().unwrap_or(0));
-            Ok(c::ints(counts))
+            // The count of events leads each row's encoding (`codec::row::read_events`); a span
+            // without events has an empty one.
+            let counts = blobs
+                .iter()
+                .map(|b| {
+                    if b.is_empty() {
+                        Ok(0)
+                    } else {
+                        rewind_storage::codec::Reader::new(b).count(4).map(|n| n as u64)
+                    }
+                })
+                .collect::<Result<Vec<u64>, _>>()?;
+            Ok(c::ints(counts.into_iter()))
         },
         rows: |r| c::ints(r.iter().map(|s| s.events.len() as u64)),
     },

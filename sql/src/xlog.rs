@@ -58,28 +58,15 @@ static COLUMNS: [Column<XLogSegmentMeta, XLog>; 23] = [
         name: "trace_id",
         ty: || DataType::Utf8,
         needs: Needs::Stored(&[cols::TRACE_ID]),
-        page: |p| {
-            Ok(c::strings(
-                p.trace_ids(cols::TRACE_ID)?
-                    .iter()
-                    .map(|i| i.to_string())
-                    .collect::<Vec<_>>()
-                    .iter()
-                    .map(|s| s.as_str()),
-            ))
-        },
-        rows: |r| c::strings(r.iter().map(|x| x.trace_id.to_string()).collect::<Vec<_>>().iter().map(|s| s.as_str())),
+        page: |p| Ok(c::hex(p.trace_ids(cols::TRACE_ID)?.into_iter())),
+        rows: |r| c::hex(r.iter().map(|x| x.trace_id)),
     },
     Column {
         name: "span_id",
         ty: || DataType::Utf8,
         needs: Needs::Stored(&[cols::SPAN_ID]),
-        page: |p| {
-            Ok(c::strings(
-                p.span_ids(cols::SPAN_ID)?.iter().map(|i| i.to_string()).collect::<Vec<_>>().iter().map(|s| s.as_str()),
-            ))
-        },
-        rows: |r| c::strings(r.iter().map(|x| x.span_id.to_string()).collect::<Vec<_>>().iter().map(|s| s.as_str())),
+        page: |p| Ok(c::hex(p.span_ids(cols::SPAN_ID)?.into_iter())),
+        rows: |r| c::hex(r.iter().map(|x| x.span_id)),
     },
     dict!("service", cols::SERVICE, service),
     dict!("instance", cols::INSTANCE, instance),

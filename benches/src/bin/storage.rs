@@ -2,6 +2,7 @@
 //! same spans loaded into ClickHouse (chdb, SigNoz-style table) and DuckDB side by side.
 //!
 //! cargo run --release -p rewind-benches --bin bench-storage -- --spans 10000000 [--peers true]
+//!   [--dir DIR: keep the store] [--export FILE: keep the spans as the peers load them, for bench-sql]
 //!
 //! Spans take the collector's conversion path (validation, limits) and the store's real write
 //! path (WAL, seal into column chunks); fsync is off, which changes no byte on disk.
@@ -27,6 +28,8 @@ fn main() {
     let target_spans: u64 = args.get("spans", 1_000_000);
     let seed: u64 = args.get("seed", 42);
     let peers: bool = args.get("peers", false);
+    // Keeps the peers' export (NDJSON, one span a line) for bench-sql to load into them.
+    let export = args.string("export").map(std::path::PathBuf::from);
     let keep = args.string("dir");
     // XLog records are derived only when asked: the peers store spans alone, and so does the
     // figure compared with theirs.
@@ -44,8 +47,8 @@ fn main() {
     // Spread back from now so every span is within retention.
     let est_traces = target_spans / 11 + 1;
     let mut t = now_ns() - est_traces * interval - 60_000_000_000;
-    let mut peer_file = peers.then(|| {
-        let path = tmp.path().join("spans.ndjson");
+    let mut peer_file = (peers || export.is_some()).then(|| {
+        let path = export.clone().unwrap_or_else(|| tmp.path().join("spans.ndjson"));
         (std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap()), path)
     });
 
@@ -77,6 +80,9 @@ fn main() {
         if store.should_seal() || store.stats().memtable_spans >= 100_000 {
             store.seal().expect("seal");
         }
+    }
+    if let Some((f, _)) = peer_file.as_mut() {
+        f.flush().expect("write the export");
     }
     // Every XLog record final, none left waiting for children.
     store.seal_all().expect("seal");
@@ -124,7 +130,7 @@ fn main() {
         "xlog_chunk_bytes_per_record": xlog_bytes as f64 / xlog_records.max(1) as f64,
         "columns_bytes_per_span": columns.iter().map(|(k, v)| (k.clone(), json!(*v as f64 / spans as f64))).collect::<serde_json::Map<_, _>>(),
     });
-    if let Some((f, path)) = peer_file {
+    if let Some((f, path)) = peer_file.filter(|_| peers) {
         drop(f);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/storage_peers.py");
         let python = std::env::var("REWIND_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());

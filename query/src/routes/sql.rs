@@ -1,10 +1,7 @@
 //! `POST /api/sql` with `{"sql": "..."}`: the answer as JSON, or as Arrow IPC when asked
 //! (`"format": "arrow"` or `Accept: application/vnd.apache.arrow.stream`). The engine is the
-//! `rewind-sql` crate, wired in by the binary through `SqlService`, so that this crate does not
-//! depend on DataFusion.
-
-use std::future::Future;
-use std::pin::Pin;
+//! `rewind-sql` crate, wired in by the binary through `SqlService` (`crate::sql_service`), so that
+//! this crate does not depend on DataFusion.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -12,33 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::error::QueryError;
+use crate::sql_service::{ARROW_STREAM, MAX_SQL_BYTES};
 use crate::state::QueryState;
-
-/// Longest query text accepted.
-pub const MAX_SQL_BYTES: usize = 64 << 10;
-
-pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
-
-/// An answer, already encoded.
-pub struct SqlOutput {
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-}
-
-/// A refused or failed query: the status and code the engine gives it.
-#[derive(Debug, Clone)]
-pub struct SqlFailure {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-}
-
-pub type SqlFuture<'a> = Pin<Box<dyn Future<Output = Result<SqlOutput, SqlFailure>> + Send + 'a>>;
-
-/// What answers SQL.
-pub trait SqlService: Send + Sync + 'static {
-    fn run(&self, sql: String, arrow: bool) -> SqlFuture<'_>;
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

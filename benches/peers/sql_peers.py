@@ -25,7 +25,7 @@ def queries(pod, since):
         "clickhouse": {
             "q1": "SELECT service_name, name, count(), avg(status_code = 2), quantile(0.99)(duration_nano) / 1e6 "
             "FROM spans GROUP BY service_name, name ORDER BY service_name, name",
-            "q2": "SELECT toStartOfMinute(timestamp) AS m, count() FROM spans WHERE status_code = 2 GROUP BY m ORDER BY m",
+            "q2": "SELECT toStartOfMinute(timestamp) AS m, count(), countIf(status_code = 2) FROM spans GROUP BY m ORDER BY m",
             "q3": "SELECT attributes_string['db.query.text'] AS q, count(), avg(duration_nano) / 1e6 AS a FROM spans "
             "WHERE kind = 3 AND q != '' GROUP BY q ORDER BY a DESC LIMIT 10",
             "q4": f"SELECT count(DISTINCT trace_id) FROM spans WHERE resources_string['k8s.pod.name'] = '{pod}' "
@@ -34,7 +34,8 @@ def queries(pod, since):
         "duckdb": {
             "q1": "SELECT service_name, name, count(*), avg(CASE WHEN status_code = 2 THEN 1.0 ELSE 0.0 END), "
             "approx_quantile(duration_nano, 0.99) / 1e6 FROM spans GROUP BY ALL ORDER BY service_name, name",
-            "q2": "SELECT timestamp // 60000000000 AS m, count(*) FROM spans WHERE status_code = 2 GROUP BY m ORDER BY m",
+            "q2": "SELECT timestamp // 60000000000 AS m, count(*), count(*) FILTER (WHERE status_code = 2) FROM spans "
+            "GROUP BY m ORDER BY m",
             "q3": "SELECT attributes_string['db.query.text'] AS q, count(*), avg(duration_nano) / 1e6 AS a FROM spans "
             "WHERE kind = 3 AND q IS NOT NULL GROUP BY q ORDER BY a DESC LIMIT 10",
             "q4": f"SELECT count(DISTINCT trace_id) FROM spans WHERE resources_string['k8s.pod.name'] = '{pod}' "

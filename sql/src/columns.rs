@@ -15,6 +15,8 @@ use rewind_storage::table::SegmentMeta;
 use rewind_storage::xlog::value_text;
 use rewind_storage::StorageError;
 
+use crate::hints::Keys;
+
 /// What a column needs fetched from a page.
 #[derive(Debug, Clone, Copy)]
 pub enum Needs {
@@ -42,13 +44,16 @@ pub fn schema_of_refs<M, R>(columns: &[&Column<M, R>]) -> SchemaRef {
     Arc::new(Schema::new(columns.iter().map(|c| Field::new(c.name, (c.ty)(), true)).collect::<Vec<_>>()))
 }
 
-/// The stored columns a projection needs, for a segment.
-pub fn stored_columns<M: SegmentMeta, R>(columns: &[&Column<M, R>], meta: &M, extra: &[u16]) -> Vec<u16> {
-    let mut out: Vec<u16> = extra.to_vec();
+/// The stored columns a projection needs, for a segment: of the attributes, those of `keys`.
+pub fn stored_columns<M: SegmentMeta, R>(columns: &[&Column<M, R>], meta: &M, keys: &Keys) -> Vec<u16> {
+    let mut out: Vec<u16> = Vec::new();
     for c in columns {
         match c.needs {
             Needs::Stored(s) => out.extend_from_slice(s),
-            Needs::Attributes => out.extend(Page::attr_columns(meta)),
+            Needs::Attributes => match keys {
+                Keys::All => out.extend(Page::attr_columns(meta)),
+                Keys::Only(keys) => out.extend(keys.iter().filter_map(|k| meta.attr_column(k))),
+            },
             Needs::Resource => out.extend([M::TABLE.resource_column, M::TABLE.resource_table_column]),
         }
     }
@@ -123,9 +128,22 @@ pub fn page_attributes<M: SegmentMeta>(page: &Page<'_, M>) -> Result<ArrayRef, S
 
 /// Each row's resource attributes as a map column.
 pub fn page_resources<M: SegmentMeta>(page: &Page<'_, M>) -> Result<ArrayRef, StorageError> {
+    page_resources_of(page, &Keys::All)
+}
+
+/// Each row's resource attributes of `keys` as a map column: the segment's resources are
+/// narrowed once, not each row's.
+pub fn page_resources_of<M: SegmentMeta>(page: &Page<'_, M>, keys: &Keys) -> Result<ArrayRef, StorageError> {
     let table = page.resources()?;
+    let narrowed: Vec<Vec<KeyValue>> = table
+        .iter()
+        .map(|r| match keys {
+            Keys::All => r.attributes.clone(),
+            Keys::Only(k) => r.attributes.iter().filter(|(key, _)| k.contains(key)).cloned().collect(),
+        })
+        .collect();
     let index = page.resource_index()?;
-    Ok(resource_map(index.iter().map(|&i| &*table[i])))
+    Ok(attribute_map(index.iter().map(|&i| narrowed[i].as_slice())))
 }
 
 pub fn attribute_map<'a>(rows: impl Iterator<Item = &'a [KeyValue]>) -> ArrayRef {

@@ -16,6 +16,7 @@ use rewind_storage::Store;
 use tokio::sync::Semaphore;
 
 use crate::error::SqlError;
+use crate::hints::{Hints, KeysRule};
 use crate::render::{self, Answer};
 use crate::spans::SpansTable;
 use crate::stats::{StatsTable, Which};
@@ -134,9 +135,12 @@ impl Engine {
         let config =
             SessionConfig::new().with_target_partitions(self.limits.threads.max(1)).with_information_schema(true);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let hints = Arc::new(Hints::default());
+        ctx.add_optimizer_rule(Arc::new(KeysRule(hints.clone())));
         let store = &self.store;
-        ctx.register_table("spans", Arc::new(SpansTable { store: store.clone() })).map_err(internal)?;
-        ctx.register_table("xlog", Arc::new(XLogTable { store: store.clone() })).map_err(internal)?;
+        ctx.register_table("spans", Arc::new(SpansTable { store: store.clone(), hints: hints.clone() }))
+            .map_err(internal)?;
+        ctx.register_table("xlog", Arc::new(XLogTable { store: store.clone(), hints })).map_err(internal)?;
         ctx.register_table("nodes", Arc::new(StatsTable { store: store.clone(), which: Which::Nodes }))
             .map_err(internal)?;
         ctx.register_table("links", Arc::new(StatsTable { store: store.clone(), which: Which::Links }))

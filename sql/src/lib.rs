@@ -15,6 +15,7 @@ mod attr;
 mod columns;
 mod engine;
 mod error;
+mod hints;
 mod metrics;
 mod pages;
 mod pushdown;

@@ -2,7 +2,7 @@
 //! exactly: a page outside the time range is not read, a page inside it is read without its time
 //! column, and a page whose filter columns match nothing is read no further.
 
-use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::array::{ArrayRef, BooleanArray};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -11,7 +11,8 @@ use rewind_storage::table::page::Page;
 use rewind_storage::table::SegmentMeta;
 use rewind_storage::{StorageError, Store};
 
-use crate::columns::{stored_columns, Column};
+use crate::columns::{stored_columns, Column, Needs};
+use crate::hints::{Hints, Keys};
 use crate::pushdown::Pushed;
 use crate::scan::storage_error;
 
@@ -50,16 +51,23 @@ pub struct Reader<M: 'static, R: 'static> {
     pub projection: Vec<&'static Column<M, R>>,
     pub schema: SchemaRef,
     pub pushed: Pushed,
+    /// The attribute and resource keys the query reads (`crate::hints`).
+    pub keys: (Keys, Keys),
 }
 
 impl<M: SegmentMeta, R> Reader<M, R> {
-    pub fn new(def: &'static TableScanDef<M, R>, projection: Option<&Vec<usize>>, pushed: Pushed) -> Self {
+    pub fn new(
+        def: &'static TableScanDef<M, R>,
+        projection: Option<&Vec<usize>>,
+        pushed: Pushed,
+        hints: &Hints,
+    ) -> Self {
         let projection: Vec<&'static Column<M, R>> = match projection {
             Some(p) => p.iter().map(|&i| &def.columns[i]).collect(),
             None => def.columns.iter().collect(),
         };
         let schema = crate::columns::schema_of_refs(&projection);
-        Self { def, projection, schema, pushed }
+        Self { def, projection, schema, pushed, keys: (hints.attributes(), hints.resource()) }
     }
 
     /// Whether a memory row passes the pushed filters.
@@ -78,8 +86,24 @@ impl<M: SegmentMeta, R> Reader<M, R> {
         batch(self.schema.clone(), arrays, rows.len())
     }
 
+    /// A column of a page: the resource map narrowed to the keys the query reads (the attribute
+    /// map holds only the keys fetched already).
+    fn page_array(&self, c: &Column<M, R>, page: &Page<'_, M>) -> Result<ArrayRef, StorageError> {
+        match (c.needs, &self.keys.1) {
+            (Needs::Resource, keys @ Keys::Only(_)) => crate::columns::page_resources_of(page, keys),
+            _ => (c.page)(page),
+        }
+    }
+
+    /// The columns read, and the keys of the maps where the query reads only some.
     pub fn columns(&self) -> String {
-        self.projection.iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+        let mut out = self.projection.iter().map(|c| c.name).collect::<Vec<_>>().join(", ");
+        for (name, keys) in [("attributes", &self.keys.0), ("resource", &self.keys.1)] {
+            if let (Keys::Only(k), true) = (keys, self.projection.iter().any(|c| c.name == name)) {
+                out.push_str(&format!("; {name} keys [{}]", k.iter().cloned().collect::<Vec<_>>().join(", ")));
+            }
+        }
+        out
     }
 
     /// Whether a page's time range meets the pushed one.
@@ -144,7 +168,7 @@ impl<M: SegmentMeta, R> Reader<M, R> {
             }
             mask = Some(m);
         }
-        let columns = stored_columns(&self.projection, meta, &[]);
+        let columns = stored_columns(&self.projection, meta, &self.keys.0);
         let arrays = if columns.is_empty() {
             Vec::new()
         } else {
@@ -153,7 +177,7 @@ impl<M: SegmentMeta, R> Reader<M, R> {
                 Err(StorageError::PartitionDropped(_)) => return Ok(None),
                 Err(e) => return Err(at(e)),
             };
-            self.projection.iter().map(|c| (c.page)(&full)).collect::<Result<Vec<_>, _>>().map_err(at)?
+            self.projection.iter().map(|c| self.page_array(c, &full)).collect::<Result<Vec<_>, _>>().map_err(at)?
         };
         let b = batch(self.schema.clone(), arrays, rows)?;
         match mask {

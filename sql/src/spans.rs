@@ -20,6 +20,7 @@ use rewind_storage::table::SegmentMeta;
 use rewind_storage::{Span, Store, TraceId};
 
 use crate::columns::{self as c, Column, Needs};
+use crate::hints::Hints;
 use crate::pages::{deal, EqColumn, Match, Reader, TableScanDef, BATCH_ROWS};
 use crate::pushdown::Pushable;
 use crate::scan::{storage_error, Batches, ScanExec, Source};
@@ -192,6 +193,8 @@ pub const PUSHABLE: Pushable = Pushable { time: "start", time_unit_ns: 1, equals
 #[derive(Debug)]
 pub struct SpansTable {
     pub store: Arc<Store>,
+    /// Which attribute keys this session's query reads.
+    pub hints: Arc<Hints>,
 }
 
 #[async_trait]
@@ -215,7 +218,7 @@ impl TableProvider for SpansTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let reader = Reader::new(&DEF, projection, PUSHABLE.analyze(filters));
+        let reader = Reader::new(&DEF, projection, PUSHABLE.analyze(filters), &self.hints);
         let schema = reader.schema.clone();
         let partitions = state.config().target_partitions();
         let source = match reader.pushed.equal("trace_id").map(str::to_string) {

@@ -22,6 +22,7 @@ use rewind_storage::xlog::segment::{cols, XLogSegmentMeta};
 use rewind_storage::{StorageError, Store, XLog};
 
 use crate::columns::{self as c, Column, Needs};
+use crate::hints::Hints;
 use crate::pages::{deal, EqColumn, Match, Reader, TableScanDef, BATCH_ROWS};
 use crate::pushdown::Pushable;
 use crate::scan::{storage_error, Batches, ScanExec, Source};
@@ -145,6 +146,8 @@ pub const PUSHABLE: Pushable = Pushable {
 #[derive(Debug)]
 pub struct XLogTable {
     pub store: Arc<Store>,
+    /// Which attribute keys this session's query reads.
+    pub hints: Arc<Hints>,
 }
 
 #[async_trait]
@@ -168,7 +171,7 @@ impl TableProvider for XLogTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let reader = Reader::new(&DEF, projection, PUSHABLE.analyze(filters));
+        let reader = Reader::new(&DEF, projection, PUSHABLE.analyze(filters), &self.hints);
         let schema = reader.schema.clone();
         let snap = self.store.xlog_snapshot(reader.pushed.from, reader.pushed.to);
         let store = self.store.clone();

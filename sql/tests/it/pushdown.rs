@@ -106,3 +106,53 @@ fn sql_agrees_with_the_query_api() {
     let sql = lines(&engine, &rt, "SELECT count(*), sum(CASE WHEN error THEN 1 ELSE 0 END) FROM xlog").unwrap();
     assert_eq!(sql, vec![format!("{}|{errors}", records.len())]);
 }
+
+#[test]
+fn attribute_keys_are_read_alone_and_answer_as_the_whole_map_does() {
+    let shop = shop_store();
+    let (engine, rt) = (engine(&shop.store), runtime());
+    let ask = |sql: &str| lines(&engine, &rt, sql).unwrap();
+    let chunks = |sql: &str| {
+        let before = shop.store.chunks_read();
+        let answer = ask(sql);
+        (answer, shop.store.chunks_read() - before)
+    };
+    // Each pair: the same question with `attr` on the table's map (only its keys read), and with
+    // the map renamed on the way (every key read).
+    let pairs = [
+        (
+            "SELECT attr(attributes, 'http.route') AS r, count(*) FROM spans GROUP BY 1 ORDER BY 1",
+            "SELECT attr(a, 'http.route') AS r, count(*) FROM (SELECT attributes AS a FROM spans) GROUP BY 1 ORDER BY 1",
+        ),
+        (
+            "SELECT r, count(*) FROM (SELECT attr(attributes, 'http.route') AS r, attributes FROM spans) GROUP BY 1 ORDER BY 1",
+            "SELECT attr(a, 'http.route') AS r, count(*) FROM (SELECT attributes AS a FROM spans) GROUP BY 1 ORDER BY 1",
+        ),
+        (
+            "SELECT attr(s.attributes, 'db.system.name') AS db, count(*) FROM spans s JOIN xlog x ON s.trace_id = x.trace_id \
+             WHERE attr(x.attributes, 'http.route') = '/checkout' GROUP BY 1 ORDER BY 1",
+            "SELECT attr(s.a, 'db.system.name') AS db, count(*) FROM (SELECT trace_id, attributes AS a FROM spans) s \
+             JOIN (SELECT trace_id, attributes AS a FROM xlog) x ON s.trace_id = x.trace_id \
+             WHERE attr(x.a, 'http.route') = '/checkout' GROUP BY 1 ORDER BY 1",
+        ),
+        (
+            "SELECT count(*) FROM spans WHERE attr(resource, 'k8s.pod.name') = 'cart-7f9c2d-m8q1z'",
+            "SELECT count(*) FROM (SELECT resource AS r FROM spans) WHERE attr(r, 'k8s.pod.name') = 'cart-7f9c2d-m8q1z'",
+        ),
+    ];
+    for (narrow, whole) in pairs {
+        let (a, read_narrow) = chunks(narrow);
+        let (b, read_whole) = chunks(whole);
+        assert_eq!(a, b, "{narrow}");
+        assert!(a.len() > 1 || a[0] != "0", "{narrow}: {a:?}");
+        assert!(read_narrow <= read_whole, "{narrow}: {read_narrow} > {read_whole}");
+    }
+    let (_, narrow) = chunks("SELECT count(attr(attributes, 'http.route')) FROM spans");
+    let (_, whole) = chunks("SELECT count(attributes) FROM spans");
+    assert!(narrow * 3 < whole, "{narrow} vs {whole}");
+    // Asked for whole, the map is whole.
+    let map = ask("SELECT attributes FROM spans WHERE kind = 'server' AND service = 'frontend' LIMIT 1");
+    assert!(map[0].matches("\":").count() >= 4, "{map:?}");
+    let plan = ask("EXPLAIN SELECT attr(attributes, 'http.route') FROM spans").join("\n");
+    assert!(plan.contains("attributes keys [http.route]"), "{plan}");
+}

@@ -43,8 +43,11 @@ def clickhouse_load(s, path):
     s.query("CREATE DATABASE IF NOT EXISTS bench ENGINE = Atomic")
     s.query("USE bench")
     s.query(CLICKHOUSE_TABLE)
+    # The export's times are Unix nanoseconds: converted, not cast (a cast reads them as seconds
+    # and saturates every row to the same instant).
     s.query(
-        f"INSERT INTO spans SELECT * FROM file('{path}', 'JSONEachRow', "
+        f"INSERT INTO spans SELECT fromUnixTimestamp64Nano(toInt64(timestamp)) AS timestamp, * EXCEPT (timestamp) "
+        f"FROM file('{path}', 'JSONEachRow', "
         "'timestamp UInt64, trace_id String, span_id String, parent_span_id String, service_name String, "
         "name String, kind Int8, duration_nano UInt64, status_code Int16, status_message String, "
         "attributes_string Map(String, String), attributes_number Map(String, Float64), "

@@ -79,6 +79,7 @@ fn main() {
     println!("\nRewind SQL: {spans} shop spans, {runs} runs of each query after one warm-up\n");
     let mut figures = json!({"spans": spans, "runs": runs});
     let mut rewind: Vec<(String, f64, f64, usize)> = Vec::new();
+    let mut first_rows: Vec<String> = Vec::new();
     let threads = engine.limits().threads;
     for (name, sql) in queries(since).into_iter().filter(|(n, _)| only.as_deref().is_none_or(|o| o == *n)) {
         if args.get("explain", false) {
@@ -86,7 +87,9 @@ fn main() {
                 println!("{}", r[1].as_str().unwrap_or_default());
             }
         }
-        let rows = ask(&sql).len();
+        let answer = ask(&sql);
+        let rows = answer.len();
+        first_rows.push(answer.first().map(|r| serde_json::to_string(r).unwrap()).unwrap_or_default());
         let mut ms = Vec::new();
         let before = store.chunks_read();
         for _ in 0..runs {
@@ -136,6 +139,10 @@ fn main() {
             if ch.2 != *rows || dk.2 != *rows {
                 println!("       rows differ: Rewind {rows}, ClickHouse {}, DuckDB {}", ch.2, dk.2);
             }
+            // The first row of each, to be compared by eye (each engine prints numbers its way).
+            let first = |engine: &str| peers[engine][name]["rows"][0].as_str().unwrap_or_default().to_string();
+            let i = rewind.iter().position(|r| r.0 == *name).unwrap();
+            println!("       first rows: {} | {} | {}", first_rows[i], first("clickhouse"), first("duckdb"));
             figures[name]["clickhouse"] = json!({"p50_ms": ch.0, "p99_ms": ch.1, "rows": ch.2});
             figures[name]["duckdb"] = json!({"p50_ms": dk.0, "p99_ms": dk.1, "rows": dk.2});
             figures[name]["ratio_to_faster_peer"] = json!(ratio);

@@ -100,12 +100,19 @@ fn table(columns: &[String], rows: &[Vec<String>]) -> String {
             .unwrap_or(0)
     };
     let widths: Vec<usize> = (0..columns.len()).map(width).collect();
-    let numeric = |s: &str| s.parse::<f64>().is_ok();
+    // A column of numbers (NULL aside) is right-aligned, its header too.
+    let numeric: Vec<bool> = (0..columns.len())
+        .map(|i| {
+            let cells = || rows.iter().filter_map(|r| r.get(i)).filter(|c| *c != "NULL");
+            cells().next().is_some() && cells().all(|c| c.parse::<f64>().is_ok())
+        })
+        .collect();
     let line = |cells: &[String]| -> String {
         let parts: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| if numeric(c) { format!("{c:>w$}") } else { format!("{c:<w$}") })
+            .zip(&numeric)
+            .map(|((c, w), right)| if *right { format!("{c:>w$}") } else { format!("{c:<w$}") })
             .collect();
         format!("{}\n", parts.join(" | ").trim_end())
     };

@@ -127,6 +127,27 @@ async fn a_flask_app_under_the_python_sdk_draws_its_map() {
     let (_, h) = server.get_json(&format!("/api/histogram?from={from}&to={to}&service=sqlite")).await;
     assert_eq!(h["count"].as_u64(), Some(queries), "{h}");
 
+    // The same figures in SQL, over what the Python SDK sent.
+    let sql = |q: &'static str| {
+        let http = http.clone();
+        let url = server.query_url("/api/sql");
+        async move {
+            let r: J =
+                http.post(url).json(&serde_json::json!({ "sql": q })).send().await.unwrap().json().await.unwrap();
+            r["rows"].clone()
+        }
+    };
+    let b = sql("SELECT count(*), sum(CASE WHEN error THEN 1 ELSE 0 END) FROM xlog \
+                 WHERE service = 'shop-b' AND endpoint = 'GET /stock/<int:n>'")
+    .await;
+    assert_eq!(b, serde_json::json!([[N, failed]]));
+    let calls = sql("SELECT sum(count), sum(errors) FROM links WHERE source = 'shop-a' AND target = 'shop-b'").await;
+    assert_eq!(calls, serde_json::json!([[N, failed]]));
+    let db = sql("SELECT count(*) FROM spans WHERE service = 'shop-b' AND kind = 'client' \
+                  AND coalesce(attr(attributes, 'db.system.name'), attr(attributes, 'db.system')) = 'sqlite'")
+    .await;
+    assert_eq!(db, serde_json::json!([[queries]]));
+
     // The call tree of a failed checkout: A's call to B, B's queries, B's exception as a row.
     let (_, list) = server
         .get_json(&format!("/api/transactions?from={from}&to={to}&service=shop-b&attr.http.target=/stock/10"))

@@ -81,36 +81,24 @@ impl Engine {
     /// Runs one query, answered as JSON or (`arrow`) Arrow IPC.
     pub async fn run(&self, sql: &str, arrow: bool) -> Result<Output, SqlError> {
         let started = Instant::now();
-        let answer = self
-            .bounded(sql, move |schema, batches| {
-                Ok(if arrow {
-                    Output::Arrow(render::arrow_ipc(&schema, &batches)?)
-                } else {
-                    Output::Json(render::json(&schema, &batches)?)
-                })
-            })
-            .await;
+        let answer = self.bounded(sql, arrow).await;
         crate::metrics::answered(answer.as_ref().map_or_else(SqlError::code, |_| "ok"), started.elapsed());
         answer
     }
 
-    /// Runs one query and hands back its batches (tests, benchmarks).
-    pub async fn collect(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), SqlError> {
-        self.bounded(sql, |schema, batches| Ok((schema, batches))).await
-    }
-
-    async fn bounded<T: Send + 'static>(
-        &self,
-        sql: &str,
-        finish: impl FnOnce(SchemaRef, Vec<RecordBatch>) -> Result<T, SqlError> + Send + 'static,
-    ) -> Result<T, SqlError> {
+    /// The query on the engine's runtime, within the limits; rendered there too.
+    async fn bounded(&self, sql: &str, arrow: bool) -> Result<Output, SqlError> {
         let _permit = self.permits.clone().try_acquire_owned().map_err(|_| SqlError::Busy(self.limits.concurrency))?;
         let ctx = self.context()?;
         let (sql, limits) = (sql.to_string(), self.limits.clone());
         let runtime = self.runtime.as_ref().expect("the runtime lives as long as the engine");
         let task = runtime.spawn(async move {
             let (schema, batches) = execute(&ctx, &sql, &limits).await?;
-            finish(schema, batches)
+            Ok(if arrow {
+                Output::Arrow(render::arrow_ipc(&schema, &batches)?)
+            } else {
+                Output::Json(render::json(&schema, &batches)?)
+            })
         });
         let abort = task.abort_handle();
         match tokio::time::timeout(self.limits.timeout, task).await {

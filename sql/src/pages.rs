@@ -187,6 +187,18 @@ impl<M: SegmentMeta, R> Reader<M, R> {
     }
 }
 
+/// The equalities a table pushes (its `Pushable`) are those its scan can match (its `EqColumn`s):
+/// one pushed without a matcher would be reported exact and applied to nothing.
+#[cfg(test)]
+pub fn assert_matchable<M, R>(def: &TableScanDef<M, R>, pushable: &crate::pushdown::Pushable) {
+    let mut pushed: Vec<&str> = pushable.equals.to_vec();
+    let mut matched: Vec<&str> = def.equals.iter().map(|e| e.name).collect();
+    pushed.sort_unstable();
+    matched.sort_unstable();
+    assert_eq!(pushed, matched, "{}", def.name);
+    assert!(def.columns.iter().any(|c| c.name == pushable.time), "{}", def.name);
+}
+
 /// A batch, also of no columns (`count(*)` projects none): its row count kept.
 pub fn batch(schema: SchemaRef, arrays: Vec<datafusion::arrow::array::ArrayRef>, rows: usize) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new_with_options(schema, arrays, &RecordBatchOptions::new().with_row_count(Some(rows)))?)

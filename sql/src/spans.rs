@@ -313,3 +313,11 @@ impl Source for SpanSource {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_pushed_equality_has_its_matcher() {
+        crate::pages::assert_matchable(&super::DEF, &super::PUSHABLE);
+    }
+}

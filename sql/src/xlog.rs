@@ -310,3 +310,11 @@ impl Source for XLogSource {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_pushed_equality_has_its_matcher() {
+        crate::pages::assert_matchable(&super::DEF, &super::PUSHABLE);
+    }
+}

@@ -12,8 +12,10 @@ use serde_json::{json, Value as J};
 
 use crate::harness::Server;
 
+/// The repository's root: `cargo test` runs the tests there. (Not `env!("CARGO_MANIFEST_DIR")`:
+/// a test binary built from another checkout sharing cargo's target directory keeps that path.)
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::current_dir().expect("the working directory")
 }
 
 pub fn python() -> String {

@@ -24,7 +24,7 @@ fn f(v: &J) -> f64 {
 
 /// `/api/servermap`'s count of USER → frontend over everything, polled until it stops growing:
 /// every backfilled trace derived and counted.
-async fn settle(server: &Server, from: u64) {
+pub(crate) async fn settle(server: &Server, from: u64) {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut last = 0;
     loop {
@@ -44,19 +44,27 @@ async fn settle(server: &Server, from: u64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_injected_incident_is_found_replayed_and_compared() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+/// `rewind loadgen` backfills 45 minutes of the shop at `rate` spans a second, with MySQL eight
+/// times slower and failing a quarter of its calls from 20 to 17 minutes before the end. Returns
+/// the clock when it started, from which the incident is placed.
+pub(crate) fn backfill_with_incident(server: &Server, rate: u32) -> u64 {
     let start = now_ms();
     let out = Command::new(env!("CARGO_BIN_EXE_rewind"))
         .arg("loadgen")
         .args(["--endpoint", &format!("http://{}", server.grpc)])
-        .args(["--backfill", "45m", "--rate", "100", "--duration", "0s"])
+        .args(["--backfill", "45m", "--rate", &rate.to_string(), "--duration", "0s"])
         .args(["--incident", "dependency=mysql,start=-20m,duration=3m,slowdown=8,errors=0.25"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    start
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_injected_incident_is_found_replayed_and_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let start = backfill_with_incident(&server, 100);
     // The incident's start is taken from the clock as loadgen parses its flags.
     let (inj_from, inj_to) = (start - INCIDENT_AGO, start - INCIDENT_AGO + INCIDENT_LEN);
     let (from, to) = (start - 46 * MIN, now_ms() + MIN);

@@ -41,8 +41,8 @@ fn parse(text: &str) -> (Vec<String>, Vec<Case>) {
 
 #[test]
 fn shop_queries_answer_as_recorded() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/shop.slt");
-    let text = std::fs::read_to_string(&path).unwrap();
+    let path = Path::new("tests/golden/shop.slt");
+    let text = std::fs::read_to_string(path).unwrap();
     let (header, cases) = parse(&text);
     assert!(cases.len() >= 10, "the golden file lost its cases");
     let shop = shop_store();
@@ -75,7 +75,7 @@ fn shop_queries_answer_as_recorded() {
         out.push_str(&format!("{}\n{}\n----\n{}\n\n", case.kind, case.sql, got.join("\n")));
     }
     if update {
-        std::fs::write(&path, out.trim_end().to_string() + "\n").unwrap();
+        std::fs::write(path, out.trim_end().to_string() + "\n").unwrap();
         return;
     }
     assert!(failures.is_empty(), "{} golden answers differ:\n\n{}", failures.len(), failures.join("\n\n"));

@@ -14,7 +14,7 @@ use crate::xlog::XLog;
 use crate::{EncodedBatch, Store, StoreConfig, XLogFilter};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    Path::new("tests/fixtures").to_path_buf()
 }
 
 /// 2026-09-21: long before any test's "now", and never dropped: no retention runs here.

@@ -172,6 +172,7 @@ async fn every_view_shows_the_shop_and_its_incident() {
     assert!(strs(&s0["mysql"]).iter().all(|s| *s == "ok" || *s == "idle"), "before the incident: {s0}");
     assert!(strs(&s31["mysql"]).contains(&"error"), "inside the incident: {s31}");
     assert_ne!(s0["colors"], s31["colors"], "the map's colours change");
+    assert_eq!(seen["replayClickSpace"], "", "play clicked, then space pauses");
     let played = &seen["replayPlayed"];
     assert!(frame(played) > frame(s30), "space plays: {played}");
     assert_eq!(seen["replayReopened"].as_u64(), Some(time(played)), "the URL keeps the position");

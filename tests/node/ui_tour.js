@@ -139,6 +139,11 @@ async function main() {
     seen.replayIncident = await state();
     await rp.keyboard.press('ArrowLeft');
     seen.replayBack = await state();
+    // A click on the play button, then space: paused again (the button does not keep the focus).
+    await rp.click('#play');
+    await rp.keyboard.press('Space');
+    seen.replayClickSpace = await rp.getAttribute('#player', 'data-playing');
+    await rp.evaluate(() => { document.getElementById('scrub').value = '70'; document.getElementById('scrub').dispatchEvent(new Event('input')); });
     await rp.selectOption('#speed', '10');
     await rp.keyboard.press('Space');
     await rp.waitForTimeout(1500);

@@ -129,6 +129,8 @@ async function loadPlayer(box, range, params) {
     }, 1000 / Number(speedSel.value));
   }
   playBtn.addEventListener('click', () => play(!timer));
+  // A clicked button keeps the focus, and space would then both press it and toggle the player.
+  box.addEventListener('click', (ev) => { const b = ev.target.closest('button'); if (b) b.blur(); });
   speedSel.addEventListener('change', () => { patch({ speed: speedSel.value === '1' ? null : speedSel.value }); if (timer) play(true); });
   scrub.addEventListener('input', () => seek(Number(scrub.value)));
   function keys(ev) {

@@ -4,6 +4,8 @@ import * as api from './api.js';
 import { el, clear } from './dom.js';
 import { patch } from './state.js';
 
+const SHOWN = 5000;
+
 const EXAMPLES = [
   ['Error rate and p99 per service, last hour',
     "SELECT service, count(*) AS calls, avg(CASE WHEN error THEN 1.0 ELSE 0.0 END) AS error_rate,\n       approx_percentile_cont(elapsed_ms, 0.99) AS p99_ms\nFROM xlog\nWHERE \"end\" >= now() - INTERVAL '1 hour'\nGROUP BY service ORDER BY p99_ms DESC"],
@@ -27,10 +29,14 @@ export function sqlView(root, params) {
     try {
       const d = await api.post('/api/sql', { sql: text.value });
       const took = Math.round(performance.now() - t0);
-      clear(out, el('p', { class: 'hint', id: 'sql-info', text: `${d.rows.length} rows in ${took} ms` }),
+      // The server answers up to --sql-max-rows (100,000 by default); a page of that many rows
+      // would take the tab seconds to lay out, so the table shows the first SHOWN.
+      const shown = d.rows.slice(0, SHOWN);
+      const info = `${d.rows.length.toLocaleString('en-US')} rows in ${took} ms` + (shown.length < d.rows.length ? `; the first ${SHOWN.toLocaleString('en-US')} shown (use LIMIT, or the API for all)` : '');
+      clear(out, el('p', { class: 'hint', id: 'sql-info', text: info }),
         el('div', { class: 'scroll' }, el('table', { class: 'grid', id: 'sql-result' },
           el('thead', {}, el('tr', {}, d.columns.map((c, i) => el('th', { text: c, title: d.types ? d.types[i] : '' })))),
-          el('tbody', {}, d.rows.map((r) => el('tr', {}, r.map((v) => el('td', {
+          el('tbody', {}, shown.map((r) => el('tr', {}, r.map((v) => el('td', {
             class: typeof v === 'number' ? 'num' : undefined,
             text: v === null ? 'NULL' : typeof v === 'object' ? JSON.stringify(v) : v,
           }))))))));

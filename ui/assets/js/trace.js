@@ -5,7 +5,7 @@ import * as api from './api.js';
 import { el, clear, ms, when } from './dom.js';
 import { patch } from './state.js';
 
-const PAGE = 5000, MAX_ROWS = 50000;
+const PAGE = 5000, MAX_ROWS = 20000;
 
 export async function traceView(root, params) {
   const id = (params.get('id') || '').trim();

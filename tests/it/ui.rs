@@ -270,3 +270,32 @@ async fn stored_markup_is_shown_as_text_in_every_view() {
     assert!(strs(&seen["sqlServices"]).contains(&HOSTILE_SERVICE), "SQL results as text: {seen}");
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 1000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_query_token_the_ui_asks_for_it_and_keeps_it_for_the_tab() {
+    const TOKEN: &str = "s3cret-query-token";
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--query-token", TOKEN]);
+    export_grpc(&server, request(91, 1, 3)).await;
+    // The map counts the trace once it is derived; asked with the token, as the page will.
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let url = server.query_url(&format!("/api/servermap?from={}&to={}", now_ms() - 60 * MIN, now_ms() + MIN));
+        let map: J = client.get(url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+        if !map["nodes"].as_array().unwrap().is_empty() || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let seen = node("ui_token.js", &[&format!("http://{}", server.query), TOKEN]);
+    assert_eq!(seen["errors"], json!([]), "{seen:#}");
+    assert!(seen["firstPrompt"].as_str().unwrap().contains("--query-token"), "{seen:#}");
+    assert!(seen["refusedPrompt"].as_str().unwrap().contains("refused"), "{seen:#}");
+    assert!(!seen["nodes"].as_array().unwrap().is_empty(), "the map loads with the token: {seen:#}");
+    assert_eq!(seen["promptsLeft"], 0);
+    assert_eq!(seen["promptAfterReload"], 0, "kept for the tab: {seen:#}");
+    assert!(!seen["url"].as_str().unwrap().contains(TOKEN), "{seen:#}");
+    assert_eq!(seen["localStorage"], 0);
+    assert_eq!(seen["newTabPrompt"], true);
+}

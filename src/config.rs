@@ -57,7 +57,8 @@ pub struct ServeArgs {
     /// Largest export request accepted, e.g. 16MiB [default: 16MiB].
     #[arg(long, env = "REWIND_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<String>,
-    /// Export bytes in flight before the collector answers "retry later" [default: 128MiB].
+    /// Memory that exports in flight may take once decoded (priced before decoding), before the
+    /// collector answers "retry later"; a request that alone would take more is refused [default: 256MiB].
     #[arg(long, env = "REWIND_QUEUE_BYTES")]
     pub queue_bytes: Option<String>,
     /// Require `authorization: Bearer <token>` on exports.
@@ -99,6 +100,23 @@ pub struct ServeArgs {
     /// SQL queries at once; more are answered 503 with Retry-After [default: 4].
     #[arg(long, env = "REWIND_SQL_CONCURRENCY")]
     pub sql_concurrency: Option<usize>,
+    /// Connections open at once on each listener; more wait, unaccepted [default: 1024].
+    #[arg(long, env = "REWIND_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// An HTTP/1 request's headers must arrive within this [default: 10s].
+    #[arg(long, env = "REWIND_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
+    /// An export (receiving its body, decoding, the durable write) taking longer is answered
+    /// "retry later"; its budget stays held until the work it started ends [default: 60s].
+    #[arg(long, env = "REWIND_EXPORT_TIMEOUT")]
+    pub export_timeout: Option<String>,
+    /// A query API request taking longer is stopped (its scans too) and answered 503 [default: 30s].
+    #[arg(long, env = "REWIND_QUERY_TIMEOUT")]
+    pub query_timeout: Option<String>,
+    /// Query API requests that scan the store (all but health, metrics and the UI) running at
+    /// once; more are answered 503 with Retry-After [default: 8].
+    #[arg(long, env = "REWIND_QUERY_CONCURRENCY")]
+    pub query_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +146,11 @@ struct FileConfig {
     sql_memory: Option<String>,
     sql_max_rows: Option<usize>,
     sql_concurrency: Option<usize>,
+    max_connections: Option<usize>,
+    header_timeout: Option<String>,
+    export_timeout: Option<String>,
+    query_timeout: Option<String>,
+    query_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +180,11 @@ pub struct Config {
     pub sql_memory: usize,
     pub sql_max_rows: usize,
     pub sql_concurrency: usize,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub export_timeout: Duration,
+    pub query_timeout: Duration,
+    pub query_concurrency: usize,
 }
 
 impl Config {
@@ -196,7 +224,7 @@ impl Config {
             max_disk_bytes,
             min_free_disk: parse_bytes("min-free-disk", &pick!(min_free_disk, "1GiB"))?,
             max_message_bytes: parse_bytes("max-message-bytes", &pick!(max_message_bytes, "16MiB"))? as usize,
-            queue_bytes: parse_bytes("queue-bytes", &pick!(queue_bytes, "128MiB"))? as usize,
+            queue_bytes: parse_bytes("queue-bytes", &pick!(queue_bytes, "256MiB"))? as usize,
             ingest_token: args.ingest_token.or(file.ingest_token).filter(|t| !t.is_empty()),
             query_token: args.query_token.or(file.query_token).filter(|t| !t.is_empty()),
             sync: args.sync.or(file.sync).unwrap_or(true),
@@ -209,6 +237,11 @@ impl Config {
             sql_memory: parse_bytes("sql-memory", &pick!(sql_memory, "512MiB"))? as usize,
             sql_max_rows: args.sql_max_rows.or(file.sql_max_rows).unwrap_or(100_000),
             sql_concurrency: args.sql_concurrency.or(file.sql_concurrency).unwrap_or(4),
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(1024),
+            header_timeout: parse_duration("header-timeout", &pick!(header_timeout, "10s"))?,
+            export_timeout: parse_duration("export-timeout", &pick!(export_timeout, "60s"))?,
+            query_timeout: parse_duration("query-timeout", &pick!(query_timeout, "30s"))?,
+            query_concurrency: args.query_concurrency.or(file.query_concurrency).unwrap_or(8),
         };
         config.validate()?;
         Ok(config)
@@ -253,6 +286,20 @@ impl Config {
         }
         if self.sql_timeout < Duration::from_millis(100) || self.sql_timeout > Duration::from_secs(3600) {
             bail!("sql-timeout: must be between 100ms and 1h");
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            bail!("max-connections: must be between 1 and 1000000");
+        }
+        for (name, d) in [("header-timeout", self.header_timeout), ("export-timeout", self.export_timeout)] {
+            if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+                bail!("{name}: must be between 100ms and 1h");
+            }
+        }
+        if self.query_timeout < Duration::from_millis(100) || self.query_timeout > Duration::from_secs(3600) {
+            bail!("query-timeout: must be between 100ms and 1h");
+        }
+        if !(1..=1024).contains(&self.query_concurrency) {
+            bail!("query-concurrency: must be between 1 and 1024");
         }
         if self.sql_memory < 16 << 20 {
             bail!("sql-memory: at least 16MiB");

@@ -2,6 +2,7 @@
 
 mod config;
 mod demo;
+mod listen;
 mod loadgen;
 mod serve;
 mod sql;

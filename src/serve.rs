@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::listen::{self, ListenLimits};
 
 /// How long in-flight requests get to finish once shutdown starts.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -64,8 +65,14 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
             queue_bytes: config.queue_bytes,
             max_message_bytes: config.max_message_bytes,
             token: config.ingest_token.clone(),
+            export_timeout: config.export_timeout,
         },
     );
+    let limits = ListenLimits {
+        max_connections: config.max_connections,
+        header_timeout: config.header_timeout,
+        max_streams: 128,
+    };
 
     let bind = |addr, what: &'static str| async move {
         TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
@@ -82,14 +89,19 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     };
 
     let grpc = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_streams)
+        // A peer that stops answering pings is gone: its connection slot comes back.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(OtlpTraceService::new(ingest.clone()))
         .add_service(XLogService::new(ingest.clone()))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
-            stopped(stop_rx.clone()),
-        );
-    let http = axum::serve(http_listener, rewind_collector::http::router(ingest.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(listen::incoming(grpc_listener, limits), stopped(stop_rx.clone()));
+    let http = listen::serve_http(
+        http_listener,
+        rewind_collector::http::router(ingest.clone()),
+        limits,
+        stopped(stop_rx.clone()),
+    );
     let ready = Arc::new(AtomicBool::new(false));
     let state = QueryState {
         store: store.clone(),
@@ -107,13 +119,15 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
             },
         )?))),
     };
-    let query = axum::serve(query_listener, rewind_query::router(state).merge(rewind_ui::router()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let query = listen::serve_http(
+        query_listener,
+        rewind_query::router(state).merge(rewind_ui::router()),
+        limits,
+        stopped(stop_rx.clone()),
+    );
     let servers = tokio::spawn(async move {
-        let (g, h, q) = tokio::join!(grpc, http, query);
+        let (g, (), ()) = tokio::join!(grpc, http, query);
         g.context("OTLP/gRPC server")?;
-        h.context("OTLP/HTTP server")?;
-        q.context("query server")?;
         anyhow::Ok(())
     });
 

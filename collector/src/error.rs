@@ -9,10 +9,17 @@ pub enum CollectorError {
     InvalidArgument(String),
     #[error("request of {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
+    #[error(
+        "request of {wire} bytes holds {what}, about {decoded} bytes once decoded: more than the \
+         ingest budget of {budget} bytes (--queue-bytes) admits at once; send fewer items per request"
+    )]
+    DecodesTooLarge { wire: usize, decoded: usize, budget: usize, what: String },
     #[error("ingest queue is full ({queued} of {budget} bytes in flight); retry later")]
     Overloaded { queued: usize, budget: usize },
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    #[error("the export took longer than {0:?} (--export-timeout); retry later")]
+    TimedOut(Duration),
     #[error("missing or wrong bearer token")]
     Unauthenticated,
     #[error("unsupported content type {0:?}; use application/x-protobuf or application/json")]
@@ -30,8 +37,8 @@ impl CollectorError {
             Self::InvalidArgument(_) | Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => {
                 tonic::Code::InvalidArgument
             }
-            Self::TooLarge { .. } => tonic::Code::ResourceExhausted,
-            Self::Overloaded { .. } | Self::Unavailable(_) => tonic::Code::Unavailable,
+            Self::TooLarge { .. } | Self::DecodesTooLarge { .. } => tonic::Code::ResourceExhausted,
+            Self::Overloaded { .. } | Self::Unavailable(_) | Self::TimedOut(_) => tonic::Code::Unavailable,
             Self::Unauthenticated => tonic::Code::Unauthenticated,
         }
     }
@@ -40,16 +47,16 @@ impl CollectorError {
         use http::StatusCode as S;
         match self {
             Self::InvalidArgument(_) | Self::UnsupportedEncoding(_) => S::BAD_REQUEST,
-            Self::TooLarge { .. } => S::PAYLOAD_TOO_LARGE,
+            Self::TooLarge { .. } | Self::DecodesTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
             Self::Overloaded { .. } => S::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => S::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::TimedOut(_) => S::SERVICE_UNAVAILABLE,
             Self::Unauthenticated => S::UNAUTHORIZED,
             Self::UnsupportedMediaType(_) => S::UNSUPPORTED_MEDIA_TYPE,
         }
     }
 
     pub fn retryable(&self) -> bool {
-        matches!(self, Self::Overloaded { .. } | Self::Unavailable(_))
+        matches!(self, Self::Overloaded { .. } | Self::Unavailable(_) | Self::TimedOut(_))
     }
 
     /// A short, bounded label for metrics.
@@ -57,8 +64,10 @@ impl CollectorError {
         match self {
             Self::InvalidArgument(_) => "invalid",
             Self::TooLarge { .. } => "too_large",
+            Self::DecodesTooLarge { .. } => "decodes_too_large",
             Self::Overloaded { .. } => "overloaded",
             Self::Unavailable(_) => "unavailable",
+            Self::TimedOut(_) => "timeout",
             Self::Unauthenticated => "unauthenticated",
             Self::UnsupportedMediaType(_) | Self::UnsupportedEncoding(_) => "unsupported",
         }

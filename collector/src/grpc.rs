@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes};
@@ -16,7 +16,8 @@ use rewind_agent_proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
-use crate::ingest::{Format, Ingest, Payload};
+use crate::error::CollectorError;
+use crate::ingest::{Admission, Format, Ingest, Payload};
 
 /// One export RPC: its names, what it carries, and how it answers partial success.
 pub trait Signal: Send + Sync + 'static {
@@ -106,11 +107,27 @@ where
                 return Ok(e.to_status().into_http());
             }
             let max = ingest.config().max_message_bytes;
+            // The message is paid for from the ingest budget frame by frame as tonic reads it,
+            // not after it has been buffered whole (a connection's streams could otherwise hold
+            // 128 messages of 16 MiB before any admission).
+            let admitted = match ingest.admit(0) {
+                Ok(a) => Arc::new(Mutex::new(Some(a))),
+                Err(e) => return Ok(e.to_status().into_http()),
+            };
+            let mut req = req.map(|body| Budgeted { inner: Box::pin(body), admitted: admitted.clone(), seen: 0, max });
+            req.extensions_mut().insert(Slot(admitted));
             let mut grpc = tonic::server::Grpc::new(PassThrough)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
                 .apply_max_message_size_config(Some(max), None);
-            let mut res = grpc.unary(Export::<S>(ingest, PhantomData), req).await;
+            // The whole export, the body's upload included: a client trickling its message in
+            // holds a connection and a stream, not the budget, and not for ever.
+            let timeout = ingest.config().export_timeout;
+            let Ok(mut res) = tokio::time::timeout(timeout, grpc.unary(Export::<S>(ingest, PhantomData), req)).await
+            else {
+                crate::metrics::refused(S::TRANSPORT, "timeout");
+                return Ok(CollectorError::TimedOut(timeout).to_status().into_http());
+            };
             // tonic answers an oversized message with OUT_OF_RANGE; OTLP asks for
             // RESOURCE_EXHAUSTED (without retry info). Export itself never says OUT_OF_RANGE.
             let out_of_range = http::HeaderValue::from(tonic::Code::OutOfRange as i32);
@@ -130,9 +147,14 @@ impl<S: Signal> tonic::server::UnaryService<Bytes> for Export<S> {
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let ingest = self.0.clone();
+        let admitted = request.extensions().get::<Slot>().and_then(|s| s.0.lock().expect("not poisoned").take());
         Box::pin(async move {
-            let outcome =
-                ingest.export(request.into_inner(), S::PAYLOAD, S::TRANSPORT).await.map_err(|e| e.to_status())?;
+            let body = request.into_inner();
+            let outcome = match admitted {
+                Some(a) => ingest.export_admitted(body, a, S::PAYLOAD, S::TRANSPORT).await,
+                None => ingest.export(body, S::PAYLOAD, S::TRANSPORT).await,
+            }
+            .map_err(|e| e.to_status())?;
             Ok(tonic::Response::new(S::response(outcome.rejected, outcome.message)))
         })
     }
@@ -182,5 +204,59 @@ impl Decoder for PassThrough {
         // Splits the message off tonic's buffer without copying it.
         let n = src.remaining();
         Ok(Some(src.copy_to_bytes(n)))
+    }
+}
+
+/// The admission of the export whose body is being read, shared by the body (which pays for
+/// its frames) and the service (which takes it over once the message is whole).
+#[derive(Clone)]
+struct Slot(Arc<Mutex<Option<Admission>>>);
+
+/// A request body that pays for each frame from the ingest budget before handing it to tonic.
+struct Budgeted<B> {
+    inner: Pin<Box<B>>,
+    admitted: Arc<Mutex<Option<Admission>>>,
+    seen: usize,
+    /// The largest message (and its 5-byte gRPC header) that tonic accepts; past it tonic
+    /// refuses the message itself, so paying for more would only turn that answer into another.
+    max: usize,
+}
+
+impl<B> http_body::Body for Budgeted<B>
+where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let frame = match self.inner.as_mut().poll_frame(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(Some(Ok(frame))) => frame,
+        };
+        if let Some(data) = frame.data_ref() {
+            self.seen += data.remaining();
+            let owed = self.seen.min(self.max + 5);
+            if let Some(a) = self.admitted.lock().expect("not poisoned").as_mut() {
+                if let Err(e) = a.cover(owed) {
+                    return Poll::Ready(Some(Err(Box::new(e.to_status()))));
+                }
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

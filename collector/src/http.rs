@@ -15,7 +15,7 @@ use rewind_agent_proto::RpcStatus;
 
 use crate::error::{CollectorError, RETRY_AFTER};
 use crate::grpc::response;
-use crate::ingest::{Format, Ingest, Payload};
+use crate::ingest::{Admission, Format, Ingest, Payload};
 
 pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new().route("/v1/traces", post(export)).with_state(ingest)
@@ -41,14 +41,21 @@ async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
         Err(e) => return error(Format::Protobuf, &e),
     };
     let transport = if format == Format::Json { "http_json" } else { "http_protobuf" };
-    match read_body(&ingest, &headers, body).await {
-        Ok(bytes) => match ingest.export(bytes, Payload::Traces(format), transport).await {
-            Ok(o) => success(format, o.rejected, o.message),
-            Err(e) => error(format, &e),
-        },
-        Err(e) => {
+    // The whole export, the body's upload included, within --export-timeout: a client that
+    // trickles its body in holds its connection, and the bytes it sent, only that long.
+    let timeout = ingest.config().export_timeout;
+    let work = async {
+        let (bytes, admitted) = read_body(&ingest, &headers, body).await.inspect_err(|e| {
             crate::metrics::refused(transport, e.reason());
-            error(format, &e)
+        })?;
+        ingest.export_admitted(bytes, admitted, Payload::Traces(format), transport).await
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(Ok(o)) => success(format, o.rejected, o.message),
+        Ok(Err(e)) => error(format, &e),
+        Err(_) => {
+            crate::metrics::refused(transport, "timeout");
+            error(format, &CollectorError::TimedOut(timeout))
         }
     }
 }
@@ -57,25 +64,35 @@ async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
 /// still writing when the 413 comes would otherwise see a broken pipe instead of the answer.
 const DRAIN_MAX: usize = 64 << 20;
 
-async fn read_body(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<Bytes, CollectorError> {
+/// Reads the body, paying for its bytes from the ingest budget as they arrive (the declared
+/// length up front when there is one): a body is never buffered before it is admitted.
+async fn read_body(ingest: &Ingest, headers: &HeaderMap, body: Body) -> Result<(Bytes, Admission), CollectorError> {
     ingest.check_token(headers.get(header::AUTHORIZATION).map(HeaderValue::as_bytes))?;
     let limit = ingest.config().max_message_bytes;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if let Some(len) = declared.filter(|len| *len > limit + DRAIN_MAX) {
         return Err(CollectorError::TooLarge { size: len, limit });
     }
-    let raw = collect_limited(body, limit).await?;
+    // Refused or not, the body is read to its end (and thrown away when refused): a client still
+    // writing when the answer comes would see a reset connection instead of its 429.
+    let admitted = ingest.admit(declared.unwrap_or(0).min(limit));
+    let (raw, admitted) = collect_limited(body, limit, admitted).await?;
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("identity");
-    match encoding.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => Ok(raw),
+    let bytes = match encoding.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => raw,
         "gzip" => tokio::task::spawn_blocking(move || gunzip(&raw, limit))
             .await
-            .map_err(|e| CollectorError::Unavailable(e.to_string()))?,
-        other => Err(CollectorError::UnsupportedEncoding(other.to_owned())),
-    }
+            .map_err(|e| CollectorError::Unavailable(e.to_string()))??,
+        other => return Err(CollectorError::UnsupportedEncoding(other.to_owned())),
+    };
+    Ok((bytes, admitted))
 }
 
-async fn collect_limited(mut body: Body, limit: usize) -> Result<Bytes, CollectorError> {
+async fn collect_limited(
+    mut body: Body,
+    limit: usize,
+    mut admitted: Result<Admission, CollectorError>,
+) -> Result<(Bytes, Admission), CollectorError> {
     use http_body_util::BodyExt;
     let mut buf = bytes::BytesMut::new();
     let mut total = 0usize;
@@ -83,17 +100,25 @@ async fn collect_limited(mut body: Body, limit: usize) -> Result<Bytes, Collecto
         let frame = frame.map_err(|e| CollectorError::InvalidArgument(format!("reading the body: {e}")))?;
         if let Ok(data) = frame.into_data() {
             total += data.len();
-            if total <= limit {
-                buf.extend_from_slice(&data);
-            } else if total > limit + DRAIN_MAX {
+            if total > limit + DRAIN_MAX {
                 break;
+            }
+            let Ok(a) = admitted.as_mut() else { continue };
+            if total <= limit {
+                match a.cover(total) {
+                    Ok(()) => buf.extend_from_slice(&data),
+                    Err(e) => {
+                        admitted = Err(e);
+                        buf = bytes::BytesMut::new();
+                    }
+                }
             }
         }
     }
     if total > limit {
         return Err(CollectorError::TooLarge { size: total, limit });
     }
-    Ok(buf.freeze())
+    Ok((buf.freeze(), admitted?))
 }
 
 /// Decompresses at most `limit` bytes: a gzip bomb ends as 413, not as memory.

@@ -10,8 +10,9 @@ use prost::Message;
 use rewind_agent_proto::agent::ExportXLogRequest;
 use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_storage::{EncodedBatch, Store, Writer};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::census;
 use crate::convert::{convert, Limits};
 use crate::error::CollectorError;
 use crate::metrics;
@@ -20,6 +21,15 @@ use crate::metrics;
 pub enum Format {
     Protobuf,
     Json,
+}
+
+impl Payload {
+    fn format_name(self) -> &'static str {
+        match self {
+            Payload::Traces(Format::Json) => "JSON",
+            _ => "protobuf",
+        }
+    }
 }
 
 /// What an export carries.
@@ -48,6 +58,36 @@ pub struct IngestConfig {
     pub max_message_bytes: usize,
     /// When set, exports must carry `authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// Receiving, decoding and writing one export, at most; then "retry later".
+    pub export_timeout: std::time::Duration,
+}
+
+/// Budget paid for one export: grows as its body arrives and again once its decoded size is
+/// known, and goes back when the work it pays for is over (dropped with the durable write's
+/// acknowledgment, or with the work when it fails), not when the client stops waiting.
+pub struct Admission {
+    permit: OwnedSemaphorePermit,
+    budget: Arc<Semaphore>,
+    queue_bytes: usize,
+}
+
+impl Admission {
+    /// Pays for up to `bytes` in all; "retry later" when the budget has not that much free.
+    pub fn cover(&mut self, bytes: usize) -> Result<(), CollectorError> {
+        let more = bytes.saturating_sub(self.permit.num_permits());
+        if more == 0 {
+            return Ok(());
+        }
+        let overloaded = || CollectorError::Overloaded {
+            queued: self.queue_bytes - self.budget.available_permits(),
+            budget: self.queue_bytes,
+        };
+        let more = u32::try_from(more).map_err(|_| overloaded())?;
+        let extra = self.budget.clone().try_acquire_many_owned(more).map_err(|_| overloaded())?;
+        self.permit.merge(extra);
+        metrics::queue_bytes(self.queue_bytes - self.budget.available_permits());
+        Ok(())
+    }
 }
 
 pub struct Ingest {
@@ -56,7 +96,7 @@ pub struct Ingest {
     budget: Arc<Semaphore>,
     /// Decoding is CPU-bound: more of it at once than there are cores only multiplies the memory
     /// of decoded requests in flight.
-    decoders: Semaphore,
+    decoders: Arc<Semaphore>,
     config: IngestConfig,
 }
 
@@ -69,7 +109,7 @@ impl Ingest {
             store,
             writer,
             budget: Arc::new(Semaphore::new(config.queue_bytes)),
-            decoders: Semaphore::new(cores),
+            decoders: Arc::new(Semaphore::new(cores)),
             config,
         })
     }
@@ -89,16 +129,42 @@ impl Ingest {
         }
     }
 
+    /// An admission for `bytes` of request (none may be asked for yet, when the length is not
+    /// known before the body arrives).
+    pub fn admit(&self, bytes: usize) -> Result<Admission, CollectorError> {
+        let permit = self.budget.clone().try_acquire_many_owned(0).expect("the budget is never closed");
+        let mut a = Admission { permit, budget: self.budget.clone(), queue_bytes: self.config.queue_bytes };
+        a.cover(bytes.max(1))?;
+        Ok(a)
+    }
+
+    /// An export whose body is in hand (gRPC: tonic reads the message before the service runs).
     pub async fn export(
         &self,
         body: Bytes,
         payload: Payload,
         transport: &'static str,
     ) -> Result<Outcome, CollectorError> {
+        match self.admit(body.len().min(self.config.max_message_bytes)) {
+            Ok(admitted) => self.export_admitted(body, admitted, payload, transport).await,
+            Err(e) => {
+                metrics::refused(transport, e.reason());
+                Err(e)
+            }
+        }
+    }
+
+    /// An export whose bytes are paid for already.
+    pub async fn export_admitted(
+        &self,
+        body: Bytes,
+        admitted: Admission,
+        payload: Payload,
+        transport: &'static str,
+    ) -> Result<Outcome, CollectorError> {
         let started = Instant::now();
         metrics::received(transport, body.len());
-        let result = self.export_inner(body, payload).await;
-        // After export_inner, on every path, the request's permits are back.
+        let result = self.export_inner(body, admitted, payload).await;
         metrics::queue_bytes(self.config.queue_bytes - self.budget.available_permits());
         match &result {
             Ok(o) => {
@@ -110,17 +176,16 @@ impl Ingest {
         result
     }
 
-    async fn export_inner(&self, body: Bytes, payload: Payload) -> Result<Outcome, CollectorError> {
+    async fn export_inner(
+        &self,
+        body: Bytes,
+        mut admitted: Admission,
+        payload: Payload,
+    ) -> Result<Outcome, CollectorError> {
         if body.len() > self.config.max_message_bytes {
             return Err(CollectorError::TooLarge { size: body.len(), limit: self.config.max_message_bytes });
         }
-        let weight = body.len().max(1);
-        let permit =
-            self.budget.clone().try_acquire_many_owned(weight as u32).map_err(|_| CollectorError::Overloaded {
-                queued: self.config.queue_bytes - self.budget.available_permits(),
-                budget: self.config.queue_bytes,
-            })?;
-        metrics::queue_bytes(self.config.queue_bytes - self.budget.available_permits());
+        admitted.cover(body.len())?;
         if self.store.backlogged() {
             return Err(CollectorError::Unavailable("sealing is behind ingest; retry later".into()));
         }
@@ -128,9 +193,32 @@ impl Ingest {
         let limits = self.config.limits.clone();
         let now = self.store.now_ns();
         let min_start = self.store.min_accepted_start_ns();
-        let decoding =
-            self.decoders.acquire().await.map_err(|_| CollectorError::Unavailable("shutting down".into()))?;
+        // Owned permits go with the work, not with this future: a client that hangs up mid-request
+        // drops the future, but decoding goes on until it ends and must stay paid for until then.
+        let decoding = self
+            .decoders
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| CollectorError::Unavailable("shutting down".into()))?;
+        let queue_bytes = self.config.queue_bytes;
         let decoded = tokio::task::spawn_blocking(move || {
+            let census = match payload {
+                Payload::Traces(Format::Protobuf) => census::otlp_protobuf(&body),
+                Payload::Traces(Format::Json) => census::otlp_json(&body),
+                Payload::XLog => census::xlog_protobuf(&body),
+            }
+            .map_err(|e| CollectorError::InvalidArgument(format!("invalid {}: {e}", payload.format_name())))?;
+            let decoded = census.decoded_bytes(body.len());
+            if decoded > queue_bytes {
+                return Err(CollectorError::DecodesTooLarge {
+                    wire: body.len(),
+                    decoded,
+                    budget: queue_bytes,
+                    what: census.describe(),
+                });
+            }
+            admitted.cover(decoded)?;
             let invalid = |e: prost::DecodeError| CollectorError::InvalidArgument(format!("invalid protobuf: {e}"));
             let (batch, rejected, message) = match payload {
                 Payload::Traces(format) => {
@@ -149,21 +237,27 @@ impl Ingest {
                     (EncodedBatch::xlogs(converted.items), converted.rejected, message)
                 }
             };
-            Ok::<_, CollectorError>((batch, rejected, message))
+            drop(decoding);
+            Ok::<_, CollectorError>((batch, rejected, message, admitted))
         })
         .await
         .map_err(|e| CollectorError::Unavailable(format!("decoder task failed: {e}")))?;
-        drop(decoding);
-        let (batch, rejected, message) = decoded?;
+        let (batch, rejected, message, admitted) = decoded?;
         let accepted = batch.len() as u64;
         if accepted > 0 {
             let (tx, rx) = oneshot::channel();
-            self.writer.submit(batch, Box::new(move |r| drop(tx.send(r))));
+            // The permit is returned when the write is durable, whether or not anyone still waits.
+            self.writer.submit(
+                batch,
+                Box::new(move |r| {
+                    drop(admitted);
+                    drop(tx.send(r));
+                }),
+            );
             rx.await
                 .map_err(|_| CollectorError::Unavailable("writer stopped".into()))?
                 .map_err(|e| CollectorError::Unavailable(e.to_string()))?;
         }
-        drop(permit);
         Ok(Outcome { accepted, rejected, message })
     }
 

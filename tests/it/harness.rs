@@ -170,6 +170,17 @@ impl Server {
             .sum()
     }
 
+    /// The server's peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .expect("VmHWM");
+        kb * 1024
+    }
+
     /// Waits until every acknowledged span is sealed into column chunks.
     pub async fn wait_sealed(&self) {
         for _ in 0..200 {

@@ -2,6 +2,7 @@
 //! for the whole package so CI links RocksDB once.
 
 mod agents;
+mod bounded;
 mod cli;
 mod crash;
 mod crashloop;

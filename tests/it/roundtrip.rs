@@ -150,8 +150,9 @@ async fn bearer_tokens_guard_ingest_and_query_when_set() {
 #[tokio::test(flavor = "multi_thread")]
 async fn overload_answers_retry_later_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    // Room for one request in flight at a time.
-    let server = Server::start(&dir.path().join("data"), &["--max-message-bytes", "256KiB", "--queue-bytes", "256KiB"]);
+    // Room for about one request in flight at a time (each is priced at what it decodes into,
+    // a few hundred KiB).
+    let server = Server::start(&dir.path().join("data"), &["--max-message-bytes", "256KiB", "--queue-bytes", "1MiB"]);
     let http = reqwest::Client::new();
     let mut refused = 0;
     let mut accepted = Vec::new();

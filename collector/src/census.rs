@@ -1,0 +1,454 @@
+//! What a request will cost once decoded, known before decoding it. A protobuf message of 16 MB
+//! can hold 8 million empty spans of 2 bytes each, which decode into gigabytes of structs: wire
+//! size says nothing about memory. The census walks the wire format once, without allocating,
+//! counts every message that decoding would build (spans, attributes, values, events, …), and
+//! prices them at their in-memory size; admission then charges that price to the ingest budget.
+//! The OTLP/JSON census does the same through serde's streaming visitor, pricing also the JSON
+//! value tree that decoding builds first.
+
+use std::mem::size_of;
+
+use rewind_agent_proto::agent::XLog;
+use rewind_agent_proto::otlp::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+use rewind_agent_proto::otlp::resource::v1::Resource;
+use rewind_agent_proto::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span, Status};
+
+/// The smallest heap allocation glibc makes, with its header.
+const STRING: usize = 32;
+/// A span or record once converted to the store's model, beside its strings.
+const CONVERTED_ROW: usize = 400;
+/// A `serde_json::Value` (32 bytes), twice over for its vector's growth.
+const JSON_VALUE: usize = 64;
+/// A JSON object is a `BTreeMap`, whose first node holds room for 11 entries of a `String` key
+/// and a `Value` (640 bytes with the allocator's header) however few it has: most of what an
+/// attribute-heavy OTLP/JSON request costs.
+const JSON_OBJECT: usize = 640;
+
+/// Deeper nesting is refused by prost (its recursion limit) and by the JSON decoder alike.
+pub const MAX_DEPTH: usize = 100;
+
+/// Counts of what decoding a request builds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Census {
+    pub resources: usize,
+    pub scopes: usize,
+    pub spans: usize,
+    pub events: usize,
+    pub links: usize,
+    /// Key-value pairs: attributes at every level, and entries of key-value lists.
+    pub attributes: usize,
+    /// Attribute values, nested ones included.
+    pub values: usize,
+    pub xlogs: usize,
+    /// Strings and byte strings: each one its own allocation, however short.
+    pub strings: usize,
+    /// Values of the JSON document (each one a `serde_json::Value` while decoding).
+    pub json_values: usize,
+    /// Non-empty objects of the JSON document: each one a map of its own.
+    pub json_objects: usize,
+}
+
+impl Census {
+    /// Bytes that decoding and conversion hold at their peak, about: the request's bytes (and
+    /// hyper's copy of them), the decoded structs twice over (a vector's capacity doubles as it
+    /// grows), an allocation per string (at least 32 bytes with the allocator's header, however
+    /// short the string), the converted span (about 400 bytes beside its strings) and, for JSON,
+    /// the document's value tree. Calibrated against the server's peak RSS for realistic and
+    /// hostile requests (see tests/it/hostile.rs and the README's limits).
+    pub fn decoded_bytes(&self, wire: usize) -> usize {
+        let structs = self.resources * (size_of::<ResourceSpans>() + size_of::<Resource>())
+            + self.scopes * (size_of::<ScopeSpans>() + size_of::<InstrumentationScope>())
+            + self.spans * (size_of::<Span>() + size_of::<Status>())
+            + self.events * size_of::<span::Event>()
+            + self.links * size_of::<span::Link>()
+            + self.attributes * size_of::<KeyValue>()
+            + self.values * size_of::<AnyValue>()
+            + self.xlogs * size_of::<XLog>();
+        let converted = (self.spans + self.xlogs) * CONVERTED_ROW;
+        let json = self.json_values * JSON_VALUE + self.json_objects * JSON_OBJECT;
+        wire * 2 + structs * 2 + self.strings * STRING + converted + json
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (self.spans, "spans"),
+            (self.xlogs, "records"),
+            (self.attributes, "attributes"),
+            (self.values, "values"),
+            (self.events, "events"),
+            (self.links, "links"),
+            (self.resources, "resources"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        if parts.is_empty() {
+            "nothing".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// Which message a length-delimited field holds, by its parent and field number (OTLP trace
+/// and Rewind's XLog protos). Anything else is a scalar, a string or bytes, skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Msg {
+    TraceRequest,
+    ResourceSpans,
+    Resource,
+    ScopeSpans,
+    Scope,
+    Span,
+    Event,
+    Link,
+    Status,
+    KeyValue,
+    AnyValue,
+    ArrayValue,
+    KeyValueList,
+    XLogRequest,
+    XLog,
+    XLogAttribute,
+}
+
+impl Msg {
+    fn child(self, field: u32) -> Option<Msg> {
+        use Msg::*;
+        Some(match (self, field) {
+            (TraceRequest, 1) => ResourceSpans,
+            (ResourceSpans, 1) => Resource,
+            (ResourceSpans, 2) => ScopeSpans,
+            (Resource, 1) => KeyValue,
+            (ScopeSpans, 1) => Scope,
+            (ScopeSpans, 2) => Span,
+            (Scope, 3) => KeyValue,
+            (Span, 9) => KeyValue,
+            (Span, 11) => Event,
+            (Span, 13) => Link,
+            (Span, 15) => Status,
+            (Event, 3) => KeyValue,
+            (Link, 4) => KeyValue,
+            (KeyValue, 2) => AnyValue,
+            (AnyValue, 5) => ArrayValue,
+            (AnyValue, 6) => KeyValueList,
+            (ArrayValue, 1) => AnyValue,
+            (KeyValueList, 1) => KeyValue,
+            (XLogRequest, 1) => XLog,
+            (XLog, 21) => XLogAttribute,
+            _ => return None,
+        })
+    }
+
+    fn count(self, c: &mut Census) {
+        match self {
+            Msg::ResourceSpans => c.resources += 1,
+            Msg::ScopeSpans => c.scopes += 1,
+            Msg::Span => c.spans += 1,
+            Msg::Event => c.events += 1,
+            Msg::Link => c.links += 1,
+            Msg::KeyValue | Msg::XLogAttribute => c.attributes += 1,
+            Msg::AnyValue => c.values += 1,
+            Msg::XLog => c.xlogs += 1,
+            _ => {}
+        }
+    }
+}
+
+/// The census of an OTLP `ExportTraceServiceRequest` in protobuf.
+pub fn otlp_protobuf(buf: &[u8]) -> Result<Census, String> {
+    let mut c = Census::default();
+    walk(buf, Msg::TraceRequest, 0, &mut c)?;
+    Ok(c)
+}
+
+/// The census of a native `ExportXLogRequest`.
+pub fn xlog_protobuf(buf: &[u8]) -> Result<Census, String> {
+    let mut c = Census::default();
+    walk(buf, Msg::XLogRequest, 0, &mut c)?;
+    Ok(c)
+}
+
+fn varint(buf: &[u8], at: &mut usize) -> Result<u64, String> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*at).ok_or("truncated varint")?;
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Ok(v);
+        }
+    }
+    Err("varint longer than 10 bytes".into())
+}
+
+fn walk(buf: &[u8], msg: Msg, depth: usize, c: &mut Census) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err("nested deeper than the recursion limit".into());
+    }
+    let mut at = 0;
+    while at < buf.len() {
+        let key = varint(buf, &mut at)?;
+        let (field, wire) = ((key >> 3) as u32, key & 7);
+        if field == 0 {
+            return Err("field number 0".into());
+        }
+        match wire {
+            0 => {
+                varint(buf, &mut at)?;
+            }
+            1 => at += 8,
+            5 => at += 4,
+            2 => {
+                let len = usize::try_from(varint(buf, &mut at)?).map_err(|_| "length out of range")?;
+                let end = at.checked_add(len).filter(|e| *e <= buf.len()).ok_or("truncated message")?;
+                if let Some(child) = msg.child(field) {
+                    child.count(c);
+                    walk(&buf[at..end], child, depth + 1, c)?;
+                } else {
+                    c.strings += 1;
+                }
+                at = end;
+            }
+            // Groups (3, 4) are not in these protos; prost would skip them, and so may we,
+            // but a group's contents are not counted: refusing is the safe answer.
+            _ => return Err(format!("unsupported wire type {wire}")),
+        }
+    }
+    if at > buf.len() {
+        return Err("truncated field".into());
+    }
+    Ok(())
+}
+
+pub use json::otlp_json;
+
+mod json {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    use super::{Census, Msg, MAX_DEPTH};
+
+    /// The census of an OTLP/JSON request, streamed: nothing of the document is kept.
+    pub fn otlp_json(buf: &[u8]) -> Result<Census, String> {
+        let mut c = Census::default();
+        let mut de = serde_json::Deserializer::from_slice(buf);
+        // serde_json's own recursion limit (128) stops a deeper document before this does.
+        Node { msg: Some(Msg::TraceRequest), depth: 0, c: &mut c }
+            .deserialize(&mut de)
+            .map_err(|e| format!("invalid JSON: {e}"))?;
+        de.end().map_err(|e| format!("invalid JSON: {e}"))?;
+        Ok(c)
+    }
+
+    /// A JSON value standing for `msg` (or for nothing the census counts).
+    struct Node<'c> {
+        msg: Option<Msg>,
+        depth: usize,
+        c: &'c mut Census,
+    }
+
+    /// OTLP/JSON names fields in lowerCamelCase or snake_case; the field numbers of the protos.
+    fn field_number(msg: Msg, key: &str) -> Option<u32> {
+        use Msg::*;
+        Some(match (msg, key) {
+            (TraceRequest, "resourceSpans" | "resource_spans") => 1,
+            (ResourceSpans, "resource") => 1,
+            (ResourceSpans, "scopeSpans" | "scope_spans") => 2,
+            (Resource, "attributes") | (KeyValueList, "values") | (ArrayValue, "values") => 1,
+            (ScopeSpans, "scope") => 1,
+            (ScopeSpans, "spans") => 2,
+            (Scope, "attributes") => 3,
+            (Span, "attributes") => 9,
+            (Span, "events") => 11,
+            (Span, "links") => 13,
+            (Span, "status") => 15,
+            (Event, "attributes") => 3,
+            (Link, "attributes") => 4,
+            (KeyValue, "value") => 2,
+            (AnyValue, "arrayValue" | "array_value") => 5,
+            (AnyValue, "kvlistValue" | "kvlist_value") => 6,
+            _ => return None,
+        })
+    }
+
+    impl<'de> DeserializeSeed<'de> for Node<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Node<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            self.c.json_values += 1;
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            self.c.json_values += 1;
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            self.c.json_values += 1;
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            self.c.json_values += 1;
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            self.c.json_values += 1;
+            // Once in the value tree, once in the decoded request.
+            self.c.strings += 2;
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            self.c.json_values += 1;
+            Ok(())
+        }
+
+        /// An array of the field's message: each element is one.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            self.c.json_values += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(serde::de::Error::custom("nested deeper than the recursion limit"));
+            }
+            while seq.next_element_seed(Node { msg: self.msg, depth: self.depth + 1, c: &mut *self.c })?.is_some() {}
+            Ok(())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            self.c.json_values += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(serde::de::Error::custom("nested deeper than the recursion limit"));
+            }
+            if let Some(m) = self.msg {
+                m.count(self.c);
+            }
+            let mut empty = true;
+            // Keys with escapes arrive owned; the OTLP names have none, so such a key counts
+            // as an unknown field, as the decoder treats it.
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                // The key's own string in the tree's map.
+                self.c.strings += 1;
+                if empty {
+                    empty = false;
+                    self.c.json_objects += 1;
+                }
+                let child = self.msg.and_then(|m| field_number(m, &key).and_then(|f| m.child(f)));
+                map.next_value_seed(Node { msg: child, depth: self.depth + 1, c: &mut *self.c })?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use rewind_agent_proto::otlp::common::v1::{any_value, ArrayValue};
+    use rewind_agent_proto::ExportTraceServiceRequest;
+
+    use super::*;
+
+    fn kv(k: &str, v: any_value::Value) -> KeyValue {
+        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }) }
+    }
+
+    fn sample() -> ExportTraceServiceRequest {
+        let span = Span {
+            name: "GET /".into(),
+            attributes: vec![
+                kv("a", any_value::Value::IntValue(1)),
+                kv(
+                    "b",
+                    any_value::Value::ArrayValue(ArrayValue {
+                        values: vec![AnyValue { value: Some(any_value::Value::BoolValue(true)) }; 3],
+                    }),
+                ),
+            ],
+            events: vec![span::Event {
+                name: "e".into(),
+                attributes: vec![kv("c", any_value::Value::DoubleValue(1.0))],
+                ..Default::default()
+            }],
+            links: vec![span::Link::default()],
+            ..Default::default()
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", any_value::Value::StringValue("s".into()))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans { spans: vec![span.clone(), span], ..Default::default() }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn counts_what_decoding_builds() {
+        let c = otlp_protobuf(&sample().encode_to_vec()).unwrap();
+        assert_eq!((c.resources, c.scopes, c.spans, c.events, c.links), (1, 1, 2, 2, 2));
+        // Per span: a, b, c; plus service.name.
+        assert_eq!(c.attributes, 7);
+        // Per span: a's, b's and its three elements, c's; plus service.name's.
+        assert_eq!(c.values, 13);
+    }
+
+    #[test]
+    fn json_counts_the_same_messages() {
+        let json = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"s"}}]},
+          "scopeSpans":[{"spans":[{"name":"x","attributes":[{"key":"a","value":{"arrayValue":{"values":[{"intValue":"1"},{"boolValue":true}]}}}],
+          "events":[{"name":"e"}],"links":[{}]},{}]}]}]}"#;
+        let c = otlp_json(json.as_bytes()).unwrap();
+        assert_eq!((c.resources, c.scopes, c.spans, c.events, c.links, c.attributes, c.values), (1, 1, 2, 1, 1, 2, 4));
+        assert!(c.json_values > 20);
+        assert!(otlp_json(b"{\"resourceSpans\": [").is_err());
+    }
+
+    fn vlen(n: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        prost::encoding::encode_varint(n, &mut v);
+        v
+    }
+
+    #[test]
+    fn empty_spans_are_priced_at_their_decoded_size() {
+        let mut body = Vec::new();
+        for _ in 0..100_000 {
+            body.extend_from_slice(&[0x12, 0x00]);
+        }
+        // ResourceSpans { scope_spans: [ScopeSpans { spans: [Span {}; 100000] }] }
+        let rs = [&[0x12u8][..], &vlen(body.len() as u64), &body].concat();
+        let req = [&[0x0au8][..], &vlen(rs.len() as u64), &rs].concat();
+        let c = otlp_protobuf(&req).unwrap();
+        assert_eq!(c.spans, 100_000);
+        assert!(c.decoded_bytes(req.len()) > 100_000 * size_of::<Span>(), "{}", c.decoded_bytes(req.len()));
+        // prost agrees on what it holds.
+        assert_eq!(
+            ExportTraceServiceRequest::decode(&req[..]).unwrap().resource_spans[0].scope_spans[0].spans.len(),
+            100_000
+        );
+    }
+
+    #[test]
+    fn malformed_input_is_refused_like_prost_refuses_it() {
+        let good = sample().encode_to_vec();
+        for cut in 1..good.len() {
+            let ours = otlp_protobuf(&good[..cut]).is_err();
+            let prost = ExportTraceServiceRequest::decode(&good[..cut]).is_err();
+            // The census reads less than prost (strings unchecked), so it never refuses what prost takes.
+            assert!(!ours || prost, "cut at {cut}: census refused, prost accepted");
+        }
+        assert!(xlog_protobuf(&[0x0a, 0x05, 0x01]).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! Bounded under hostile load (#15): requests built to decode into a thousand times their size,
+//! uploads that trickle or stop half-way, and connections that never finish their headers, all at
+//! once, while a real client keeps exporting. The server's peak RSS stays under a stated bound
+//! and the real client's spans are all stored.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+
+use crate::data::{request, trace_id};
+use crate::harness::Server;
+
+const MIB: u64 = 1 << 20;
+const QUEUE: u64 = 64 * MIB;
+
+fn varint(mut n: usize, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn field(tag: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    varint(payload.len(), &mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// `ExportTraceServiceRequest { resource_spans: [{ scope_spans: [{ spans: [Span {}; n] }] }] }`:
+/// 2 bytes a span on the wire, hundreds once decoded.
+fn empty_spans(n: usize) -> Vec<u8> {
+    field(0x0a, &field(0x12, &[0x12, 0x00].repeat(n)))
+}
+
+/// `n` resources, each with an empty scope: 4 bytes each.
+fn tiny_resources(n: usize) -> Vec<u8> {
+    field(0x0a, &field(0x12, &[])).repeat(n)
+}
+
+/// One span with one attribute whose value nests arrays `depth` deep.
+fn deep_value(depth: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    for _ in 0..depth {
+        // AnyValue { array_value (5): ArrayValue { values (1): [v] } }
+        v = field(0x2a, &field(0x0a, &v));
+    }
+    let kv = [field(0x0a, b"k"), field(0x12, &v)].concat();
+    field(0x0a, &field(0x12, &field(0x12, &field(0x4a, &kv))))
+}
+
+fn json_empty_spans(n: usize) -> Vec<u8> {
+    let spans = vec!["{}"; n].join(",");
+    format!(r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{spans}]}}]}}]}}"#).into_bytes()
+}
+
+async fn post(server: &Server, ct: &str, body: Vec<u8>) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .post(server.traces_url())
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .expect("an answer, not a reset");
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn amplification_slow_and_cancelled_uploads_stay_within_the_memory_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--queue-bytes", "64MiB", "--export-timeout", "3s", "--header-timeout", "2s"],
+    );
+    let base = server.peak_rss();
+
+    // A real client, exporting a small trace every 50 ms and retrying "retry later" as OTLP
+    // exporters do, for the whole test.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let real = {
+        let (url, stop) = (server.traces_url(), stop.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let (mut sent, mut latencies) = (Vec::new(), Vec::new());
+            let mut seed = 50_000u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let req = request(seed, 1, 3);
+                let started = Instant::now();
+                loop {
+                    let sent = http
+                        .post(&url)
+                        .header("content-type", "application/x-protobuf")
+                        .body(req.encode_to_vec())
+                        .send()
+                        .await;
+                    // "Retry later", and a keep-alive connection closed as the request went out on
+                    // it, are retried, as OTLP exporters do.
+                    match sent.map(|r| r.status().as_u16()) {
+                        Ok(200) => break,
+                        Ok(429 | 503) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        Err(e) if e.is_request() => tokio::time::sleep(Duration::from_millis(100)).await,
+                        Ok(other) => panic!("the real client got {other}"),
+                        Err(e) => panic!("the real client failed: {e}"),
+                    }
+                }
+                latencies.push(started.elapsed());
+                sent.push(seed);
+                seed += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (sent, latencies)
+        })
+    };
+
+    // Slowloris: connections that never finish their headers, or never send a byte, on every
+    // listener, are closed after --header-timeout.
+    let mut slow_headers = Vec::new();
+    for addr in [server.http, server.query, server.grpc] {
+        for i in 0..10 {
+            let mut s = TcpStream::connect(addr).unwrap();
+            if i % 2 == 0 && addr != server.grpc {
+                s.write_all(b"POST /v1/traces HTTP/1.1\r\nhost: x\r\n").unwrap();
+            }
+            slow_headers.push(s);
+        }
+    }
+
+    // A body trickled in past --export-timeout: 503, and its bytes are given back.
+    let trickle = {
+        let addr = server.http;
+        tokio::task::spawn_blocking(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\ncontent-length: 1000000\r\n\r\n").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            for _ in 0..8 {
+                if s.write_all(&[0u8; 100]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let mut answer = [0u8; 64];
+            let n = s.read(&mut answer).unwrap_or(0);
+            String::from_utf8_lossy(&answer[..n]).into_owned()
+        })
+    };
+    // An upload abandoned half-way: the budget it took comes back.
+    {
+        let mut s = TcpStream::connect(server.http).unwrap();
+        s.write_all(b"POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\ncontent-length: 4000000\r\n\r\n").unwrap();
+        s.write_all(&vec![0u8; 1_000_000]).unwrap();
+    }
+
+    // Amplification, four at a time over HTTP and gRPC, protobuf and JSON.
+    let mut hostile = Vec::new();
+    for i in 0..4 {
+        let (body, ct) = match i % 2 {
+            0 => (empty_spans(8_000_000), "application/x-protobuf"),
+            _ => (json_empty_spans(5_000_000), "application/json"),
+        };
+        let server_url = server.traces_url();
+        hostile.push(tokio::spawn(async move {
+            let resp =
+                reqwest::Client::new().post(server_url).header("content-type", ct).body(body).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.text().await.unwrap_or_default())
+        }));
+    }
+    let body = || server.grpc_raw(empty_spans(8_000_000));
+    let (a, b, c, d) = tokio::join!(body(), body(), body(), body());
+    // Each is refused: as too large once decoded, or, while the others' bytes fill the budget,
+    // as "retry later" before its own census.
+    for r in [a, b, c, d] {
+        let status = r.expect_err("refused");
+        match status.code() {
+            tonic::Code::ResourceExhausted => assert!(status.message().contains("8000000 spans"), "{status:?}"),
+            tonic::Code::Unavailable => assert!(status.message().contains("retry later"), "{status:?}"),
+            _ => panic!("{status:?}"),
+        }
+    }
+    for h in hostile {
+        let (status, body) = h.await.unwrap();
+        assert!(
+            (status == 413 && body.contains("once decoded") && body.contains("--queue-bytes"))
+                || (status == 429 && body.contains("retry later")),
+            "{status} {body}"
+        );
+    }
+    let (status, body) = post(&server, "application/x-protobuf", tiny_resources(4_000_000)).await;
+    assert_eq!((status, body.contains("4000000 resources")), (413, true), "{body}");
+    let (status, body) = post(&server, "application/x-protobuf", deep_value(150)).await;
+    assert_eq!(status, 400, "nesting past the recursion limit: {body}");
+
+    let answer = trickle.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "a trickled body times out: {answer:?}");
+    for mut s in slow_headers {
+        s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+        // Ended once the header timeout passes (after a 408, or HTTP/2's own opening frames on the
+        // gRPC port), not left open.
+        let mut got = Vec::new();
+        loop {
+            let mut buf = [0u8; 256];
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("a connection without a request is still open: {e}"),
+            }
+        }
+        assert!(!got.starts_with(b"HTTP/") || got.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&got));
+    }
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (sent, mut latencies) = real.await.unwrap();
+    assert!(sent.len() >= 20, "the real client kept exporting: {}", sent.len());
+    // Every budget byte came back: nothing in flight once the hostile requests are answered.
+    assert_eq!(server.metric("rewind_collector_queue_bytes").await, 0.0);
+
+    let peak = server.peak_rss();
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!("peak RSS {} MiB (base {} MiB); the real client's p99 export {p99:?}", peak / MIB, base / MIB);
+    // The bound: twice the budget, over the idle server and its store's memory.
+    assert!(peak < base + 2 * QUEUE + 64 * MIB, "peak RSS {} MiB over a base of {} MiB", peak / MIB, base / MIB);
+    for seed in sent.iter().step_by(10) {
+        let t = server.trace(&hex::encode(trace_id(*seed, 0))).await;
+        assert_eq!(t["span_count"], 3);
+    }
+}

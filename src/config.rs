@@ -117,6 +117,10 @@ pub struct ServeArgs {
     /// once; more are answered 503 with Retry-After [default: 8].
     #[arg(long, env = "REWIND_QUERY_CONCURRENCY")]
     pub query_concurrency: Option<usize>,
+    /// Memory the answers of store reads being built may take together, each reserving its bound
+    /// before it starts (a scatter 200 bytes a point asked for); past it, 503 [default: 1GiB].
+    #[arg(long, env = "REWIND_QUERY_MEMORY")]
+    pub query_memory: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +155,7 @@ struct FileConfig {
     export_timeout: Option<String>,
     query_timeout: Option<String>,
     query_concurrency: Option<usize>,
+    query_memory: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +190,7 @@ pub struct Config {
     pub export_timeout: Duration,
     pub query_timeout: Duration,
     pub query_concurrency: usize,
+    pub query_memory: usize,
 }
 
 impl Config {
@@ -242,6 +248,7 @@ impl Config {
             export_timeout: parse_duration("export-timeout", &pick!(export_timeout, "60s"))?,
             query_timeout: parse_duration("query-timeout", &pick!(query_timeout, "30s"))?,
             query_concurrency: args.query_concurrency.or(file.query_concurrency).unwrap_or(8),
+            query_memory: parse_bytes("query-memory", &pick!(query_memory, "1GiB"))? as usize,
         };
         config.validate()?;
         Ok(config)
@@ -300,6 +307,9 @@ impl Config {
         }
         if !(1..=1024).contains(&self.query_concurrency) {
             bail!("query-concurrency: must be between 1 and 1024");
+        }
+        if self.query_memory < 64 << 20 || self.query_memory > u32::MAX as usize {
+            bail!("query-memory: between 64MiB and 4GiB");
         }
         if self.sql_memory < 16 << 20 {
             bail!("sql-memory: at least 16MiB");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use rewind_collector::{Ingest, IngestConfig, Limits, OtlpTraceService, XLogService};
-use rewind_query::QueryState;
+use rewind_query::{QueryLimits, QueryState};
 use rewind_storage::{Maintenance, Store, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -108,6 +108,7 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
         ready: ready.clone(),
         metrics: Arc::new(move || prometheus.render()),
         token: config.query_token.clone(),
+        limits: Arc::new(QueryLimits::new(config.query_timeout, config.query_concurrency, config.query_memory)),
         sql: Some(Arc::new(crate::sql::Service(rewind_sql::Engine::new(
             store.clone(),
             rewind_sql::Limits {

@@ -21,6 +21,12 @@ pub enum QueryError {
     TooLarge(String),
     #[error("{}", .0.message)]
     Sql(crate::sql_service::SqlFailure),
+    /// Too many store reads at once, or not enough of the answer memory free: retry later.
+    #[error("{0}; retry later")]
+    Busy(String),
+    /// The read ran past --query-timeout and was stopped.
+    #[error("the query took longer than {0:?} (--query-timeout) and was stopped; narrow it")]
+    Timeout(std::time::Duration),
 }
 
 impl QueryError {
@@ -31,6 +37,7 @@ impl QueryError {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Storage(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Busy(_) | Self::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Sql(f) => StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -43,6 +50,8 @@ impl QueryError {
             Self::Storage(_) => "storage",
             Self::Internal(_) => "internal",
             Self::TooLarge(_) => "too_large",
+            Self::Busy(_) => "busy",
+            Self::Timeout(_) => "query_timeout",
             Self::Sql(f) => f.code,
         }
     }

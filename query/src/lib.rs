@@ -12,4 +12,4 @@ mod state;
 pub use error::QueryError;
 pub use router::router;
 pub use sql_service::{SqlFailure, SqlFuture, SqlOutput, SqlService, ARROW_STREAM};
-pub use state::{MetricsRenderer, QueryState};
+pub use state::{MetricsRenderer, QueryLimits, QueryState};

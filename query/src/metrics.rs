@@ -10,6 +10,15 @@ use axum::response::Response;
 pub fn describe() {
     metrics::describe_histogram!("rewind_query_request_duration_seconds", "Query API request latency");
     metrics::describe_counter!("rewind_query_requests_total", "Query API requests by route and status class");
+    metrics::describe_counter!(
+        "rewind_query_refused_total",
+        "Store reads refused or stopped by a query limit: busy (--query-concurrency), memory (--query-memory), timeout (--query-timeout)"
+    );
+}
+
+/// A query limit that bit; `reason` is one of three.
+pub fn refused(reason: &'static str) {
+    metrics::counter!("rewind_query_refused_total", "reason" => reason).increment(1);
 }
 
 pub async fn track(req: Request, next: Next) -> Response {

@@ -29,6 +29,9 @@ pub enum StorageError {
     Injected(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The read ran past its deadline or was cancelled (`interrupt`).
+    #[error("the read was stopped: it ran past its deadline or was cancelled")]
+    Interrupted,
 }
 
 impl StorageError {

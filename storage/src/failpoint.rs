@@ -4,8 +4,8 @@
 //! `REWIND_FAILPOINTS` only when built with its `failpoints` feature (the tests' build).
 //!
 //! The spec is a comma-separated list of `site=action[*count]`, where action is `error` (the site
-//! returns an I/O error) or `panic`, and `count` limits how many times it fires:
-//! `wal-write=error*3,seal-helper=panic`.
+//! returns an I/O error), `panic`, or `delayN` (the site takes N more milliseconds: a slow disk),
+//! and `count` limits how many times it fires: `wal-write=error*3,seal-helper=panic,chunk-fetch=delay20`.
 
 use std::sync::Arc;
 
@@ -25,12 +25,15 @@ pub const SITES: &[&str] = &[
     "maintenance-thread",
     // The seal helper thread, before it runs a job.
     "seal-helper",
+    // Every read of stored chunks (each scan's unit of work), before it reaches RocksDB.
+    "chunk-fetch",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Error,
     Panic,
+    Delay(std::time::Duration),
 }
 
 #[derive(Debug)]
@@ -59,7 +62,10 @@ impl Failpoints {
             let action = match action {
                 "error" => Action::Error,
                 "panic" => Action::Panic,
-                other => return Err(format!("failpoint {part:?}: unknown action {other:?} (error, panic)")),
+                other => match other.strip_prefix("delay").and_then(|ms| ms.parse::<u64>().ok()) {
+                    Some(ms) => Action::Delay(std::time::Duration::from_millis(ms)),
+                    None => return Err(format!("failpoint {part:?}: unknown action {other:?} (error, panic, delayN)")),
+                },
             };
             sites.push(Site { name: name.to_owned(), action, remaining: count });
         }
@@ -82,6 +88,10 @@ impl Failpoints {
         match action {
             Action::Error => Err(StorageError::Injected(site)),
             Action::Panic => panic!("failpoint {site}: injected panic"),
+            Action::Delay(d) => {
+                std::thread::sleep(d);
+                Ok(())
+            }
         }
     }
 }
@@ -102,5 +112,11 @@ mod tests {
         assert!(Failpoints::parse("wal-wirte=error").is_err());
         assert!(Failpoints::parse("wal-write=explode").is_err());
         assert!(Failpoints::parse("wal-write").is_err());
+        let slow = Failpoints::parse("chunk-fetch=delay30*1").unwrap();
+        let t = std::time::Instant::now();
+        assert!(slow.hit("chunk-fetch").is_ok() && slow.hit("chunk-fetch").is_ok());
+        assert!(
+            t.elapsed() >= std::time::Duration::from_millis(30) && t.elapsed() < std::time::Duration::from_millis(60)
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod fuzz;
 mod health;
 mod helper;
 pub mod ids;
+pub mod interrupt;
 pub mod keys;
 mod maintenance;
 mod memtable;

@@ -19,7 +19,7 @@ pub async fn get(
 ) -> Result<Json<HistogramAnswer>, QueryError> {
     let q = parse(&pairs)?;
     let store = st.store.clone();
-    blocking(move || store.histogram(&q)).await
+    blocking(&st, move || store.histogram(&q)).await
 }
 
 fn parse(pairs: &[(String, String)]) -> Result<HistogramQuery, QueryError> {

@@ -34,7 +34,7 @@ pub async fn replay(
     let p = params::unique(&pairs, REPLAY)?;
     let q = ReplayQuery { service: service(&st.store, &p)?, ..q };
     let store = st.store.clone();
-    blocking(move || store.replay(&q)).await
+    blocking(&st, move || store.replay(&q)).await
 }
 
 const REPLAY: &[&str] = &["from", "to", "service", "step"];
@@ -74,7 +74,7 @@ pub async fn incidents(
     let p = params::unique(&pairs, INCIDENTS)?;
     let q = IncidentQuery { service: service(&st.store, &p)?, ..q };
     let store = st.store.clone();
-    blocking(move || store.incidents(&q)).await
+    blocking(&st, move || store.incidents(&q)).await
 }
 
 fn parse_incidents(pairs: &[(String, String)]) -> Result<IncidentQuery, QueryError> {
@@ -116,7 +116,7 @@ pub async fn compare(
     let p = params::unique(&pairs, COMPARE)?;
     let q = CompareQuery { service: service(&st.store, &p)?, ..q };
     let store = st.store.clone();
-    blocking(move || store.compare(&q)).await
+    blocking(&st, move || store.compare(&q)).await
 }
 
 fn parse_compare(pairs: &[(String, String)]) -> Result<CompareQuery, QueryError> {

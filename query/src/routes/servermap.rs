@@ -21,7 +21,7 @@ pub async fn get(
 ) -> Result<Json<ServerMap>, QueryError> {
     let q = parse(&pairs)?;
     let store = st.store.clone();
-    blocking(move || store.server_map(&q)).await
+    blocking(&st, move || store.server_map(&q)).await
 }
 
 fn parse(pairs: &[(String, String)]) -> Result<MapQuery, QueryError> {

@@ -58,6 +58,8 @@ impl Store {
     /// The stored chunks of a segment. A partition below the floor is being dropped (the floor
     /// moves before its chunks go): its reads answer `PartitionDropped`, whatever was still found.
     pub(crate) fn fetch_chunks(&self, part: u64, seg: u64, want: &[(u16, u32)]) -> Fetched {
+        crate::interrupt::check()?;
+        self.config.failpoints.hit("chunk-fetch")?;
         self.chunks_read.fetch_add(want.len() as u64, Ordering::Relaxed);
         let chunks = self.db.cf_handle(keys::CF_CHUNKS).expect("opened");
         let keys: Vec<_> = want.iter().map(|(c, p)| (chunks, keys::chunk(part, seg, *c, *p))).collect();

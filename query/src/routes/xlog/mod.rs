@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::error::QueryError;
 use crate::render;
-use crate::state::QueryState;
+use crate::state::{QueryState, ReadKind};
 use params::{parse, Endpoint, Format, ARROW_STREAM};
 
 type Pairs = Query<Vec<(String, String)>>;
@@ -28,8 +28,9 @@ pub async fn scatter(
         format = Format::Arrow;
     }
     let store = st.store.clone();
-    // Scanning and encoding a million points is CPU work: off the async runtime.
-    tokio::task::spawn_blocking(move || {
+    // Scanning and encoding a million points is CPU work: off the async runtime, and the answer's
+    // memory reserved for the points asked for.
+    super::run(&st, ReadKind::Scan, filter.limit.saturating_mul(BYTES_PER_POINT), move || {
         let points = store.xlog_points(&filter)?;
         let truncated = HeaderValue::from_static(if points.truncated { "true" } else { "false" });
         Ok(match format {
@@ -48,8 +49,13 @@ pub async fn scatter(
         })
     })
     .await
-    .map_err(|e| QueryError::Internal(e.to_string()))?
 }
+
+/// A scatter point held and encoded: its columns (a trace id, a service name, five numbers) and
+/// its JSON, about 120 bytes each; measured peaks stay under this.
+const BYTES_PER_POINT: usize = 200;
+/// A transaction of the list, with its attributes, resource and JSON.
+const BYTES_PER_RECORD: usize = 16 << 10;
 
 pub async fn transactions(
     State(st): State<QueryState>,
@@ -57,14 +63,16 @@ pub async fn transactions(
 ) -> Result<Json<serde_json::Value>, QueryError> {
     let (filter, _) = parse(Endpoint::List, &pairs)?;
     let store = st.store.clone();
-    let (records, truncated) = tokio::task::spawn_blocking(move || store.xlog_records(&filter))
-        .await
-        .map_err(|e| QueryError::Internal(e.to_string()))??;
-    Ok(Json(json!({
-        "count": records.len(),
-        "truncated": truncated,
-        "transactions": records.iter().map(transaction).collect::<Vec<_>>(),
-    })))
+    let answer = super::run(&st, ReadKind::Scan, filter.limit.saturating_mul(BYTES_PER_RECORD), move || {
+        let (records, truncated) = store.xlog_records(&filter)?;
+        Ok(json!({
+            "count": records.len(),
+            "truncated": truncated,
+            "transactions": records.iter().map(transaction).collect::<Vec<_>>(),
+        }))
+    })
+    .await?;
+    Ok(Json(answer))
 }
 
 /// One XLog record as the list shows it: the entry span's attributes and its resource's apart,

@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// before it starts (a scatter 200 bytes a point asked for); past it, 503 [default: 1GiB].
     #[arg(long, env = "REWIND_QUERY_MEMORY")]
     pub query_memory: Option<String>,
+    /// Services and the peers they call kept in the catalog (peers at most half); more names
+    /// are counted in rewind_storage_catalog_overflow_total, not kept [default: 10000].
+    #[arg(long, env = "REWIND_MAX_SERVICES")]
+    pub max_services: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +160,7 @@ struct FileConfig {
     query_timeout: Option<String>,
     query_concurrency: Option<usize>,
     query_memory: Option<String>,
+    max_services: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +196,7 @@ pub struct Config {
     pub query_timeout: Duration,
     pub query_concurrency: usize,
     pub query_memory: usize,
+    pub max_services: usize,
 }
 
 impl Config {
@@ -249,6 +255,7 @@ impl Config {
             query_timeout: parse_duration("query-timeout", &pick!(query_timeout, "30s"))?,
             query_concurrency: args.query_concurrency.or(file.query_concurrency).unwrap_or(8),
             query_memory: parse_bytes("query-memory", &pick!(query_memory, "1GiB"))? as usize,
+            max_services: args.max_services.or(file.max_services).unwrap_or(10_000),
         };
         config.validate()?;
         Ok(config)
@@ -307,6 +314,9 @@ impl Config {
         }
         if !(1..=1024).contains(&self.query_concurrency) {
             bail!("query-concurrency: must be between 1 and 1024");
+        }
+        if !(10..=1_000_000).contains(&self.max_services) {
+            bail!("max-services: must be between 10 and 1000000");
         }
         if self.query_memory < 64 << 20 || self.query_memory > u32::MAX as usize {
             bail!("query-memory: between 64MiB and 4GiB");

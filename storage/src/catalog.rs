@@ -3,6 +3,7 @@
 //! producer spans (`apm::semconv::peer_node`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,8 @@ use crate::model::{kind, Span};
 
 /// Bounded so a flood of pod names cannot grow one entry without limit.
 pub const MAX_INSTANCES: usize = 1024;
+/// Entries at most, by default (`StoreConfig::max_services`).
+pub const MAX_SERVICES: usize = 10_000;
 pub const USER_NODE: &str = "USER";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,15 +27,32 @@ pub struct ServiceInfo {
     pub span_count: u64,
 }
 
-#[derive(Default)]
+/// Every distinct `peer.service`, `server.address` or socket address a client span names becomes
+/// a node, so the catalog is bounded: at most `max` entries, of which peers (virtual nodes) at most
+/// half, so that a flood of peer names cannot keep a new instrumented service out. Names past
+/// the bound are counted (`rewind_storage_catalog_overflow_total`), not kept; entries not seen
+/// within the retention are pruned with it. Entries are shared (`Arc`), so a listing copies
+/// pointers under the lock the write path takes, not names and instance sets.
 pub struct Catalog {
-    services: BTreeMap<String, ServiceInfo>,
+    services: BTreeMap<String, Arc<ServiceInfo>>,
     dirty: BTreeSet<String>,
+    max: usize,
+    peers: usize,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self::from_entries(Vec::new(), MAX_SERVICES)
+    }
 }
 
 impl Catalog {
-    pub fn from_entries(entries: impl IntoIterator<Item = ServiceInfo>) -> Self {
-        Self { services: entries.into_iter().map(|s| (s.name.clone(), s)).collect(), dirty: BTreeSet::new() }
+    /// The persisted entries are all kept, even past `max` (a lowered bound refuses new names
+    /// only).
+    pub fn from_entries(entries: impl IntoIterator<Item = ServiceInfo>, max: usize) -> Self {
+        let services: BTreeMap<_, _> = entries.into_iter().map(|s| (s.name.clone(), Arc::new(s))).collect();
+        let peers = services.values().filter(|s| is_peer(s.kind)).count();
+        Self { services, dirty: BTreeSet::new(), max, peers }
     }
 
     pub fn observe(&mut self, span: &Span) {
@@ -48,6 +68,11 @@ impl Catalog {
     /// Called for every span: allocates only for what it has not seen before.
     fn note(&mut self, name: &str, kind: NodeKind, instance: Option<&str>, t: u64, spans: u64) {
         if !self.services.contains_key(name) {
+            let full = self.services.len() >= self.max || (is_peer(kind) && self.peers >= self.max / 2);
+            if full {
+                crate::metrics::catalog_overflow();
+                return;
+            }
             let info = ServiceInfo {
                 name: name.to_owned(),
                 kind,
@@ -56,10 +81,18 @@ impl Catalog {
                 last_seen_ns: t,
                 span_count: 0,
             };
-            self.services.insert(name.to_owned(), info);
+            self.peers += usize::from(is_peer(kind));
+            self.services.insert(name.to_owned(), Arc::new(info));
+            crate::metrics::catalog_services(self.services.len());
         }
-        let e = self.services.get_mut(name).expect("inserted above");
+        let entry = self.services.get_mut(name).expect("inserted above");
+        // Copies the entry only while a listing still holds it.
+        let e = Arc::make_mut(entry);
+        let was_peer = is_peer(e.kind);
         e.kind = e.kind.min(kind);
+        if was_peer && !is_peer(e.kind) {
+            self.peers -= 1;
+        }
         if let Some(i) = instance {
             if e.instances.len() < MAX_INSTANCES && !e.instances.contains(i) {
                 e.instances.insert(i.to_owned());
@@ -73,7 +106,26 @@ impl Catalog {
         }
     }
 
-    pub fn list(&self) -> Vec<ServiceInfo> {
+    /// Drops the entries last seen before `cutoff_ns` (the retention's): their names, to delete
+    /// from the store.
+    pub fn prune(&mut self, cutoff_ns: u64) -> Vec<String> {
+        let gone: Vec<String> =
+            self.services.values().filter(|s| s.last_seen_ns < cutoff_ns).map(|s| s.name.clone()).collect();
+        for name in &gone {
+            if let Some(s) = self.services.remove(name) {
+                self.peers -= usize::from(is_peer(s.kind));
+            }
+            self.dirty.remove(name);
+        }
+        crate::metrics::catalog_services(self.services.len());
+        gone
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.services.contains_key(name)
+    }
+
+    pub fn list(&self) -> Vec<Arc<ServiceInfo>> {
         self.services.values().cloned().collect()
     }
 
@@ -84,6 +136,61 @@ impl Catalog {
 
     /// Entries changed since the last call, to persist.
     pub fn take_dirty(&mut self) -> Vec<ServiceInfo> {
-        std::mem::take(&mut self.dirty).into_iter().filter_map(|n| self.services.get(&n).cloned()).collect()
+        std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|n| self.services.get(&n).map(|s| ServiceInfo::clone(s)))
+            .collect()
+    }
+}
+
+/// Virtual nodes: named from what client spans call, not from a service's own resource.
+fn is_peer(kind: NodeKind) -> bool {
+    !matches!(kind, NodeKind::Server | NodeKind::User)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Value;
+
+    fn client_span(service: &str, peer: &str, t: u64) -> Span {
+        crate::testing::span(1, 2)
+            .parent(Some(1))
+            .service(service)
+            .kind(kind::CLIENT)
+            .start(t)
+            .attrs(&[("server.address", Value::Str(peer.into()))])
+            .build()
+    }
+
+    #[test]
+    fn a_flood_of_peer_names_is_bounded_and_leaves_room_for_services() {
+        let mut c = Catalog::from_entries(Vec::new(), 100);
+        for i in 0..10_000 {
+            c.observe(&client_span("shop", &format!("host-{i}.example"), 1));
+        }
+        assert_eq!(c.list().len(), 51, "the service and 50 peers");
+        for i in 0..60 {
+            c.observe(&client_span(&format!("svc-{i}"), "host-0.example", 2));
+        }
+        assert_eq!(c.list().len(), 100, "services fill the rest, then stop");
+        assert!(c.contains("svc-48") && !c.contains("svc-59"));
+    }
+
+    #[test]
+    fn entries_not_seen_within_the_retention_are_pruned() {
+        let mut c = Catalog::from_entries(Vec::new(), 100);
+        c.observe(&client_span("old", "db-old", 10));
+        c.observe(&client_span("new", "db-new", 1000));
+        let snapshot = c.list();
+        let mut gone = c.prune(500);
+        gone.sort();
+        assert_eq!(gone, ["db-old", "old"]);
+        assert!(c.contains("new") && c.contains("db-new") && !c.contains("old"));
+        // A listing taken before keeps what it saw; the catalog's own entries move on.
+        assert_eq!(snapshot.len(), 4);
+        c.observe(&client_span("new", "db-new", 2000));
+        assert_eq!(snapshot.iter().find(|s| s.name == "new").unwrap().last_seen_ns, 1000);
+        assert!(c.take_dirty().iter().all(|s| s.name != "old"));
     }
 }

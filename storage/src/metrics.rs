@@ -3,6 +3,11 @@
 use std::time::Duration;
 
 pub fn describe() {
+    metrics::describe_gauge!("rewind_storage_catalog_services", "Entries of the services catalog (services and peers)");
+    metrics::describe_counter!(
+        "rewind_storage_catalog_overflow_total",
+        "New service or peer names not kept because the catalog is full (--max-services)"
+    );
     metrics::describe_counter!("rewind_storage_sealed_spans_total", "Spans sealed into column chunks");
     metrics::describe_counter!("rewind_storage_sealed_bytes_total", "Compressed chunk bytes written by seals");
     metrics::describe_histogram!("rewind_storage_seal_duration_seconds", "Time to seal one memtable");
@@ -73,4 +78,12 @@ pub(crate) fn xlog_evicted(records: usize) {
 pub(crate) fn xlog_deriver(pending: usize, spans: usize) {
     metrics::gauge!("rewind_storage_xlog_pending_records").set(pending as f64);
     metrics::gauge!("rewind_storage_xlog_held_spans").set(spans as f64);
+}
+
+pub fn catalog_services(n: usize) {
+    metrics::gauge!("rewind_storage_catalog_services").set(n as f64);
+}
+
+pub fn catalog_overflow() {
+    metrics::counter!("rewind_storage_catalog_overflow_total").increment(1);
 }

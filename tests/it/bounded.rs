@@ -342,3 +342,27 @@ async fn worst_case_queries_are_bounded_in_time_slots_and_memory() {
     // One export every 100 ms plus its own time: about 9 a second when nothing is in the way.
     assert!(rate >= 6.0 && worst_export < Duration::from_secs(1), "{rate:.1} exports a second, worst {worst_export:?}");
 }
+
+/// Every distinct peer a client span names becomes a catalog entry: a flood of them fills at
+/// most half of --max-services, is counted, and a new instrumented service still gets in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_peer_names_leaves_the_catalog_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--max-services", "100"]);
+    let mut req = request(7, 200, 50);
+    for (i, sp) in req.resource_spans[0].scope_spans[0].spans.iter_mut().enumerate() {
+        if sp.kind == 3 {
+            sp.attributes.push(crate::data::kv("server.address", crate::data::s(&format!("host-{i}.example"))));
+        }
+    }
+    crate::harness::export_grpc(&server, req).await;
+    crate::harness::export_grpc(&server, request(8, 1, 3)).await;
+    let (_, services) = server.get_json("/api/services").await;
+    let names: Vec<&str> =
+        services["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(names.len() <= 100, "{} entries", names.len());
+    let peers = names.iter().filter(|n| n.starts_with("host-")).count();
+    assert_eq!(peers, 50, "peers take at most half");
+    assert!(names.contains(&"svc2"), "a service seen after the flood is kept: {names:?}");
+    assert!(server.metric("rewind_storage_catalog_overflow_total").await >= 9_000.0);
+}

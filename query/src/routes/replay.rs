@@ -20,7 +20,7 @@ const MAX_INCIDENT_RANGE_S: u64 = 7 * 86_400;
 fn service(store: &Store, p: &std::collections::BTreeMap<&'static str, &str>) -> Result<Option<String>, QueryError> {
     let Some(v) = p.get("service") else { return Ok(None) };
     let name = text("service", v)?;
-    if !store.services().iter().any(|s| s.name == name) {
+    if !store.has_service(&name) {
         return Err(bad("service", format!("{name:?} is not a service or node this store has seen")));
     }
     Ok(Some(name))

@@ -9,5 +9,5 @@ use crate::state::QueryState;
 
 pub async fn list(State(st): State<QueryState>) -> Json<serde_json::Value> {
     let list = st.store.services();
-    Json(json!({ "services": list.iter().map(render::service).collect::<Vec<_>>() }))
+    Json(json!({ "services": list.iter().map(|s| render::service(s)).collect::<Vec<_>>() }))
 }

@@ -89,6 +89,8 @@ pub struct StoreConfig {
     pub min_free_disk_bytes: u64,
     pub clock: Arc<dyn Clock>,
     pub failpoints: Failpoints,
+    /// Entries of the services catalog at most (services and the peers they call).
+    pub max_services: usize,
 }
 
 impl StoreConfig {
@@ -109,6 +111,7 @@ impl StoreConfig {
             min_free_disk_bytes: 1 << 30,
             clock: Arc::new(SystemClock::default()),
             failpoints: Failpoints::default(),
+            max_services: crate::catalog::MAX_SERVICES,
         }
     }
 }
@@ -193,8 +196,13 @@ impl Store {
         &self.health
     }
 
-    pub fn services(&self) -> Vec<ServiceInfo> {
+    /// The catalog's entries, shared: copying them is a pointer each, under the lock appends take.
+    pub fn services(&self) -> Vec<Arc<ServiceInfo>> {
         self.catalog.lock().list()
+    }
+
+    pub fn has_service(&self, name: &str) -> bool {
+        self.catalog.lock().contains(name)
     }
 }
 

@@ -205,7 +205,7 @@ impl Store {
                 seconds_from: 0,
             }),
             deriver,
-            catalog: Mutex::new(Catalog::from_entries(services)),
+            catalog: Mutex::new(Catalog::from_entries(services, config.max_services)),
             next_seq: Mutex::new(0),
             recent_batches: Mutex::new(recent_batches),
             sealed_seq: Mutex::new(None),

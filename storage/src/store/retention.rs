@@ -57,6 +57,17 @@ impl Store {
             dropped.push(p);
         }
         self.drop_old_seconds(now)?;
+        // Services and peers not seen within the retention go with their spans.
+        let gone = self.catalog.lock().prune(cutoff);
+        if !gone.is_empty() {
+            let meta = self.db.cf_handle(keys::CF_META).expect("opened");
+            let mut wb = rocksdb::WriteBatch::default();
+            for name in &gone {
+                wb.delete_cf(meta, keys::service(name));
+            }
+            self.db.write(wb)?;
+            tracing::info!(entries = gone.len(), "pruned services and peers not seen within the retention");
+        }
         // Partitions that were never written still move the floor forward.
         let retention_floor = cutoff / self.partition_ns;
         if retention_floor > self.floor.load(Ordering::Relaxed) {

@@ -145,10 +145,15 @@ fn retention_drops_whole_partitions_and_their_index_entries() {
     assert!(store.trace(&TraceId([1; 16])).unwrap().is_empty());
     assert_eq!(store.trace(&TraceId([2; 16])).unwrap().len(), 1);
     assert!(store.min_accepted_start_ns() >= now - 2 * HOUR);
-    // The floor is durable: after a restart the dropped partition stays refused.
+    // The service seen only in the dropped partition goes with it.
+    let names = |store: &Store| store.services().iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&store), ["USER", "new"]);
+    // The floor is durable: after a restart the dropped partition stays refused, and the pruned
+    // service stays gone.
     drop(store);
     let store = Store::open(config(dir.path())).unwrap();
     assert!(store.min_accepted_start_ns() >= (now - 5 * HOUR) / HOUR * HOUR + HOUR);
+    assert_eq!(names(&store), ["USER", "new"]);
 }
 
 #[test]

@@ -125,6 +125,14 @@ pub struct ServeArgs {
     /// are counted in rewind_storage_catalog_overflow_total, not kept [default: 10000].
     #[arg(long, env = "REWIND_MAX_SERVICES")]
     pub max_services: Option<usize>,
+    /// Spans the XLog deriver holds while traces complete; past it the largest traces are
+    /// finalized early (rewind_storage_xlog_evicted_records_total) [default: 2000000].
+    #[arg(long, env = "REWIND_XLOG_MAX_SPANS")]
+    pub xlog_max_spans: Option<usize>,
+    /// Spans of one trace the deriver holds; a trace reaching it is finalized at once and what
+    /// follows starts anew (rewind_storage_xlog_trace_cuts_total) [default: 100000].
+    #[arg(long, env = "REWIND_XLOG_MAX_TRACE_SPANS")]
+    pub xlog_max_trace_spans: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +169,8 @@ struct FileConfig {
     query_concurrency: Option<usize>,
     query_memory: Option<String>,
     max_services: Option<usize>,
+    xlog_max_spans: Option<usize>,
+    xlog_max_trace_spans: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +207,8 @@ pub struct Config {
     pub query_concurrency: usize,
     pub query_memory: usize,
     pub max_services: usize,
+    pub xlog_max_spans: usize,
+    pub xlog_max_trace_spans: usize,
 }
 
 impl Config {
@@ -256,6 +268,8 @@ impl Config {
             query_concurrency: args.query_concurrency.or(file.query_concurrency).unwrap_or(8),
             query_memory: parse_bytes("query-memory", &pick!(query_memory, "1GiB"))? as usize,
             max_services: args.max_services.or(file.max_services).unwrap_or(10_000),
+            xlog_max_spans: args.xlog_max_spans.or(file.xlog_max_spans).unwrap_or(2_000_000),
+            xlog_max_trace_spans: args.xlog_max_trace_spans.or(file.xlog_max_trace_spans).unwrap_or(100_000),
         };
         config.validate()?;
         Ok(config)
@@ -314,6 +328,12 @@ impl Config {
         }
         if !(1..=1024).contains(&self.query_concurrency) {
             bail!("query-concurrency: must be between 1 and 1024");
+        }
+        if !(1_000..=100_000_000).contains(&self.xlog_max_spans) {
+            bail!("xlog-max-spans: must be between 1000 and 100000000");
+        }
+        if self.xlog_max_trace_spans < 100 || self.xlog_max_trace_spans > self.xlog_max_spans {
+            bail!("xlog-max-trace-spans: must be at least 100 and at most xlog-max-spans");
         }
         if !(10..=1_000_000).contains(&self.max_services) {
             bail!("max-services: must be between 10 and 1000000");

@@ -3,6 +3,10 @@
 use std::time::Duration;
 
 pub fn describe() {
+    metrics::describe_counter!(
+        "rewind_storage_xlog_trace_cuts_total",
+        "Traces released in parts because they reached the deriver's per-trace span bound"
+    );
     metrics::describe_gauge!("rewind_storage_catalog_services", "Entries of the services catalog (services and peers)");
     metrics::describe_counter!(
         "rewind_storage_catalog_overflow_total",
@@ -86,4 +90,8 @@ pub fn catalog_services(n: usize) {
 
 pub fn catalog_overflow() {
     metrics::counter!("rewind_storage_catalog_overflow_total").increment(1);
+}
+
+pub fn xlog_trace_cut() {
+    metrics::counter!("rewind_storage_xlog_trace_cuts_total").increment(1);
 }

@@ -366,3 +366,114 @@ async fn a_flood_of_peer_names_leaves_the_catalog_bounded() {
     assert!(names.contains(&"svc2"), "a service seen after the flood is kept: {names:?}");
     assert!(server.metric("rewind_storage_catalog_overflow_total").await >= 9_000.0);
 }
+
+/// A hostile trace: one endless chain of CLIENT spans, each the child of the one before, sent
+/// while ordinary traffic and XLog reads go on. Derivation costs a step per span whatever the
+/// chain's depth, the chain is cut at --xlog-max-trace-spans, and the ordinary traces' records
+/// come out whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_chain_neither_stalls_ingest_nor_pushes_out_ordinary_traces() {
+    use rewind_agent_proto::otlp::trace::v1::Span;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--xlog-max-trace-spans", "20000"]);
+    let chain = |batch: u64| {
+        let mut req = request(1, 1, 1);
+        let template = req.resource_spans[0].scope_spans[0].spans[0].clone();
+        let id = |n: u64| (n + 1).to_be_bytes().to_vec();
+        req.resource_spans[0].scope_spans[0].spans = (0..2_000)
+            .map(|i| {
+                let n = batch * 2_000 + i;
+                Span {
+                    trace_id: trace_id(666, 0),
+                    span_id: id(n),
+                    parent_span_id: id(n + 1_000_000),
+                    kind: 3,
+                    name: format!("hop {n}"),
+                    ..template.clone()
+                }
+            })
+            .collect();
+        // Each span's parent is the one sent before it: the chain only gets deeper.
+        for (i, sp) in req.resource_spans[0].scope_spans[0].spans.iter_mut().enumerate() {
+            let n = batch * 2_000 + i as u64;
+            sp.parent_span_id = if n == 0 { vec![] } else { id(n - 1) };
+        }
+        req
+    };
+    let hostile = {
+        let endpoint = server.traces_url();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for batch in 0..50 {
+                let resp = http
+                    .post(&endpoint)
+                    .header("content-type", "application/x-protobuf")
+                    .body(chain(batch).encode_to_vec())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+            }
+        })
+    };
+    let reads = {
+        let url = server.query_url(&format!("/api/xlog?from=0&to={}", crate::xlog::now_ms() + 3_600_000));
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                assert_eq!(reqwest::get(&url).await.unwrap().status(), 200);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let http = reqwest::Client::new();
+    let mut latencies = Vec::new();
+    for seed in 0..60u64 {
+        let t = Instant::now();
+        let resp = http
+            .post(server.traces_url())
+            .header("content-type", "application/x-protobuf")
+            .body(request(70_000 + seed, 1, 3).encode_to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        latencies.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    hostile.await.unwrap();
+    reads.await.unwrap();
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    eprintln!("ordinary exports during the chain: p99 {p99:?}");
+    assert!(p99 < Duration::from_secs(1), "{p99:?}");
+    assert!(server.metric("rewind_storage_xlog_trace_cuts_total").await >= 4.0);
+    // Every ordinary trace's transaction, with its two calls out counted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, d) = server
+            .get_json(&format!(
+                "/api/transactions?from=0&to={}&limit=1000&service=svc1",
+                crate::xlog::now_ms() + 60_000
+            ))
+            .await;
+        let mine: Vec<_> = d["transactions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| {
+                (0..60u64)
+                    .filter(|s| (70_000 + s) % 3 == 1)
+                    .any(|s| x["trace_id"] == hex::encode(trace_id(70_000 + s, 0)))
+            })
+            .cloned()
+            .collect();
+        let expected = (0..60u64).filter(|s| (70_000 + s) % 3 == 1).count();
+        if mine.len() == expected
+            && mine.iter().all(|x| x["api_count"].as_u64().unwrap() + x["sql_count"].as_u64().unwrap() == 2)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "ordinary records: {} of {expected}: {mine:?}", mine.len());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

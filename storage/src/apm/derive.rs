@@ -43,6 +43,9 @@ pub struct DeriveConfig {
     pub orphan_ttl: Duration,
     /// Spans held, at most, over all traces.
     pub max_spans: usize,
+    /// Spans held of one trace, at most: a trace that reaches it is released at once (and what
+    /// comes after starts anew), so one endless trace cannot fill the deriver with itself.
+    pub max_trace_spans: usize,
 }
 
 impl Default for DeriveConfig {
@@ -52,6 +55,7 @@ impl Default for DeriveConfig {
             link_wait: Duration::from_secs(10),
             orphan_ttl: Duration::from_secs(120),
             max_spans: 2_000_000,
+            max_trace_spans: 100_000,
         }
     }
 }
@@ -141,8 +145,8 @@ fn service_hash(service: &str) -> u64 {
 }
 
 /// A trace's transactions, with their children counted, and its calls over the map's links.
-fn release(buf: TraceBuf) -> Released {
-    let (counts, _) = buf.counts();
+fn release(mut buf: TraceBuf) -> Released {
+    let counts = buf.take_counts();
     let links = links::resolve(&buf);
     Released { records: buf.pending.into_iter().map(|p| complete(p.record, &counts)).collect(), links }
 }
@@ -176,6 +180,7 @@ impl Deriver {
     /// Takes in the spans of one write-ahead-log record. Returns the traces released early
     /// because the deriver was full.
     pub fn observe(&mut self, seq: u64, extract: Extract, now_ns: u64) -> Released {
+        let mut out = Released::default();
         for (trace_id, span_id, node, entry) in extract.items {
             let buf = self.traces.entry(trace_id).or_insert_with(|| TraceBuf::new(now_ns, seq));
             buf.last_ns = now_ns;
@@ -190,20 +195,29 @@ impl Deriver {
                 buf.pending.push(Pending { record });
                 self.pending += 1;
             }
+            if buf.nodes.len() >= self.config.max_trace_spans {
+                let buf = self.traces.remove(&trace_id).expect("held");
+                self.spans -= buf.nodes.len();
+                self.pending -= buf.pending.len();
+                crate::metrics::xlog_trace_cut();
+                out.extend(release(buf));
+            }
         }
         if self.spans > self.config.max_spans {
-            self.evict(self.config.max_spans * 3 / 4)
-        } else {
-            Released::default()
+            out.extend(self.evict(self.config.max_spans * 3 / 4));
         }
+        out
     }
 
-    /// Releases the least recently active traces until at most `keep` spans are held.
+    /// Releases traces until at most `keep` spans are held: the largest first (what fills the
+    /// deriver is what must give way; a hostile trace must not push out the ordinary ones), the
+    /// least recently active among equals.
     fn evict(&mut self, keep: usize) -> Released {
-        let mut by_age: Vec<(u64, TraceId)> = self.traces.iter().map(|(id, b)| (b.last_ns, *id)).collect();
-        by_age.sort_unstable();
+        let mut by_size: Vec<(std::cmp::Reverse<usize>, u64, TraceId)> =
+            self.traces.iter().map(|(id, b)| (std::cmp::Reverse(b.nodes.len()), b.last_ns, *id)).collect();
+        by_size.sort_unstable();
         let mut out = Released::default();
-        for (_, id) in by_age {
+        for (_, _, id) in by_size {
             if self.spans <= keep {
                 break;
             }
@@ -282,12 +296,18 @@ impl Deriver {
         self.traces.keys().copied().collect()
     }
 
-    /// The records of entries not yet finalized, counted as far as their children have arrived.
-    pub fn provisional(&self) -> Vec<XLog> {
-        let mut out = Vec::with_capacity(self.pending);
+    /// The records of entries not yet finalized, counted as far as their children have arrived,
+    /// that `keep` accepts (tested before counting and copying: a read of one minute does not
+    /// copy every record held).
+    pub fn provisional(&self, keep: impl Fn(&XLog) -> bool) -> Vec<XLog> {
+        let mut out = Vec::new();
         for buf in self.traces.values().filter(|b| !b.pending.is_empty()) {
+            let mut wanted = buf.pending.iter().filter(|p| keep(&p.record)).peekable();
+            if wanted.peek().is_none() {
+                continue;
+            }
             let (counts, _) = buf.counts();
-            out.extend(buf.pending.iter().map(|p| complete(p.record.clone(), &counts)));
+            out.extend(wanted.map(|p| complete(p.record.clone(), counts)));
         }
         out
     }

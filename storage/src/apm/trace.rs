@@ -45,16 +45,15 @@ pub(super) struct Pending {
     pub(super) record: Box<XLog>,
 }
 
-/// Parents walked up from a client span to find its entry, at most. Same-service chains of
-/// internal spans are a few levels deep in practice.
-pub(super) const MAX_WALK: usize = 256;
-
 /// Past this many spans a trace's nodes get a hash index; below it a linear scan is faster.
 const INDEX_FROM: usize = 32;
 
 pub(super) struct TraceBuf {
     pub(super) nodes: Vec<(SpanId, Node)>,
     index: Option<FxHashMap<SpanId, u32>>,
+    /// `counts()` as of the last span added: finalizing and XLog reads ask for it again and
+    /// again while the trace is held, and it only changes when a span arrives.
+    counted: std::cell::OnceCell<(FxHashMap<SpanId, Counts>, bool)>,
     pub(super) pending: Vec<Pending>,
     pub(super) first_ns: u64,
     pub(super) last_ns: u64,
@@ -73,6 +72,7 @@ pub(super) struct Counts {
     pub(super) api_ns: u64,
 }
 
+#[derive(Clone, Copy)]
 enum Owner {
     Entry(SpanId),
     Unresolved,
@@ -84,6 +84,7 @@ impl TraceBuf {
         Self {
             nodes: Vec::new(),
             index: None,
+            counted: std::cell::OnceCell::new(),
             pending: Vec::new(),
             first_ns: now_ns,
             last_ns: now_ns,
@@ -93,9 +94,13 @@ impl TraceBuf {
     }
 
     pub(super) fn get(&self, id: &SpanId) -> Option<&Node> {
+        self.position(id).map(|i| &self.nodes[i].1)
+    }
+
+    fn position(&self, id: &SpanId) -> Option<usize> {
         match &self.index {
-            Some(ix) => ix.get(id).map(|&i| &self.nodes[i as usize].1),
-            None => self.nodes.iter().find(|(s, _)| s == id).map(|(_, n)| n),
+            Some(ix) => ix.get(id).map(|&i| i as usize),
+            None => self.nodes.iter().position(|(s, _)| s == id),
         }
     }
 
@@ -105,6 +110,7 @@ impl TraceBuf {
             return false;
         }
         self.nodes.push((id, node));
+        self.counted = std::cell::OnceCell::new();
         match &mut self.index {
             Some(ix) => {
                 ix.insert(id, self.nodes.len() as u32 - 1);
@@ -117,37 +123,38 @@ impl TraceBuf {
         true
     }
 
-    /// The entry a contributor belongs to: the nearest entry up its chain of same-service parents.
-    fn owner(&self, node: &Node) -> Owner {
-        let mut parent = node.parent;
-        // Bounded by the spans held: a cyclic parent chain ends here.
-        // Bounded: a cyclic chain ends here, and a hostile trace of one long chain with a client
-        // at every level costs at most this many steps per client.
-        for _ in 0..=self.nodes.len().min(MAX_WALK) {
-            let Some(id) = parent else { return Owner::None };
-            let Some(p) = self.get(&id) else { return Owner::Unresolved };
-            if p.service != node.service {
-                return Owner::None;
-            }
-            if p.role == Role::Entry {
-                return Owner::Entry(id);
-            }
-            parent = p.parent;
-        }
-        Owner::None
+    /// Counts per entry, and whether some contributor still waits for its entry. Computed once
+    /// per change of the trace.
+    pub(super) fn counts(&self) -> &(FxHashMap<SpanId, Counts>, bool) {
+        self.counted.get_or_init(|| self.count())
     }
 
-    /// Counts per entry, and whether some contributor still waits for its entry.
-    pub(super) fn counts(&self) -> (FxHashMap<SpanId, Counts>, bool) {
+    /// The counts, taken: for a trace being released.
+    pub(super) fn take_counts(&mut self) -> FxHashMap<SpanId, Counts> {
+        self.counts();
+        self.counted.take().map(|(c, _)| c).unwrap_or_default()
+    }
+
+    /// Each contributor's entry is the nearest entry up its chain of same-service parents. Owners
+    /// are memoized along the chains walked, so a count costs about one step per span whatever
+    /// the trace's shape (a hostile chain of a million clients, each with the whole chain above
+    /// it, is a million steps, not a million walks), and the answer does not depend on the order
+    /// spans arrived in. A cycle of parents ends without an owner.
+    fn count(&self) -> (FxHashMap<SpanId, Counts>, bool) {
+        let n = self.nodes.len();
+        let mut memo: Vec<Option<Owner>> = vec![None; n];
+        // The walk that last passed each node: meeting the current walk's own stamp is a cycle.
+        let mut stamp: Vec<u32> = vec![0; n];
         let mut out: FxHashMap<SpanId, Counts> = FxHashMap::default();
         let mut unresolved = false;
-        for (_, node) in &self.nodes {
-            let (sql, ns) = match node.role {
+        let mut path: Vec<usize> = Vec::new();
+        for i in 0..n {
+            let (sql, ns) = match self.nodes[i].1.role {
                 Role::Sql(ns) => (true, ns),
                 Role::Api(ns) => (false, ns),
                 Role::Entry | Role::Other => continue,
             };
-            match self.owner(node) {
+            match self.owner_of(i, &mut memo, &mut stamp, i as u32 + 1, &mut path) {
                 Owner::Entry(e) => {
                     let c = out.entry(e).or_default();
                     if sql {
@@ -163,5 +170,49 @@ impl TraceBuf {
             }
         }
         (out, unresolved)
+    }
+
+    /// The owner of node `i` (as a contributor: found from its parent up), memoized for every
+    /// same-service node passed on the way, which share it.
+    fn owner_of(
+        &self,
+        i: usize,
+        memo: &mut [Option<Owner>],
+        stamp: &mut [u32],
+        walk: u32,
+        path: &mut Vec<usize>,
+    ) -> Owner {
+        if let Some(o) = memo[i] {
+            return o;
+        }
+        let service = self.nodes[i].1.service;
+        path.clear();
+        path.push(i);
+        stamp[i] = walk;
+        let mut cur = i;
+        let found = loop {
+            let Some(parent) = self.nodes[cur].1.parent else { break Owner::None };
+            let Some(j) = self.position(&parent) else { break Owner::Unresolved };
+            let p = &self.nodes[j].1;
+            if p.service != service {
+                break Owner::None;
+            }
+            if p.role == Role::Entry {
+                break Owner::Entry(parent);
+            }
+            if let Some(o) = memo[j] {
+                break o;
+            }
+            if stamp[j] == walk {
+                break Owner::None; // a cycle
+            }
+            stamp[j] = walk;
+            path.push(j);
+            cur = j;
+        };
+        for &k in path.iter() {
+            memo[k] = Some(found);
+        }
+        found
     }
 }

@@ -116,6 +116,12 @@ impl StoreConfig {
     }
 }
 
+impl State {
+    pub(crate) fn unsealed_bytes(&self) -> u64 {
+        (self.active.bytes + self.frozen.as_ref().map_or(0, |f| f.bytes)) as u64
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) active: Memtable,
@@ -149,6 +155,9 @@ pub struct Store {
     pub(crate) wal_cut: AtomicU64,
     /// Chunks fetched by reads since open: what proves a scan's projection and time pruning.
     pub(crate) chunks_read: AtomicU64,
+    /// Encoded bytes of the unsealed spans (active and frozen memtables), kept beside the state
+    /// lock so that admission (`backlogged`, on the async runtime's threads) never waits for it.
+    pub(crate) unsealed_bytes: AtomicU64,
     /// Shared with the helper thread, which numbers the XLog segments it encodes.
     pub(crate) next_segment: Arc<AtomicU64>,
     pub(crate) helper: Helper,

@@ -211,6 +211,7 @@ impl Store {
             sealed_seq: Mutex::new(None),
             wal_cut: AtomicU64::new(0),
             chunks_read: AtomicU64::new(0),
+            unsealed_bytes: AtomicU64::new(0),
             next_segment: Arc::new(AtomicU64::new(next_segment)),
             helper: Helper::start(health.clone(), config.failpoints.clone()),
             floor,

@@ -82,6 +82,7 @@ impl Store {
                 st.active.insert(seq, spans, Vec::new(), v.len());
             }
         }
+        self.unsealed_bytes.store(st.unsealed_bytes(), std::sync::atomic::Ordering::Relaxed);
         drop((st, deriver, catalog));
         let mut recent = self.recent_batches.lock();
         fingerprints.into_iter().for_each(|fp| recent.insert(fp, wall));

@@ -47,7 +47,7 @@ impl Store {
             .filter(|x| in_range(x))
             .cloned()
             .collect();
-        memory.extend(self.deriver.lock().provisional().into_iter().filter(|x| in_range(x)));
+        memory.extend(self.deriver.lock().provisional(in_range));
         let segments = self.segments_of(&self.xlog, from_ns, to_ns);
         Snapshot { memory, segments }
     }

@@ -93,6 +93,7 @@ impl Store {
         }
         st.active = restored;
         st.frozen = None;
+        self.unsealed_bytes.store(st.unsealed_bytes(), Ordering::Relaxed);
     }
 
     fn write_segments(&self, frozen: &Arc<Memtable>, held: Held) -> Result<usize, StorageError> {
@@ -198,7 +199,9 @@ impl Store {
             let mut st = self.state.write();
             self.spans.add(metas);
             self.xlog.add(xmetas);
-            st.frozen.take()
+            let frozen = st.frozen.take();
+            self.unsealed_bytes.store(st.unsealed_bytes(), Ordering::Relaxed);
+            frozen
         };
         drop(released);
         metrics::sealed(sealed, bytes, started.elapsed());

@@ -1,6 +1,7 @@
 //! The write path: a batch made durable in one write to the `wal` column family (fsync'd when
 //! configured), then made visible in the memtable and taken in by the deriver.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rocksdb::{WriteBatch, WriteOptions};
@@ -117,6 +118,7 @@ impl Store {
         }
         metrics::memtable(st.active.len(), st.active.bytes);
         metrics::xlog_deriver(deriver.pending(), deriver.spans_held());
+        self.unsealed_bytes.store(st.unsealed_bytes(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -146,7 +148,6 @@ impl Store {
     /// True while more acknowledged spans wait for sealing than `max_unsealed_bytes`: writers
     /// should answer "retry later" until sealing catches up.
     pub fn backlogged(&self) -> bool {
-        let st = self.state.read();
-        st.active.bytes + st.frozen.as_ref().map_or(0, |f| f.bytes) > self.config.max_unsealed_bytes
+        self.unsealed_bytes.load(Ordering::Relaxed) > self.config.max_unsealed_bytes as u64
     }
 }

@@ -33,7 +33,10 @@ impl Store {
             // into the memtable under it, and between two separate reads a record would be in
             // neither.
             let st = self.state.read();
-            let provisional = self.deriver.lock().provisional();
+            // The time range is known before a record's children are counted; the rest of the
+            // filter may ask about those counts.
+            let in_range = |x: &XLog| (filter.from_ns..filter.to_ns).contains(&x.end_ns());
+            let provisional = self.deriver.lock().provisional(in_range);
             let frozen = st.frozen.iter().flat_map(|f| f.xlogs.iter());
             let mut m: Vec<XLog> =
                 st.active.xlogs.iter().chain(frozen).filter(|x| filter.matches(x)).cloned().collect();

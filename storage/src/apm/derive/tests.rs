@@ -29,6 +29,7 @@ fn deriver() -> Deriver {
         link_wait: Duration::from_secs(10),
         orphan_ttl: Duration::from_secs(60),
         max_spans: 10_000,
+        max_trace_spans: 10_000,
     })
 }
 
@@ -103,7 +104,7 @@ fn provisional_records_show_counts_so_far() {
     let mut d = deriver();
     let spans = two_services();
     d.observe(1, Extract::from_spans(&spans[4..6]), 0);
-    let now = d.provisional();
+    let now = d.provisional(|_| true);
     assert_eq!(by_service(now), vec![("b".into(), 1, 6000, 0, 0)]);
     assert_eq!(d.pending(), 1);
 }
@@ -198,7 +199,7 @@ fn the_draft_reads_old_and_new_convention_names() {
 }
 
 #[test]
-fn deep_chains_cost_a_bounded_walk() {
+fn deep_chains_cost_a_step_per_span() {
     // An entry, a chain of internal spans, and a client call at every level.
     let chain = |depth: u64| -> Vec<Arc<Span>> {
         let mut v = vec![span(6, 1, None, "a", kind::SERVER, &[])];
@@ -211,13 +212,48 @@ fn deep_chains_cost_a_bounded_walk() {
     let mut d = deriver();
     d.observe(1, Extract::from_spans(&chain(100)), 0);
     assert_eq!(d.finalize(10 * S, false).records[0].sql_count, 100);
-    let mut d = Deriver::new(DeriveConfig { max_spans: 100_000, ..DeriveConfig::default() });
+    // 40,000 levels, deepest first (the worst order for a walk that stops at a bound): every
+    // client is its entry's, and counting, asked again and again while the trace is held, takes
+    // a step per span.
+    let mut d = Deriver::new(DeriveConfig { max_spans: 1_000_000, ..DeriveConfig::default() });
+    let mut deep = chain(40_000);
+    deep.reverse();
     let started = std::time::Instant::now();
-    d.observe(1, Extract::from_spans(&chain(2_000)), 0);
+    d.observe(1, Extract::from_spans(&deep), 0);
+    for _ in 0..50 {
+        assert_eq!(d.provisional(|_| true)[0].sql_count, 40_000);
+    }
     let out = d.finalize(10 * S, false);
-    // Clients deeper than the walk bound are not attributed; the rest are.
-    assert_eq!(out.records[0].sql_count as usize, crate::apm::trace::MAX_WALK);
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    assert_eq!(out.records[0].sql_count, 40_000);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+}
+
+#[test]
+fn one_endless_trace_is_cut_and_does_not_push_out_the_others() {
+    let mut d = Deriver::new(DeriveConfig { max_spans: 10_000, max_trace_spans: 2_000, ..DeriveConfig::default() });
+    // Ordinary traces, quiet since.
+    for t in 0..100u8 {
+        let spans = vec![span(t, 1, None, "a", kind::SERVER, &[]), span(t, 2, Some(1), "a", kind::CLIENT, &db())];
+        d.observe(u64::from(t), Extract::from_spans(&spans), 0);
+    }
+    // A hostile trace that never ends: a chain of clients, arriving all the time.
+    let mut cut = Vec::new();
+    for batch in 0..50u64 {
+        let spans: Vec<Arc<Span>> = (0..200)
+            .map(|i| {
+                let id = 1_000 + batch * 200 + i;
+                span(250, id, Some(id - 1), "evil", kind::CLIENT, &db())
+            })
+            .collect();
+        cut.extend(d.observe(1_000 + batch, Extract::from_spans(&spans), S + batch).records);
+        assert!(d.spans_held() <= 10_000);
+    }
+    // The ordinary traces are all still held, whole: none was evicted for it.
+    let rest = d.finalize(S * 100, true);
+    let ordinary: Vec<_> = rest.records.iter().filter(|x| x.service == "a").collect();
+    assert_eq!(ordinary.len(), 100);
+    assert!(ordinary.iter().all(|x| x.sql_count == 1));
+    assert!(cut.is_empty(), "the hostile trace has no entries: released without records");
 }
 
 mod order {

@@ -62,6 +62,9 @@ pub struct IngestConfig {
     pub export_timeout: std::time::Duration,
 }
 
+/// Past this, a request is large: it may not take the last quarter of the budget.
+const SMALL_REQUEST: usize = 1 << 20;
+
 /// Budget paid for one export: grows as its body arrives and again once its decoded size is
 /// known, and goes back when the work it pays for is over (dropped with the durable write's
 /// acknowledgment, or with the work when it fails), not when the client stops waiting.
@@ -69,6 +72,18 @@ pub struct Admission {
     permit: OwnedSemaphorePermit,
     budget: Arc<Semaphore>,
     queue_bytes: usize,
+    /// Bytes paid for by every admission alive, for the gauge: counted and published under one
+    /// lock, so that the last value published is the true one.
+    in_flight: Arc<std::sync::Mutex<usize>>,
+}
+
+impl Drop for Admission {
+    /// The gauge follows every release, whichever path the export ended on.
+    fn drop(&mut self) {
+        let mut n = self.in_flight.lock().expect("not poisoned");
+        *n -= self.permit.num_permits();
+        metrics::queue_bytes(*n);
+    }
 }
 
 impl Admission {
@@ -82,10 +97,18 @@ impl Admission {
             queued: self.queue_bytes - self.budget.available_permits(),
             budget: self.queue_bytes,
         };
+        // A quarter of the budget is kept for small requests (what SDKs send: a batch is well under
+        // a megabyte), so that a few huge ones, hostile or not, cannot keep every client waiting.
+        let large = bytes > SMALL_REQUEST;
+        if large && self.budget.available_permits().saturating_sub(more) < self.queue_bytes / 4 {
+            return Err(overloaded());
+        }
         let more = u32::try_from(more).map_err(|_| overloaded())?;
         let extra = self.budget.clone().try_acquire_many_owned(more).map_err(|_| overloaded())?;
         self.permit.merge(extra);
-        metrics::queue_bytes(self.queue_bytes - self.budget.available_permits());
+        let mut n = self.in_flight.lock().expect("not poisoned");
+        *n += more as usize;
+        metrics::queue_bytes(*n);
         Ok(())
     }
 }
@@ -94,6 +117,7 @@ pub struct Ingest {
     store: Arc<Store>,
     writer: Writer,
     budget: Arc<Semaphore>,
+    in_flight: Arc<std::sync::Mutex<usize>>,
     /// Decoding is CPU-bound: more of it at once than there are cores only multiplies the memory
     /// of decoded requests in flight.
     decoders: Arc<Semaphore>,
@@ -109,6 +133,7 @@ impl Ingest {
             store,
             writer,
             budget: Arc::new(Semaphore::new(config.queue_bytes)),
+            in_flight: Arc::default(),
             decoders: Arc::new(Semaphore::new(cores)),
             config,
         })
@@ -133,7 +158,12 @@ impl Ingest {
     /// known before the body arrives).
     pub fn admit(&self, bytes: usize) -> Result<Admission, CollectorError> {
         let permit = self.budget.clone().try_acquire_many_owned(0).expect("the budget is never closed");
-        let mut a = Admission { permit, budget: self.budget.clone(), queue_bytes: self.config.queue_bytes };
+        let mut a = Admission {
+            permit,
+            budget: self.budget.clone(),
+            queue_bytes: self.config.queue_bytes,
+            in_flight: self.in_flight.clone(),
+        };
         a.cover(bytes.max(1))?;
         Ok(a)
     }
@@ -165,7 +195,6 @@ impl Ingest {
         let started = Instant::now();
         metrics::received(transport, body.len());
         let result = self.export_inner(body, admitted, payload).await;
-        metrics::queue_bytes(self.config.queue_bytes - self.budget.available_permits());
         match &result {
             Ok(o) => {
                 let xlog = payload == Payload::XLog;

@@ -181,6 +181,11 @@ impl Server {
         kb * 1024
     }
 
+    /// Starts the server's peak resident memory (`VmHWM`) again from its present size.
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").expect("clear_refs");
+    }
+
     /// Waits until every acknowledged span is sealed into column chunks.
     pub async fn wait_sealed(&self) {
         for _ in 0..200 {

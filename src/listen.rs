@@ -27,16 +27,17 @@ pub struct ListenLimits {
     pub max_streams: u32,
 }
 
-/// The bytes that settle which protocol a connection speaks (the HTTP/2 preface's length).
-/// Until a connection has sent them, no server's own timer runs: hyper's header timeout starts
-/// after protocol detection, and HTTP/2 has none. So the first bytes have a deadline here.
-const OPENING_BYTES: usize = 24;
+/// HTTP/2's connection preface. Until a connection has sent it whole, or something that is not
+/// a prefix of it (then it speaks HTTP/1, and hyper's header timeout runs), no server's own timer
+/// runs: hyper-util's auto builder starts its timer only after telling the protocols apart, and
+/// HTTP/2 has none. So the first bytes have a deadline here.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// A connection that holds one of its listener's connection slots while it is open.
 pub struct Limited {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
-    /// Until the opening bytes have arrived.
+    /// Until the protocol is settled: the deadline, and the bytes of the preface seen so far.
     opening: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
 }
 
@@ -45,8 +46,18 @@ impl AsyncRead for Limited {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         if let Some((deadline, seen)) = self.opening.as_mut() {
-            *seen += buf.filled().len() - before;
-            if *seen >= OPENING_BYTES || matches!(polled, Poll::Ready(Ok(())) if buf.filled().len() == before) {
+            let new = &buf.filled()[before..];
+            let settled = match &polled {
+                Poll::Ready(Ok(())) if new.is_empty() => true, // end of stream
+                Poll::Ready(Ok(())) => {
+                    let n = new.len().min(PREFACE.len() - *seen);
+                    let still_preface = new[..n] == PREFACE[*seen..*seen + n];
+                    *seen += n;
+                    !still_preface || *seen == PREFACE.len()
+                }
+                _ => false,
+            };
+            if settled {
                 self.opening = None;
             } else if polled.is_pending() && deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Err(io::Error::new(

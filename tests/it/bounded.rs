@@ -123,8 +123,13 @@ async fn amplification_slow_and_cancelled_uploads_stay_within_the_memory_bound()
     for addr in [server.http, server.query, server.grpc] {
         for i in 0..10 {
             let mut s = TcpStream::connect(addr).unwrap();
-            if i % 2 == 0 && addr != server.grpc {
-                s.write_all(b"POST /v1/traces HTTP/1.1\r\nhost: x\r\n").unwrap();
+            match i % 3 {
+                // Half an HTTP/1 request head.
+                0 if addr != server.grpc => s.write_all(b"POST /v1/traces HTTP/1.1\r\nhost: x\r\n").unwrap(),
+                // Half of HTTP/2's preface: neither protocol's own timer has started.
+                1 => s.write_all(b"PRI * HTTP/2.0\r\n").unwrap(),
+                // Nothing at all.
+                _ => {}
             }
             slow_headers.push(s);
         }

@@ -294,8 +294,10 @@ impl Config {
         if self.max_message_bytes < 1024 || self.max_message_bytes > 1 << 30 {
             bail!("max-message-bytes: must be between 1KiB and 1GiB");
         }
-        if self.queue_bytes < self.max_message_bytes {
-            bail!("queue-bytes: must be at least max-message-bytes, or the largest request could never be admitted");
+        // A request decodes to at least twice its wire size, and a large one may take three
+        // quarters of the budget: below this, the largest request could never be admitted.
+        if self.queue_bytes < 3 * self.max_message_bytes {
+            bail!("queue-bytes: must be at least three times max-message-bytes, or the largest request could never be admitted");
         }
         if self.queue_bytes > u32::MAX as usize {
             bail!("queue-bytes: at most 4GiB");

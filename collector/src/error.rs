@@ -11,7 +11,7 @@ pub enum CollectorError {
     TooLarge { size: usize, limit: usize },
     #[error(
         "request of {wire} bytes holds {what}, about {decoded} bytes once decoded: more than the \
-         ingest budget of {budget} bytes (--queue-bytes) admits at once; send fewer items per request"
+         {budget} bytes the ingest budget (--queue-bytes) admits for one request; send fewer items per request"
     )]
     DecodesTooLarge { wire: usize, decoded: usize, budget: usize, what: String },
     #[error("ingest queue is full ({queued} of {budget} bytes in flight); retry later")]

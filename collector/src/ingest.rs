@@ -126,7 +126,7 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new(store: Arc<Store>, config: IngestConfig) -> Arc<Self> {
-        assert!(config.queue_bytes >= config.max_message_bytes, "validated at start-up");
+        assert!(config.queue_bytes >= 3 * config.max_message_bytes, "validated at start-up");
         let writer = Writer::start(store.clone());
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Arc::new(Self {
@@ -239,11 +239,14 @@ impl Ingest {
             }
             .map_err(|e| CollectorError::InvalidArgument(format!("invalid {}: {e}", payload.format_name())))?;
             let decoded = census.decoded_bytes(body.len());
-            if decoded > queue_bytes {
+            // What it may ever be admitted to (a large request, not the last quarter): past that
+            // a retry could never succeed, so the answer is "too large", not "retry later".
+            let admissible = if decoded > SMALL_REQUEST { queue_bytes - queue_bytes / 4 } else { queue_bytes };
+            if decoded > admissible {
                 return Err(CollectorError::DecodesTooLarge {
                     wire: body.len(),
                     decoded,
-                    budget: queue_bytes,
+                    budget: admissible,
                     what: census.describe(),
                 });
             }

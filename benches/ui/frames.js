@@ -10,6 +10,7 @@
 const http = require('http');
 const path = require('path');
 const { chromium } = require(path.join(__dirname, '../../tests/node/node_modules/playwright-core'));
+const { ARGS } = require(path.join(__dirname, '../../tests/node/browser'));
 
 const base = process.argv[2] || 'http://127.0.0.1:8080';
 const TO = 1796000000000, FROM = TO - 3600000;
@@ -66,10 +67,7 @@ async function frames(page, gesture) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ARGS });
   let body = {};
   const server = http.createServer((req, res) => {
     const p = new URL(req.url, 'http://x').pathname;

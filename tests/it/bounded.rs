@@ -70,6 +70,48 @@ async fn post(server: &Server, ct: &str, body: Vec<u8>) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+/// An ordinary OTLP/HTTP client beside the hostile ones: a small trace every 50 ms, retrying
+/// "retry later" and a keep-alive connection closed under it, as OTLP exporters do, until `stop`.
+/// Each export's seed, start and latency (retries included) go into the shared log.
+type ExportLog = std::sync::Arc<std::sync::Mutex<Vec<(u64, Instant, Duration)>>>;
+
+fn ordinary_client(
+    url: String,
+    first_seed: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (ExportLog, tokio::task::JoinHandle<()>) {
+    let log = ExportLog::default();
+    let task = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut seed = first_seed;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = request(seed, 1, 3).encode_to_vec();
+                let started = Instant::now();
+                loop {
+                    let sent = http
+                        .post(&url)
+                        .header("content-type", "application/x-protobuf")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    match sent.map(|r| r.status().as_u16()) {
+                        Ok(200) => break,
+                        Ok(429 | 503) => tokio::time::sleep(Duration::from_millis(100)).await,
+                        Err(e) if e.is_request() => tokio::time::sleep(Duration::from_millis(100)).await,
+                        other => panic!("the ordinary client got {other:?}"),
+                    }
+                }
+                log.lock().unwrap().push((seed, started, started.elapsed()));
+                seed += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    (log, task)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn amplification_slow_and_cancelled_uploads_stay_within_the_memory_bound() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,40 +124,7 @@ async fn amplification_slow_and_cancelled_uploads_stay_within_the_memory_bound()
     // A real client, exporting a small trace every 50 ms and retrying "retry later" as OTLP
     // exporters do, for the whole test.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let real = {
-        let (url, stop) = (server.traces_url(), stop.clone());
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let (mut sent, mut latencies) = (Vec::new(), Vec::new());
-            let mut seed = 50_000u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let req = request(seed, 1, 3);
-                let started = Instant::now();
-                loop {
-                    let sent = http
-                        .post(&url)
-                        .header("content-type", "application/x-protobuf")
-                        .body(req.encode_to_vec())
-                        .send()
-                        .await;
-                    // "Retry later", and a keep-alive connection closed as the request went out on
-                    // it, are retried, as OTLP exporters do.
-                    match sent.map(|r| r.status().as_u16()) {
-                        Ok(200) => break,
-                        Ok(429 | 503) => tokio::time::sleep(Duration::from_millis(100)).await,
-                        Err(e) if e.is_request() => tokio::time::sleep(Duration::from_millis(100)).await,
-                        Ok(other) => panic!("the real client got {other}"),
-                        Err(e) => panic!("the real client failed: {e}"),
-                    }
-                }
-                latencies.push(started.elapsed());
-                sent.push(seed);
-                seed += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            (sent, latencies)
-        })
-    };
+    let (exports, real) = ordinary_client(server.traces_url(), 50_000, stop.clone());
 
     // Slowloris: connections that never finish their headers, or never send a byte, on every
     // listener, are closed after --header-timeout.
@@ -224,7 +233,9 @@ async fn amplification_slow_and_cancelled_uploads_stay_within_the_memory_bound()
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (sent, mut latencies) = real.await.unwrap();
+    real.await.unwrap();
+    let (sent, mut latencies): (Vec<u64>, Vec<Duration>) =
+        exports.lock().unwrap().iter().map(|(seed, _, took)| (*seed, *took)).unzip();
     assert!(sent.len() >= 20, "the real client kept exporting: {}", sent.len());
     // Every budget byte came back once the work it paid for was over.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -497,35 +508,7 @@ async fn each_hostile_case_alone_stays_within_the_bound() {
         &["--queue-bytes", "64MiB", "--export-timeout", "3s", "--header-timeout", "2s"],
     );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let timings = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(Instant, Duration)>::new()));
-    let real = {
-        let (url, stop, timings) = (server.traces_url(), stop.clone(), timings.clone());
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut seed = 60_000u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let body = request(seed, 1, 3).encode_to_vec();
-                let started = Instant::now();
-                loop {
-                    let sent = http
-                        .post(&url)
-                        .header("content-type", "application/x-protobuf")
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    match sent.map(|r| r.status().as_u16()) {
-                        Ok(200) => break,
-                        Ok(429 | 503) => tokio::time::sleep(Duration::from_millis(100)).await,
-                        Err(e) if e.is_request() => tokio::time::sleep(Duration::from_millis(100)).await,
-                        other => panic!("the ordinary client got {other:?}"),
-                    }
-                }
-                timings.lock().unwrap().push((started, started.elapsed()));
-                seed += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
+    let (timings, real) = ordinary_client(server.traces_url(), 60_000, stop.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let base = server.peak_rss();
     let http = reqwest::Client::new();
@@ -605,7 +588,7 @@ async fn each_hostile_case_alone_stays_within_the_bound() {
         let took = from.elapsed();
         let peak = server.peak_rss();
         let mut during: Vec<Duration> =
-            timings.lock().unwrap().iter().filter(|(t, _)| *t >= from).map(|(_, d)| *d).collect();
+            timings.lock().unwrap().iter().filter(|(_, t, _)| *t >= from).map(|(_, _, d)| *d).collect();
         during.sort();
         let p99 = during.get(during.len().saturating_sub(1) * 99 / 100).copied().unwrap_or_default();
         table.push(format!(

@@ -4,53 +4,39 @@
 // localStorage. Used by tests/it/ui.rs. Usage: node ui_token.js QUERY_URL TOKEN
 'use strict';
 
-const { chromium } = require('playwright-core');
+const { report } = require('./browser');
 
 const [base, token] = process.argv.slice(2);
 
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
+report(async (browser) => {
   const seen = { errors: [] };
-  try {
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    page.on('pageerror', (e) => seen.errors.push(String(e)));
-    page.on('console', (m) => {
-      // The 401s before the token is given are the point of this test.
-      if (m.type() === 'error' && !/status of 401/.test(m.text())) seen.errors.push(m.text());
-    });
-    await page.goto(base + '/');
-    await page.waitForSelector('#token-prompt');
-    seen.firstPrompt = await page.textContent('#token-prompt p');
-    await page.fill('#token-input', 'wrong-' + token);
-    await page.click('#token-prompt button');
-    await page.waitForSelector('#token-prompt p.err');
-    seen.refusedPrompt = await page.textContent('#token-prompt p');
-    await page.fill('#token-input', token);
-    await page.click('#token-prompt button');
-    await page.waitForSelector('#map svg .node');
-    seen.nodes = await page.$$eval('#map .node', (ns) => ns.map((n) => n.dataset.name));
-    seen.promptsLeft = await page.$$eval('#token-prompt', (ps) => ps.length);
-    await page.reload();
-    await page.waitForSelector('#map svg .node');
-    seen.promptAfterReload = await page.$$eval('#token-prompt', (ps) => ps.length);
-    seen.url = page.url();
-    seen.localStorage = await page.evaluate(() => localStorage.length);
-    const other = await (await browser.newContext()).newPage();
-    await other.goto(base + '/');
-    await other.waitForSelector('#token-prompt');
-    seen.newTabPrompt = true;
-  } finally {
-    await browser.close();
-  }
-  process.stdout.write(JSON.stringify(seen));
-}
-
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => seen.errors.push(String(e)));
+  page.on('console', (m) => {
+    // The 401s before the token is given are the point of this test.
+    if (m.type() === 'error' && !/status of 401/.test(m.text())) seen.errors.push(m.text());
+  });
+  await page.goto(base + '/');
+  await page.waitForSelector('#token-prompt');
+  seen.firstPrompt = await page.textContent('#token-prompt p');
+  await page.fill('#token-input', 'wrong-' + token);
+  await page.click('#token-prompt button');
+  await page.waitForSelector('#token-prompt p.err');
+  seen.refusedPrompt = await page.textContent('#token-prompt p');
+  await page.fill('#token-input', token);
+  await page.click('#token-prompt button');
+  await page.waitForSelector('#map svg .node');
+  seen.nodes = await page.$$eval('#map .node', (ns) => ns.map((n) => n.dataset.name));
+  seen.promptsLeft = await page.$$eval('#token-prompt', (ps) => ps.length);
+  await page.reload();
+  await page.waitForSelector('#map svg .node');
+  seen.promptAfterReload = await page.$$eval('#token-prompt', (ps) => ps.length);
+  seen.url = page.url();
+  seen.localStorage = await page.evaluate(() => localStorage.length);
+  const other = await (await browser.newContext()).newPage();
+  await other.goto(base + '/');
+  await other.waitForSelector('#token-prompt');
+  seen.newTabPrompt = true;
+  return seen;
 });

@@ -16,7 +16,6 @@ use rewind_agent_proto::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::Status;
 
-use crate::error::CollectorError;
 use crate::ingest::{Admission, Format, Ingest, Payload};
 
 /// One export RPC: its names, what it carries, and how it answers partial success.
@@ -122,12 +121,11 @@ where
                 .apply_max_message_size_config(Some(max), None);
             // The whole export, the body's upload included: a client trickling its message in
             // holds a connection and a stream, not the budget, and not for ever.
-            let timeout = ingest.config().export_timeout;
-            let Ok(mut res) = tokio::time::timeout(timeout, grpc.unary(Export::<S>(ingest, PhantomData), req)).await
-            else {
-                crate::metrics::refused(S::TRANSPORT, "timeout");
-                return Ok(CollectorError::TimedOut(timeout).to_status().into_http());
-            };
+            let mut res =
+                match ingest.timed(S::TRANSPORT, grpc.unary(Export::<S>(ingest.clone(), PhantomData), req)).await {
+                    Ok(res) => res,
+                    Err(e) => return Ok(e.to_status().into_http()),
+                };
             // tonic answers an oversized message with OUT_OF_RANGE; OTLP asks for
             // RESOURCE_EXHAUSTED (without retry info). Export itself never says OUT_OF_RANGE.
             let out_of_range = http::HeaderValue::from(tonic::Code::OutOfRange as i32);

@@ -43,20 +43,15 @@ async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
     let transport = if format == Format::Json { "http_json" } else { "http_protobuf" };
     // The whole export, the body's upload included, within --export-timeout: a client that
     // trickles its body in holds its connection, and the bytes it sent, only that long.
-    let timeout = ingest.config().export_timeout;
     let work = async {
         let (bytes, admitted) = read_body(&ingest, &headers, body).await.inspect_err(|e| {
             crate::metrics::refused(transport, e.reason());
         })?;
         ingest.export_admitted(bytes, admitted, Payload::Traces(format), transport).await
     };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(Ok(o)) => success(format, o.rejected, o.message),
-        Ok(Err(e)) => error(format, &e),
-        Err(_) => {
-            crate::metrics::refused(transport, "timeout");
-            error(format, &CollectorError::TimedOut(timeout))
-        }
+    match ingest.timed(transport, work).await.and_then(|r| r) {
+        Ok(o) => success(format, o.rejected, o.message),
+        Err(e) => error(format, &e),
     }
 }
 

@@ -2,6 +2,7 @@
 //! decoding and conversion on the blocking pool, a durable write through the group-commit writer,
 //! and only then the acknowledgment.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -65,6 +66,17 @@ pub struct IngestConfig {
 /// Past this, a request is large: it may not take the last quarter of the budget.
 const SMALL_REQUEST: usize = 1 << 20;
 
+/// What of the budget must stay free for others when a request takes `bytes` of it: a quarter
+/// for a large request (what SDKs send, a batch, is well under a megabyte), so that a few huge
+/// requests, hostile or not, cannot keep every client waiting; none for a small one.
+fn reserve_for(bytes: usize, queue_bytes: usize) -> usize {
+    if bytes > SMALL_REQUEST {
+        queue_bytes / 4
+    } else {
+        0
+    }
+}
+
 /// Budget paid for one export: grows as its body arrives and again once its decoded size is
 /// known, and goes back when the work it pays for is over (dropped with the durable write's
 /// acknowledgment, or with the work when it fails), not when the client stops waiting.
@@ -97,10 +109,7 @@ impl Admission {
             queued: self.queue_bytes - self.budget.available_permits(),
             budget: self.queue_bytes,
         };
-        // A quarter of the budget is kept for small requests (what SDKs send: a batch is well under
-        // a megabyte), so that a few huge ones, hostile or not, cannot keep every client waiting.
-        let large = bytes > SMALL_REQUEST;
-        if large && self.budget.available_permits().saturating_sub(more) < self.queue_bytes / 4 {
+        if self.budget.available_permits().saturating_sub(more) < reserve_for(bytes, self.queue_bytes) {
             return Err(overloaded());
         }
         let more = u32::try_from(more).map_err(|_| overloaded())?;
@@ -152,6 +161,16 @@ impl Ingest {
         } else {
             Err(CollectorError::Unauthenticated)
         }
+    }
+
+    /// `work` within --export-timeout (an export's upload, decoding and write together); past it,
+    /// "retry later". What the work paid for stays held until the work itself ends.
+    pub async fn timed<T>(&self, transport: &'static str, work: impl Future<Output = T>) -> Result<T, CollectorError> {
+        let timeout = self.config.export_timeout;
+        tokio::time::timeout(timeout, work).await.map_err(|_| {
+            metrics::refused(transport, "timeout");
+            CollectorError::TimedOut(timeout)
+        })
     }
 
     /// An admission for `bytes` of request (none may be asked for yet, when the length is not
@@ -239,9 +258,9 @@ impl Ingest {
             }
             .map_err(|e| CollectorError::InvalidArgument(format!("invalid {}: {e}", payload.format_name())))?;
             let decoded = census.decoded_bytes(body.len());
-            // What it may ever be admitted to (a large request, not the last quarter): past that
-            // a retry could never succeed, so the answer is "too large", not "retry later".
-            let admissible = if decoded > SMALL_REQUEST { queue_bytes - queue_bytes / 4 } else { queue_bytes };
+            // The most it may ever be admitted to: past that a retry could never succeed, so the
+            // answer is "too large", not "retry later".
+            let admissible = queue_bytes - reserve_for(decoded, queue_bytes);
             if decoded > admissible {
                 return Err(CollectorError::DecodesTooLarge {
                     wire: body.len(),

@@ -273,6 +273,26 @@ mod json {
         })
     }
 
+    macro_rules! scalars {
+        ($($visit:ident: $t:ty),*) => {$(
+            fn $visit<E>(self, _: $t) -> Result<(), E> {
+                self.c.json_values += 1;
+                Ok(())
+            }
+        )*};
+    }
+
+    impl Node<'_> {
+        /// An array or object: a value, one level deeper.
+        fn container<E: serde::de::Error>(&mut self) -> Result<(), E> {
+            self.c.json_values += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(E::custom("nested deeper than the recursion limit"));
+            }
+            Ok(())
+        }
+    }
+
     impl<'de> DeserializeSeed<'de> for Node<'_> {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -287,22 +307,9 @@ mod json {
             f.write_str("a JSON value")
         }
 
-        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-            self.c.json_values += 1;
-            Ok(())
-        }
-        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-            self.c.json_values += 1;
-            Ok(())
-        }
-        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-            self.c.json_values += 1;
-            Ok(())
-        }
-        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-            self.c.json_values += 1;
-            Ok(())
-        }
+        // Numbers and booleans: a value each, nothing else.
+        scalars!(visit_bool: bool, visit_i64: i64, visit_u64: u64, visit_f64: f64);
+
         fn visit_str<E>(self, _: &str) -> Result<(), E> {
             self.c.json_values += 1;
             // Once in the value tree, once in the decoded request.
@@ -315,20 +322,14 @@ mod json {
         }
 
         /// An array of the field's message: each element is one.
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-            self.c.json_values += 1;
-            if self.depth > MAX_DEPTH {
-                return Err(serde::de::Error::custom("nested deeper than the recursion limit"));
-            }
+        fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+            self.container()?;
             while seq.next_element_seed(Node { msg: self.msg, depth: self.depth + 1, c: &mut *self.c })?.is_some() {}
             Ok(())
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            self.c.json_values += 1;
-            if self.depth > MAX_DEPTH {
-                return Err(serde::de::Error::custom("nested deeper than the recursion limit"));
-            }
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+            self.container()?;
             if let Some(m) = self.msg {
                 m.count(self.c);
             }

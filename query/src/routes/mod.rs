@@ -16,18 +16,19 @@ use rewind_storage::interrupt::Interrupt;
 use rewind_storage::StorageError;
 
 use crate::error::QueryError;
-use crate::state::{QueryState, ReadKind};
+use crate::state::{QueryState, ReadKind, LOOKUPS_PER_SCAN};
 
-/// Answer memory reserved by a read whose size is not known before it runs (a map, a replay, a
-/// trace): the largest answers these endpoints give stay well under it.
+/// Answer memory reserved by a read whose size is not known before it runs (a map, a replay, the
+/// finder, a comparison): an estimate with room, not a measured bound; see the note on #15.
 pub(crate) const DEFAULT_RESERVE: usize = 64 << 20;
 /// The same for a trace read by id (a trace of ten thousand spans answers about 15 MB of JSON).
 pub(crate) const LOOKUP_RESERVE: usize = 16 << 20;
 
 /// Runs a store read off the async runtime, within the query limits: a slot (among
-/// --query-concurrency for scans, eight times as many for trace reads by id), `reserve` bytes of --query-memory (else 503, retry later), and
-/// --query-timeout, past which the read is interrupted at its next page. The slot and the memory
-/// stay taken until the read has really stopped, not only until the client stops waiting.
+/// --query-concurrency for scans, `LOOKUPS_PER_SCAN` times as many for trace reads by id),
+/// `reserve` bytes of --query-memory (else 503, retry later), and --query-timeout, past which
+/// the read is interrupted at its next page. The slot and the memory stay taken until the read
+/// has really stopped, not only until the client stops waiting.
 pub(crate) async fn run<T: Send + 'static>(
     st: &QueryState,
     kind: ReadKind,
@@ -49,7 +50,7 @@ pub(crate) async fn run<T: Send + 'static>(
         crate::metrics::refused("busy");
         QueryError::Busy(match kind {
             ReadKind::Scan => "every scan slot (--query-concurrency) is taken".into(),
-            ReadKind::Lookup => "every trace-read slot (8 x --query-concurrency) is taken".into(),
+            ReadKind::Lookup => format!("every trace-read slot ({LOOKUPS_PER_SCAN} x --query-concurrency) is taken"),
         })
     })?;
     let memory = limits.memory.clone().try_acquire_many_owned(reserve as u32).map_err(|_| {

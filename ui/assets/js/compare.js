@@ -4,11 +4,11 @@ import * as api from './api.js';
 import { el, clear, ms, pct, when, sortableTable } from './dom.js';
 import { num, patch } from './state.js';
 import { serverMap } from './map.js';
+import { local, nowMs } from './timepicker.js';
 
-const local = (t) => new Date(t - new Date(t).getTimezoneOffset() * 60000).toISOString().slice(0, 19);
 
 export async function compareView(root, params) {
-  const now = Math.ceil(Date.now() / 1000) * 1000;
+  const now = nowMs();
   const w = {
     b_to: num(params, 'b_to', now), b_from: num(params, 'b_from', now - 900000),
   };

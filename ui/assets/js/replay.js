@@ -6,7 +6,7 @@
 import * as api from './api.js';
 import { el, clear, int, ms, when, span } from './dom.js';
 import { num, patch, go } from './state.js';
-import { timePicker, rangeOf } from './timepicker.js';
+import { timePicker, rangeOf, nowMs } from './timepicker.js';
 import { serverMap, frameNodes } from './map.js';
 import { lineChart } from './chart.js';
 import { ACTIVE, C } from './colors.js';
@@ -33,7 +33,7 @@ export async function replayView(root, params) {
 const currentParams = () => new URLSearchParams(location.hash.split('?')[1] || '');
 
 async function findIncidents(box) {
-  const to = Math.ceil(Date.now() / 1000) * 1000;
+  const to = nowMs();
   clear(box, el('p', { class: 'hint', text: 'looking for windows that left their baseline…' }));
   try {
     const d = await api.get('/api/incidents', { from: to - 86400000, to });

@@ -6,16 +6,16 @@ import { num, patch } from './state.js';
 export const PRESETS = [['5m', 5], ['15m', 15], ['1h', 60], ['6h', 360], ['1d', 1440], ['7d', 10080]];
 
 export function rangeOf(params, dfltMinutes = 60) {
-  const now = Math.ceil(Date.now() / 1000) * 1000;
-  const to = num(params, 'to', now);
+  const to = num(params, 'to', nowMs());
   const from = num(params, 'from', to - dfltMinutes * 60000);
   return { from, to: to > from ? to : from + 1000 };
 }
 
-const local = (t) => {
-  const d = new Date(t - new Date(t).getTimezoneOffset() * 60000);
-  return d.toISOString().slice(0, 19);
-};
+/// The present, to the next whole second: where ranges "ending now" end.
+export const nowMs = () => Math.ceil(Date.now() / 1000) * 1000;
+
+/// Unix ms as a `datetime-local` input's value (local time, to the second).
+export const local = (t) => new Date(t - new Date(t).getTimezoneOffset() * 60000).toISOString().slice(0, 19);
 
 /// The picker; `onChange({from, to})` after the URL has been updated.
 export function timePicker(range, onChange) {
@@ -32,7 +32,7 @@ export function timePicker(range, onChange) {
     class: 'preset',
     text: label,
     title: `the last ${label}, ending now`,
-    onclick: () => { const to = Math.ceil(Date.now() / 1000) * 1000; set(to - minutes * 60000, to); },
+    onclick: () => { const to = nowMs(); set(to - minutes * 60000, to); },
   }));
   const apply = el('button', {
     type: 'button',

@@ -52,7 +52,7 @@ pub async fn scatter(
 }
 
 /// A scatter point held and encoded: its columns (a trace id, a service name, five numbers) and
-/// its JSON, about 120 bytes each; measured peaks stay under this.
+/// its JSON, about 120 bytes each by their sizes; an estimate with room, not a measured peak.
 const BYTES_PER_POINT: usize = 200;
 /// A transaction of the list, with its attributes, resource and JSON.
 const BYTES_PER_RECORD: usize = 16 << 10;

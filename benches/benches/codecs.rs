@@ -36,6 +36,10 @@ fn ingest(c: &mut Criterion) {
     g.bench_function("prost decode (50 traces)", |b| {
         b.iter(|| ExportTraceServiceRequest::decode(black_box(&bytes[..])).unwrap())
     });
+    // The census that prices a request before it is decoded (admission by decoded size).
+    g.bench_function("census (50 traces)", |b| {
+        b.iter(|| rewind_collector::census::otlp_protobuf(black_box(&bytes[..])).unwrap())
+    });
     g.bench_function("decode + convert (50 traces)", |b| {
         b.iter(|| {
             let req = ExportTraceServiceRequest::decode(black_box(&bytes[..])).unwrap();

@@ -1,6 +1,6 @@
 //! Rewind's collector: OTLP over gRPC and HTTP into the store.
 
-mod census;
+pub mod census;
 pub mod convert;
 mod error;
 #[doc(hidden)]

@@ -125,6 +125,11 @@ pub struct ServeArgs {
     /// are counted in rewind_storage_catalog_overflow_total, not kept [default: 10000].
     #[arg(long, env = "REWIND_MAX_SERVICES")]
     pub max_services: Option<usize>,
+    /// Distinct span and resource attribute keys within the retention; attributes with a new key
+    /// past it are dropped (counted in the span's dropped attributes and in
+    /// rewind_storage_attribute_keys_refused_total) [default: 20000].
+    #[arg(long, env = "REWIND_MAX_ATTRIBUTE_KEYS")]
+    pub max_attribute_keys: Option<usize>,
     /// Spans the XLog deriver holds while traces complete; past it the largest traces are
     /// finalized early (rewind_storage_xlog_evicted_records_total) [default: 2000000].
     #[arg(long, env = "REWIND_XLOG_MAX_SPANS")]
@@ -169,6 +174,7 @@ struct FileConfig {
     query_concurrency: Option<usize>,
     query_memory: Option<String>,
     max_services: Option<usize>,
+    max_attribute_keys: Option<usize>,
     xlog_max_spans: Option<usize>,
     xlog_max_trace_spans: Option<usize>,
 }
@@ -207,6 +213,7 @@ pub struct Config {
     pub query_concurrency: usize,
     pub query_memory: usize,
     pub max_services: usize,
+    pub max_attribute_keys: usize,
     pub xlog_max_spans: usize,
     pub xlog_max_trace_spans: usize,
 }
@@ -268,6 +275,10 @@ impl Config {
             query_concurrency: args.query_concurrency.or(file.query_concurrency).unwrap_or(8),
             query_memory: parse_bytes("query-memory", &pick!(query_memory, "1GiB"))? as usize,
             max_services: args.max_services.or(file.max_services).unwrap_or(10_000),
+            max_attribute_keys: args
+                .max_attribute_keys
+                .or(file.max_attribute_keys)
+                .unwrap_or(rewind_storage::attr_keys::MAX_ATTRIBUTE_KEYS),
             xlog_max_spans: args.xlog_max_spans.or(file.xlog_max_spans).unwrap_or(2_000_000),
             xlog_max_trace_spans: args.xlog_max_trace_spans.or(file.xlog_max_trace_spans).unwrap_or(100_000),
         };
@@ -339,6 +350,9 @@ impl Config {
         }
         if !(10..=1_000_000).contains(&self.max_services) {
             bail!("max-services: must be between 10 and 1000000");
+        }
+        if !(100..=1_000_000).contains(&self.max_attribute_keys) {
+            bail!("max-attribute-keys: must be between 100 and 1000000");
         }
         if self.query_memory < 64 << 20 || self.query_memory > u32::MAX as usize {
             bail!("query-memory: between 64MiB and 4GiB");

@@ -54,6 +54,7 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     store_config.derive.grace = config.xlog_grace;
     store_config.min_free_disk_bytes = config.min_free_disk;
     store_config.max_services = config.max_services;
+    store_config.max_attribute_keys = config.max_attribute_keys;
     store_config.derive.max_spans = config.xlog_max_spans;
     store_config.derive.max_trace_spans = config.xlog_max_trace_spans;
     store_config.failpoints = failpoints()?;

@@ -14,6 +14,7 @@ use rewind_storage::codec::{column, row};
 use rewind_storage::stats::accumulate::Accumulator;
 use rewind_storage::stats::table::Resolution;
 use rewind_storage::table::PAGE_ROWS;
+use rewind_storage::AttributeKeys;
 use rewind_storage::{spans, stats, xlog, DeriveConfig, Span, XLog};
 use rewind_workload::{span_count, Shop, ShopConfig};
 
@@ -24,7 +25,7 @@ fn shop_request(traces: usize) -> ExportTraceServiceRequest {
 }
 
 fn shop_spans(traces: usize) -> Vec<Span> {
-    convert(shop_request(traces), &Limits::default(), T0 + 3_600_000_000_000, 0).items
+    convert(shop_request(traces), &Limits::default(), &AttributeKeys::default(), T0 + 3_600_000_000_000, 0).items
 }
 
 fn ingest(c: &mut Criterion) {
@@ -43,7 +44,7 @@ fn ingest(c: &mut Criterion) {
     g.bench_function("decode + convert (50 traces)", |b| {
         b.iter(|| {
             let req = ExportTraceServiceRequest::decode(black_box(&bytes[..])).unwrap();
-            convert(req, &Limits::default(), T0 + 3_600_000_000_000, 0)
+            convert(req, &Limits::default(), &AttributeKeys::default(), T0 + 3_600_000_000_000, 0)
         })
     });
     let spans = shop_spans(50);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rewind_collector::convert::{convert, Limits};
+use rewind_storage::AttributeKeys;
 use rewind_storage::{now_ns, Clock, EncodedBatch, ManualClock, Store, StoreConfig};
 use rewind_workload::{Incident, Shop, ShopConfig};
 
@@ -49,7 +50,7 @@ pub fn traffic(
         let n = TRACES_PER_REQUEST.min((end - t).div_ceil(interval)) as usize;
         let req = shop.request(n, t, interval);
         t += n as u64 * interval;
-        let converted = convert(req, &Limits::default(), now_ns(), 0);
+        let converted = convert(req, &Limits::default(), &AttributeKeys::default(), now_ns(), 0);
         assert_eq!(converted.rejected, 0, "{}", converted.message());
         spans += converted.items.len() as u64;
         per_trace.clear();

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use rewind_agent_proto::otlp::common::v1::{any_value, AnyValue, KeyValue as OtlpKeyValue};
 use rewind_agent_proto::otlp::trace::v1 as otlp;
 use rewind_agent_proto::ExportTraceServiceRequest;
-use rewind_storage::{Event, IdError, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
+use rewind_storage::catalog::MAX_NAME_BYTES;
+use rewind_storage::{AttributeKeys, Event, IdError, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -85,15 +86,22 @@ impl<T> Converted<T> {
 
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
-/// `min_start_ns`: spans starting earlier fall outside retention and are rejected.
-pub fn convert(req: ExportTraceServiceRequest, limits: &Limits, now_ns: u64, min_start_ns: u64) -> Converted {
+/// `min_start_ns`: spans starting earlier fall outside retention and are rejected. Span and
+/// resource attribute keys must be admitted by `keys` (the store's registry); others are dropped.
+pub fn convert(
+    req: ExportTraceServiceRequest,
+    limits: &Limits,
+    keys: &AttributeKeys,
+    now_ns: u64,
+    min_start_ns: u64,
+) -> Converted {
     let mut out = Converted::new("span");
-    let mut cx = Cx { limits, truncated: 0 };
+    let mut cx = Cx::new(limits, keys);
     for rs in req.resource_spans {
         // The store's resource model keeps no dropped-attribute count.
-        let (attributes, _dropped) = cx.kvs(rs.resource.map(|r| r.attributes).unwrap_or_default());
+        let (attributes, _dropped) = cx.kvs(rs.resource.map(|r| r.attributes).unwrap_or_default(), true);
         let resource = Arc::new(Resource { attributes });
-        let service = resource.get_str("service.name").unwrap_or(UNKNOWN_SERVICE).to_owned();
+        let service = cx.name(resource.get_str("service.name").unwrap_or(UNKNOWN_SERVICE));
         for ss in rs.scope_spans {
             let (scope_name, scope_version) =
                 ss.scope.map(|s| (cx.string(s.name), cx.string(s.version))).unwrap_or_default();
@@ -112,6 +120,38 @@ pub fn convert(req: ExportTraceServiceRequest, limits: &Limits, now_ns: u64, min
 pub(crate) struct Cx<'a> {
     pub(crate) limits: &'a Limits,
     pub(crate) truncated: u64,
+    keys: &'a AttributeKeys,
+    /// The registry's answer for each key seen in this request: asked once per key, not per span.
+    admitted: FxHashMap<String, bool>,
+}
+
+impl<'a> Cx<'a> {
+    pub(crate) fn new(limits: &'a Limits, keys: &'a AttributeKeys) -> Self {
+        Self { limits, truncated: 0, keys, admitted: FxHashMap::default() }
+    }
+
+    /// Whether an attribute key may become a column (`rewind_storage::attr_keys`).
+    pub(crate) fn admit(&mut self, key: &str) -> bool {
+        if let Some(&known) = self.admitted.get(key) {
+            return known;
+        }
+        let admitted = self.keys.admit(key);
+        self.admitted.insert(key.to_owned(), admitted);
+        admitted
+    }
+
+    /// A service name cut to what the catalog and the XLog keep, on a character boundary.
+    pub(crate) fn name(&mut self, s: &str) -> String {
+        if s.len() <= MAX_NAME_BYTES {
+            return s.to_owned();
+        }
+        self.truncated += 1;
+        let mut cut = MAX_NAME_BYTES;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s[..cut].to_owned()
+    }
 }
 
 /// Attribute keys made unique (the last value wins, as in the SDKs), then cut to `max`; returns
@@ -186,7 +226,7 @@ impl Cx<'_> {
         if end - start > MAX_DURATION_NS {
             return Err("span is longer than 7 days".into());
         }
-        let (attributes, dropped_attrs) = self.kvs(s.attributes);
+        let (attributes, dropped_attrs) = self.kvs(s.attributes, true);
         let mut dropped_events = s.dropped_events_count;
         let mut events = Vec::with_capacity(s.events.len().min(self.limits.max_events));
         for e in s.events {
@@ -194,7 +234,7 @@ impl Cx<'_> {
                 dropped_events = dropped_events.saturating_add(1);
                 continue;
             }
-            let (attributes, dropped) = self.kvs(e.attributes);
+            let (attributes, dropped) = self.kvs(e.attributes, false);
             events.push(Event {
                 time_ns: e.time_unix_nano,
                 name: self.string(e.name),
@@ -215,7 +255,7 @@ impl Cx<'_> {
                 dropped_links = dropped_links.saturating_add(1);
                 continue;
             }
-            let (attributes, dropped) = self.kvs(l.attributes);
+            let (attributes, dropped) = self.kvs(l.attributes, false);
             links.push(Link {
                 trace_id,
                 span_id,
@@ -262,9 +302,22 @@ impl Cx<'_> {
     }
 
     /// Keys made unique (the last value wins, as in the SDKs), then cut to the count limit.
-    fn kvs(&mut self, kvs: Vec<OtlpKeyValue>) -> (Vec<KeyValue>, u32) {
+    /// `columns`: the keys become columns (span and resource attributes, not events' or
+    /// links'), so each must be admitted by the registry.
+    fn kvs(&mut self, kvs: Vec<OtlpKeyValue>, columns: bool) -> (Vec<KeyValue>, u32) {
         let max = self.limits.max_attributes;
-        let (out, dropped) = unique_kvs(max, kvs.into_iter().map(|kv| (self.string(kv.key), self.value(kv.value, 0))));
+        let mut refused = 0u32;
+        let (out, dropped) = unique_kvs(
+            max,
+            kvs.into_iter().filter_map(|kv| {
+                if columns && !self.admit(&kv.key) {
+                    refused = refused.saturating_add(1);
+                    return None;
+                }
+                Some((self.string(kv.key), self.value(kv.value, 0)))
+            }),
+        );
+        let dropped = dropped.saturating_add(refused);
         if dropped > 0 {
             self.truncated += 1;
         }
@@ -377,7 +430,29 @@ mod tests {
     }
 
     fn run(spans: Vec<otlp::Span>) -> Converted {
-        convert(request(spans), &Limits::default(), NOW, NOW - 86_400_000_000_000)
+        convert(request(spans), &Limits::default(), &AttributeKeys::default(), NOW, NOW - 86_400_000_000_000)
+    }
+
+    #[test]
+    fn keys_past_the_registry_cap_or_too_long_are_dropped_and_counted() {
+        let keys = AttributeKeys::new(2);
+        let mut s = good_span();
+        s.attributes = ["a", "b", "c", &"k".repeat(300)]
+            .iter()
+            .map(|k| kv(k, any_value::Value::StringValue("v".into())))
+            .collect();
+        s.dropped_attributes_count = 1;
+        let mut e = otlp::span::Event { name: "e".into(), time_unix_nano: NOW, ..Default::default() };
+        e.attributes = vec![kv("event.only", any_value::Value::IntValue(1))];
+        s.events = vec![e];
+        let c = convert(request(vec![s]), &Limits::default(), &keys, NOW, 0);
+        let span = &c.items[0];
+        let kept: Vec<&str> = span.attributes.iter().map(|(k, _)| k.as_str()).collect();
+        // The resource's service.name took one of the two places.
+        assert_eq!(kept, ["a"]);
+        assert_eq!(span.dropped_attributes, 1 + 3);
+        assert_eq!(span.events[0].attributes.len(), 1, "events' keys are not columns");
+        assert_eq!(keys.len(), 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use rewind_agent_proto::agent::ExportXLogRequest;
 use rewind_agent_proto::ExportTraceServiceRequest;
 
 use crate::convert::{convert, Limits};
+use rewind_storage::AttributeKeys;
 
 /// A fixed "now", so that an input converts the same way on every run.
 const NOW: u64 = 1_800_000_000_000_000_000;
@@ -26,14 +27,14 @@ pub fn otlp_json(data: &[u8]) {
 
 pub fn xlog_native(data: &[u8]) {
     if let Ok(req) = ExportXLogRequest::decode(data) {
-        let converted = crate::xlog::convert(req, &Limits::default(), NOW, 0);
+        let converted = crate::xlog::convert(req, &Limits::default(), &AttributeKeys::default(), NOW, 0);
         assert_eq!(converted.rejected == 0, converted.message().is_empty());
         rewind_storage::fuzz::round_trip_xlogs(&converted.items);
     }
 }
 
 fn spans(req: ExportTraceServiceRequest) {
-    let converted = convert(req, &Limits::default(), NOW, 0);
+    let converted = convert(req, &Limits::default(), &AttributeKeys::default(), NOW, 0);
     assert_eq!(converted.rejected == 0, converted.message().is_empty());
     rewind_storage::fuzz::round_trip_spans(&converted.items);
 }

@@ -239,6 +239,7 @@ impl Ingest {
         }
 
         let limits = self.config.limits.clone();
+        let keys = self.store.attribute_keys().clone();
         let now = self.store.now_ns();
         let min_start = self.store.min_accepted_start_ns();
         // Owned permits go with the work, not with this future: a client that hangs up mid-request
@@ -277,13 +278,13 @@ impl Ingest {
                         Format::Protobuf => ExportTraceServiceRequest::decode(body).map_err(invalid)?,
                         Format::Json => crate::json::decode(&body).map_err(CollectorError::InvalidArgument)?,
                     };
-                    let converted = convert(req, &limits, now, min_start);
+                    let converted = convert(req, &limits, &keys, now, min_start);
                     let message = converted.message();
                     (EncodedBatch::new(converted.items), converted.rejected, message)
                 }
                 Payload::XLog => {
                     let req = ExportXLogRequest::decode(body).map_err(invalid)?;
-                    let converted = crate::xlog::convert(req, &limits, now, min_start);
+                    let converted = crate::xlog::convert(req, &limits, &keys, now, min_start);
                     let message = converted.message();
                     (EncodedBatch::xlogs(converted.items), converted.rejected, message)
                 }

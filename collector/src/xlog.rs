@@ -5,13 +5,19 @@
 use std::sync::Arc;
 
 use rewind_agent_proto::agent::{attribute, ExportXLogRequest, XLog as WireXLog};
-use rewind_storage::{KeyValue, Resource, SpanId, TraceId, Value, XLog};
+use rewind_storage::{AttributeKeys, KeyValue, Resource, SpanId, TraceId, Value, XLog};
 
 use crate::convert::{unique_kvs, wire_id, Converted, Cx, Limits, MAX_DURATION_NS};
 
-pub fn convert(req: ExportXLogRequest, limits: &Limits, now_ns: u64, min_start_ns: u64) -> Converted<XLog> {
+pub fn convert(
+    req: ExportXLogRequest,
+    limits: &Limits,
+    keys: &AttributeKeys,
+    now_ns: u64,
+    min_start_ns: u64,
+) -> Converted<XLog> {
     let mut out = Converted::new("record");
-    let mut cx = Cx { limits, truncated: 0 };
+    let mut cx = Cx::new(limits, keys);
     // One empty resource shared by every native record.
     let resource = Arc::new(Resource::default());
     for r in req.records {
@@ -46,7 +52,7 @@ fn record(
     Ok(XLog {
         trace_id,
         span_id,
-        service: cx.string(r.service),
+        service: cx.name(&r.service),
         instance: cx.string(r.instance),
         endpoint: cx.string(r.endpoint),
         start_ns: r.start_time_unix_nano,
@@ -72,9 +78,14 @@ fn record(
 /// The agent's attributes, by the rules spans' follow (`unique_kvs`).
 fn attributes(cx: &mut Cx<'_>, attrs: Vec<rewind_agent_proto::agent::Attribute>) -> Vec<KeyValue> {
     let max = cx.limits.max_attributes;
+    let mut refused = 0u32;
     let (out, dropped) = unique_kvs(
         max,
-        attrs.into_iter().map(|a| {
+        attrs.into_iter().filter_map(|a| {
+            if !cx.admit(&a.key) {
+                refused += 1;
+                return None;
+            }
             let value = match a.value {
                 Some(attribute::Value::StringValue(s)) => Value::Str(cx.string(s)),
                 Some(attribute::Value::IntValue(i)) => Value::Int(i),
@@ -82,10 +93,10 @@ fn attributes(cx: &mut Cx<'_>, attrs: Vec<rewind_agent_proto::agent::Attribute>)
                 Some(attribute::Value::BoolValue(b)) => Value::Bool(b),
                 None => Value::Empty,
             };
-            (cx.string(a.key), value)
+            Some((cx.string(a.key), value))
         }),
     );
-    if dropped > 0 {
+    if dropped > 0 || refused > 0 {
         cx.truncated += 1;
     }
     out
@@ -131,12 +142,24 @@ mod tests {
         for (spoil, reason) in bad {
             let mut r = good();
             spoil(&mut r);
-            let c = convert(ExportXLogRequest { records: vec![good(), r] }, &Limits::default(), NOW, 1_000);
+            let c = convert(
+                ExportXLogRequest { records: vec![good(), r] },
+                &Limits::default(),
+                &AttributeKeys::default(),
+                NOW,
+                1_000,
+            );
             assert_eq!((c.items.len(), c.rejected), (1, 1), "{reason}");
             assert!(c.message().contains(reason), "{}", c.message());
             assert!(c.message().starts_with("rejected 1 record(s)"), "{}", c.message());
         }
-        let c = convert(ExportXLogRequest { records: vec![good()] }, &Limits::default(), NOW, 1_000);
+        let c = convert(
+            ExportXLogRequest { records: vec![good()] },
+            &Limits::default(),
+            &AttributeKeys::default(),
+            NOW,
+            1_000,
+        );
         let x = &c.items[0];
         assert_eq!((x.service.as_str(), x.sql_count, x.end_ns()), ("billing", 3, NOW - 500_000));
         assert_eq!(
@@ -152,7 +175,8 @@ mod tests {
         r.attributes = (0..1000)
             .map(|i| Attribute { key: format!("k{i}"), value: Some(attribute::Value::BoolValue(true)) })
             .collect();
-        let c = convert(ExportXLogRequest { records: vec![r] }, &Limits::default(), NOW, 1_000);
+        let c =
+            convert(ExportXLogRequest { records: vec![r] }, &Limits::default(), &AttributeKeys::default(), NOW, 1_000);
         let x = &c.items[0];
         assert_eq!(x.error_message.len(), Limits::default().max_value_bytes);
         assert_eq!(x.attributes.len(), Limits::default().max_attributes);

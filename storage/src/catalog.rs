@@ -15,6 +15,10 @@ use crate::model::{kind, Span};
 pub const MAX_INSTANCES: usize = 1024;
 /// Entries at most, by default (`StoreConfig::max_services`).
 pub const MAX_SERVICES: usize = 10_000;
+/// Instances across all entries at most: a pod name costs a string for as long as the retention.
+pub const MAX_TOTAL_INSTANCES: usize = 50_000;
+/// Longest service, peer or instance name kept (bytes); a longer one is not a name a map can show.
+pub const MAX_NAME_BYTES: usize = 256;
 pub const USER_NODE: &str = "USER";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +42,8 @@ pub struct Catalog {
     dirty: BTreeSet<String>,
     max: usize,
     peers: usize,
+    /// Instances of all entries, against `MAX_TOTAL_INSTANCES`.
+    instances: usize,
 }
 
 impl Default for Catalog {
@@ -52,7 +58,8 @@ impl Catalog {
     pub fn from_entries(entries: impl IntoIterator<Item = ServiceInfo>, max: usize) -> Self {
         let services: BTreeMap<_, _> = entries.into_iter().map(|s| (s.name.clone(), Arc::new(s))).collect();
         let peers = services.values().filter(|s| is_peer(s.kind)).count();
-        Self { services, dirty: BTreeSet::new(), max, peers }
+        let instances = services.values().map(|s| s.instances.len()).sum();
+        Self { services, dirty: BTreeSet::new(), max, peers, instances }
     }
 
     pub fn observe(&mut self, span: &Span) {
@@ -68,7 +75,9 @@ impl Catalog {
     /// Called for every span: allocates only for what it has not seen before.
     fn note(&mut self, name: &str, kind: NodeKind, instance: Option<&str>, t: u64, spans: u64) {
         if !self.services.contains_key(name) {
-            let full = self.services.len() >= self.max || (is_peer(kind) && self.peers >= self.max / 2);
+            let full = name.len() > MAX_NAME_BYTES
+                || self.services.len() >= self.max
+                || (is_peer(kind) && self.peers >= self.max / 2);
             if full {
                 crate::metrics::catalog_overflow();
                 return;
@@ -93,9 +102,10 @@ impl Catalog {
         if was_peer && !is_peer(e.kind) {
             self.peers -= 1;
         }
-        if let Some(i) = instance {
-            if e.instances.len() < MAX_INSTANCES && !e.instances.contains(i) {
+        if let Some(i) = instance.filter(|i| i.len() <= MAX_NAME_BYTES) {
+            if e.instances.len() < MAX_INSTANCES && self.instances < MAX_TOTAL_INSTANCES && !e.instances.contains(i) {
                 e.instances.insert(i.to_owned());
+                self.instances += 1;
             }
         }
         e.first_seen_ns = e.first_seen_ns.min(t);
@@ -114,6 +124,7 @@ impl Catalog {
         for name in &gone {
             if let Some(s) = self.services.remove(name) {
                 self.peers -= usize::from(is_peer(s.kind));
+                self.instances -= s.instances.len();
             }
             self.dirty.remove(name);
         }
@@ -175,6 +186,28 @@ mod tests {
         }
         assert_eq!(c.list().len(), 100, "services fill the rest, then stop");
         assert!(c.contains("svc-48") && !c.contains("svc-59"));
+    }
+
+    #[test]
+    fn names_too_long_to_show_are_not_kept_and_instances_are_bounded_in_all() {
+        let mut c = Catalog::from_entries(Vec::new(), 100);
+        c.observe(&client_span("shop", &"h".repeat(MAX_NAME_BYTES + 1), 1));
+        assert_eq!(c.list().len(), 1, "only the service: the peer's name is too long");
+        let pod = |i: usize| crate::testing::service_resource("shop", &[("k8s.pod.name", &format!("pod-{i}"))]);
+        let long = crate::testing::service_resource("shop", &[("k8s.pod.name", &"p".repeat(MAX_NAME_BYTES + 1))]);
+        c.observe(&crate::testing::span(1, 3).resource(long).build());
+        assert!(c.list()[0].instances.is_empty());
+        for s in 0..(MAX_TOTAL_INSTANCES / MAX_INSTANCES + 2) {
+            for i in 0..MAX_INSTANCES {
+                c.observe(
+                    &crate::testing::span(1, 3).service(&format!("s{s}")).resource(pod(s * MAX_INSTANCES + i)).build(),
+                );
+            }
+        }
+        let total: usize = c.list().iter().map(|s| s.instances.len()).sum();
+        assert_eq!(total, MAX_TOTAL_INSTANCES);
+        c.prune(u64::MAX);
+        assert_eq!(c.instances, 0, "pruning gives the instances back");
     }
 
     #[test]

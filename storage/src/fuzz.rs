@@ -82,7 +82,7 @@ pub fn segment_read(data: &[u8]) {
     let mut r = Reader::new(data);
     let (Ok(rows), Ok(keys), Ok(resources)) = (r.varint(), r.u8(), r.u8()) else { return };
     let rows = (rows % (2 * PAGE_ROWS as u64 + 2)) as u32;
-    let attr_keys: Vec<String> = (0..keys % 8).map(|k| format!("k{k}")).collect();
+    let attr_keys: Vec<crate::attr_keys::Key> = (0..keys % 8).map(|k| format!("k{k}").into()).collect();
     // The rest of the input, cut into chunks handed out in the order they are asked for.
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     while let Ok(n) = r.varint() {
@@ -113,6 +113,7 @@ pub fn segment_read(data: &[u8]) {
         max_end_ns: u64::MAX,
         page_ends: vec![(0, u64::MAX); rows.div_ceil(PAGE_ROWS as u32) as usize],
         services: vec![],
+        services_unlisted: false,
         attr_keys,
         resources: u32::from(resources % 4),
         resource_keys: vec![],

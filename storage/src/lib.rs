@@ -1,6 +1,7 @@
 //! Rewind's columnar span store on RocksDB. See docs/ARCHITECTURE.md for the layout.
 
 pub mod apm;
+pub mod attr_keys;
 pub mod catalog;
 pub mod clock;
 pub mod codec;
@@ -27,6 +28,7 @@ mod writer;
 pub mod xlog;
 
 pub use apm::derive::DeriveConfig;
+pub use attr_keys::AttributeKeys;
 pub use catalog::{NodeKind, ServiceInfo};
 pub use clock::{now_ns, Clock, ManualClock, SystemClock};
 pub use error::StorageError;

@@ -12,6 +12,14 @@ pub fn describe() {
         "rewind_storage_catalog_overflow_total",
         "New service or peer names not kept because the catalog is full (--max-services)"
     );
+    metrics::describe_gauge!(
+        "rewind_storage_attribute_keys",
+        "Distinct attribute keys within the retention (the registry --max-attribute-keys bounds)"
+    );
+    metrics::describe_counter!(
+        "rewind_storage_attribute_keys_refused_total",
+        "Attributes dropped at ingest because their key was new and the registry full (--max-attribute-keys)"
+    );
     metrics::describe_counter!("rewind_storage_sealed_spans_total", "Spans sealed into column chunks");
     metrics::describe_counter!("rewind_storage_sealed_bytes_total", "Compressed chunk bytes written by seals");
     metrics::describe_histogram!("rewind_storage_seal_duration_seconds", "Time to seal one memtable");
@@ -90,6 +98,14 @@ pub fn catalog_services(n: usize) {
 
 pub fn catalog_overflow() {
     metrics::counter!("rewind_storage_catalog_overflow_total").increment(1);
+}
+
+pub fn attribute_keys(n: usize) {
+    metrics::gauge!("rewind_storage_attribute_keys").set(n as f64);
+}
+
+pub fn attribute_key_refused() {
+    metrics::counter!("rewind_storage_attribute_keys_refused_total").increment(1);
 }
 
 pub fn xlog_trace_cut() {

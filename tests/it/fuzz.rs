@@ -75,7 +75,7 @@ fn write_fuzz_seeds() {
         }],
     };
     write("xlog_native", "one", &native.encode_to_vec());
-    let converted = rewind_collector::convert::convert(varied, &Default::default(), now_ns(), 0);
+    let converted = rewind_collector::convert::convert(varied, &Default::default(), &Default::default(), now_ns(), 0);
     write("wal_record", "spans", &row::encode_batch(&converted.items));
     write(
         "column_pages",

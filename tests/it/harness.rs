@@ -165,19 +165,28 @@ impl Server {
     pub async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(self.query_url("/metrics")).await.unwrap().text().await.unwrap();
         text.lines()
-            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
 
     /// The server's peak resident memory so far (`VmHWM`), in bytes.
     pub fn peak_rss(&self) -> u64 {
+        self.proc_status_bytes("VmHWM:")
+    }
+
+    /// The server's resident memory now (`VmRSS`), in bytes.
+    pub fn rss(&self) -> u64 {
+        self.proc_status_bytes("VmRSS:")
+    }
+
+    fn proc_status_bytes(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
         let kb: u64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-            .expect("VmHWM");
+            .expect(field);
         kb * 1024
     }
 

@@ -9,6 +9,7 @@ use rewind_benches::{write_results, Args};
 use rewind_collector::convert::{convert, Limits};
 use rewind_storage::codec::column;
 use rewind_storage::now_ns;
+use rewind_storage::AttributeKeys;
 use rewind_storage::{spans, Span};
 use rewind_workload::{Shop, ShopConfig};
 use serde_json::json;
@@ -21,7 +22,7 @@ fn main() {
     let spans: Vec<Span> = (0..traces / 100)
         .flat_map(|i| {
             let req = shop.request(100, t0 + i as u64 * 100_000_000, 1_000_000);
-            convert(req, &Limits::default(), now_ns(), 0).items
+            convert(req, &Limits::default(), &AttributeKeys::default(), now_ns(), 0).items
         })
         .collect();
     let refs: Vec<&Span> = spans.iter().collect();

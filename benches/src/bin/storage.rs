@@ -13,6 +13,7 @@ use std::time::Instant;
 use rewind_benches::{row, write_results, Args};
 use rewind_collector::convert::{convert, Limits};
 use rewind_storage::now_ns;
+use rewind_storage::AttributeKeys;
 use rewind_storage::{EncodedBatch, Span, Store, StoreConfig, Value};
 use rewind_workload::{Shop, ShopConfig};
 use serde_json::json;
@@ -61,7 +62,7 @@ fn main() {
         let req = shop.request(TRACES_PER_REQUEST, t, interval);
         t += TRACES_PER_REQUEST as u64 * interval;
         wire_bytes += prost::Message::encoded_len(&req) as u64;
-        let converted = convert(req, &Limits::default(), now_ns(), 0);
+        let converted = convert(req, &Limits::default(), &AttributeKeys::default(), now_ns(), 0);
         assert_eq!(converted.rejected, 0, "{}", converted.message());
         spans += converted.items.len() as u64;
         for s in converted.items.iter().filter(|s| s.parent_span_id.is_none()) {

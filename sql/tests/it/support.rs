@@ -29,7 +29,7 @@ pub fn config(dir: &TempDir, clock: &Arc<ManualClock>) -> StoreConfig {
 
 /// Converts a shop request as the collector does and stores it.
 pub fn append(store: &Store, req: rewind_agent_proto::ExportTraceServiceRequest) {
-    let spans = rewind_collector::convert::convert(req, &Limits::default(), u64::MAX, 0).items;
+    let spans = rewind_collector::convert::convert(req, &Limits::default(), &Default::default(), u64::MAX, 0).items;
     store.append(vec![EncodedBatch::new(spans)]).unwrap();
 }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub use build::{build, BuiltSegment};
 pub use read::read_rows;
 
+use crate::attr_keys::{AttributeKeys, Key};
 use crate::codec::{varint, Reader};
 use crate::error::StorageError;
 use crate::keys;
@@ -106,7 +107,7 @@ pub struct SpanSegmentMeta {
     pub min_start_ns: u64,
     pub max_end_ns: u64,
     /// Attribute keys, in column order from `cols::ATTR_BASE`.
-    pub attr_keys: Vec<String>,
+    pub attr_keys: Vec<Key>,
     pub resources: u32,
     /// Stored bytes of all chunks (compressed).
     pub bytes: u64,
@@ -134,8 +135,12 @@ impl SegmentMeta for SpanSegmentMeta {
         self.bytes
     }
 
-    fn attr_keys(&self) -> &[String] {
+    fn attr_keys(&self) -> &[Key] {
         &self.attr_keys
+    }
+
+    fn intern(&mut self, keys: &AttributeKeys) {
+        keys.intern(&mut self.attr_keys, self.partition);
     }
 
     fn resources(&self) -> u32 {

@@ -83,7 +83,7 @@ macro_rules! stats_table {
                 self.0.bytes
             }
 
-            fn attr_keys(&self) -> &[String] {
+            fn attr_keys(&self) -> &[crate::attr_keys::Key] {
                 &[]
             }
 

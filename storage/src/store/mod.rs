@@ -36,6 +36,7 @@ pub use stats::StoreStats;
 pub use write::EncodedBatch;
 
 use crate::apm::derive::{DeriveConfig, Deriver};
+use crate::attr_keys::AttributeKeys;
 use crate::catalog::{Catalog, ServiceInfo};
 use crate::clock::{Clock, Horizon, SystemClock};
 use crate::failpoint::Failpoints;
@@ -91,6 +92,8 @@ pub struct StoreConfig {
     pub failpoints: Failpoints,
     /// Entries of the services catalog at most (services and the peers they call).
     pub max_services: usize,
+    /// Distinct attribute keys within the retention at most (`crate::attr_keys`).
+    pub max_attribute_keys: usize,
 }
 
 impl StoreConfig {
@@ -112,6 +115,7 @@ impl StoreConfig {
             clock: Arc::new(SystemClock::default()),
             failpoints: Failpoints::default(),
             max_services: crate::catalog::MAX_SERVICES,
+            max_attribute_keys: crate::attr_keys::MAX_ATTRIBUTE_KEYS,
         }
     }
 }
@@ -145,6 +149,8 @@ pub struct Store {
     pub(crate) stats_coverage: Mutex<Coverage>,
     pub(crate) deriver: Mutex<Deriver>,
     pub(crate) catalog: Mutex<Catalog>,
+    /// The attribute keys segment metas share; ingest admits keys against it.
+    pub(crate) attribute_keys: Arc<AttributeKeys>,
     pub(crate) next_seq: Mutex<u64>,
     /// Batches stored within the retry window (`retries`); a leaf, taken under `next_seq`.
     pub(crate) recent_batches: Mutex<retries::RecentBatches>,
@@ -203,6 +209,12 @@ impl Store {
 
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// The attribute keys ingest admits against (`crate::attr_keys`): conversion asks it before a
+    /// key becomes a span's attribute, so keys past the cap never reach a segment.
+    pub fn attribute_keys(&self) -> &Arc<AttributeKeys> {
+        &self.attribute_keys
     }
 
     /// The catalog's entries, shared: copying them is a pointer each, under the lock appends take.

@@ -13,6 +13,7 @@ use rocksdb::{
 
 use super::{State, Store, StoreConfig, FORMAT_VERSION, MAX_TOTAL_WAL_BYTES, UPGRADABLE_VERSIONS};
 use crate::apm::derive::Deriver;
+use crate::attr_keys::AttributeKeys;
 use crate::catalog::Catalog;
 use crate::clock::Horizon;
 use crate::codec::corrupt;
@@ -166,6 +167,9 @@ impl Store {
                 _ => {}
             }
         }
+        let attribute_keys = Arc::new(AttributeKeys::new(config.max_attribute_keys));
+        spans.intern(&attribute_keys);
+        xlog.intern(&attribute_keys);
         // Segment ids are unique across tables: retention drops a partition of all of them at once.
         let next_segment = [spans.max_id(), xlog.max_id(), seconds.max_id(), minutes.max_id(), hours.max_id()]
             .into_iter()
@@ -206,6 +210,7 @@ impl Store {
             }),
             deriver,
             catalog: Mutex::new(Catalog::from_entries(services, config.max_services)),
+            attribute_keys,
             next_seq: Mutex::new(0),
             recent_batches: Mutex::new(recent_batches),
             sealed_seq: Mutex::new(None),

@@ -73,6 +73,7 @@ impl Store {
         if retention_floor > self.floor.load(Ordering::Relaxed) {
             self.set_floor(retention_floor)?;
         }
+        self.attribute_keys.prune(self.floor.load(Ordering::Acquire));
         if let Some(budget) = self.config.max_disk_bytes {
             let present = self.partition_of(now.min(self.config.clock.wall_ns()));
             loop {

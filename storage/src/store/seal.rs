@@ -19,7 +19,7 @@ use crate::spans;
 use crate::stats::accumulate::Accumulator;
 use crate::stats::ActiveBounds;
 use crate::store::Store;
-use crate::table::Table;
+use crate::table::{SegmentMeta, Table};
 use crate::xlog::segment as xsegment;
 use crate::xlog::XLog;
 
@@ -195,6 +195,9 @@ impl Store {
         self.publish_stats(stats_written);
         // The new segments appear and the frozen memtable goes under one hold of the state lock:
         // a reader that takes a snapshot under it (`Store::span_snapshot`) sees each row once.
+        let (mut metas, mut xmetas) = (metas, xmetas);
+        metas.iter_mut().for_each(|m| m.intern(&self.attribute_keys));
+        xmetas.iter_mut().for_each(|m| m.intern(&self.attribute_keys));
         let released = {
             let mut st = self.state.write();
             self.spans.add(metas);

@@ -156,6 +156,35 @@ fn retention_drops_whole_partitions_and_their_index_entries() {
     assert_eq!(names(&store), ["USER", "new"]);
 }
 
+/// The attribute-key registry is rebuilt from the segment metas at open, metas share its one
+/// copy of each key, and keys go with the last partition holding them.
+#[test]
+fn attribute_keys_are_shared_rebuilt_at_open_and_pruned_with_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.retention = Duration::from_secs(2 * 3600);
+    let now = now_ns();
+    let old = testing::span(1, 1).start(now - 5 * HOUR).attrs(&[("only.old", Value::Int(1))]).build();
+    let store = Store::open(c.clone()).unwrap();
+    store.append(vec![EncodedBatch::new(vec![old, span(2, 2, None, now, "new")])]).unwrap();
+    store.seal().unwrap();
+    store.append(vec![EncodedBatch::new(vec![span(3, 3, None, now, "new")])]).unwrap();
+    store.seal().unwrap();
+    let held = |store: &Store| store.attribute_keys().len();
+    // only.old, http.route, db.system (the XLog records still wait for their grace period).
+    assert_eq!(held(&store), 3);
+    drop(store);
+    let store = Store::open(c).unwrap();
+    assert_eq!(held(&store), 3, "rebuilt from the metas");
+    let metas = store.spans.segments(0, u64::MAX, 0, u64::MAX);
+    let route: Vec<&crate::attr_keys::Key> =
+        metas.iter().flat_map(|m| m.attr_keys.iter()).filter(|k| &***k == "http.route").collect();
+    assert_eq!(route.len(), 2);
+    assert!(std::sync::Arc::ptr_eq(route[0], route[1]), "one copy for every segment");
+    store.enforce_retention().unwrap();
+    assert_eq!(held(&store), 2, "only.old went with its partition");
+}
+
 #[test]
 fn the_disk_budget_drops_the_oldest_partitions_but_never_the_present_one() {
     let dir = tempfile::tempdir().unwrap();

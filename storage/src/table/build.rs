@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::attrs::{key_runs, AttrColumns, MAX_SEGMENT_KEYS};
 use super::resources::ResourceTable;
 use super::{TableDef, ATTR_BASE, PAGE_ROWS};
+use crate::attr_keys::Key;
 use crate::codec::column as col;
 use crate::model::{KeyValue, Resource};
 
@@ -16,10 +17,10 @@ pub type Chunk = (u16, u32, Vec<u8>);
 /// What the writer made of a segment, for the table's meta.
 pub struct Written {
     pub chunks: Vec<Chunk>,
-    pub attr_keys: Vec<String>,
+    pub attr_keys: Vec<Key>,
     pub resources: u32,
     /// Every key its distinct resources use.
-    pub resource_keys: Vec<String>,
+    pub resource_keys: Vec<Key>,
     pub bytes: u64,
 }
 
@@ -66,9 +67,9 @@ impl<'a> SegmentWriter<'a> {
         self.put(self.def.resource_table_column, 0, &table);
         let bytes = self.chunks.iter().map(|(_, _, b)| b.len() as u64).sum();
         Written {
-            attr_keys: self.attrs.keys.iter().map(|k| k.to_string()).collect(),
+            attr_keys: self.attrs.keys.iter().map(|k| Key::from(*k)).collect(),
             resources: self.resources.encoded.len() as u32,
-            resource_keys: self.resources.keys,
+            resource_keys: self.resources.keys.iter().map(|k| Key::from(k.as_str())).collect(),
             chunks: self.chunks,
             bytes,
         }

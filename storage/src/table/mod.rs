@@ -27,6 +27,7 @@ use rocksdb::{ColumnFamily, WriteBatch};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::attr_keys::{AttributeKeys, Key};
 use crate::codec::corrupt;
 use crate::error::StorageError;
 use crate::keys;
@@ -65,7 +66,9 @@ pub trait SegmentMeta: Clone + Send + Sync + Serialize + DeserializeOwned + 'sta
     /// Stored (compressed) bytes of all its chunks.
     fn bytes(&self) -> u64;
     /// Attribute keys, in column order from `ATTR_BASE`.
-    fn attr_keys(&self) -> &[String];
+    fn attr_keys(&self) -> &[Key];
+    /// Shares its key names with the store's registry (`crate::attr_keys`).
+    fn intern(&mut self, _keys: &AttributeKeys) {}
     /// Distinct resources in its resource table.
     fn resources(&self) -> u32;
     /// Lowest and highest value of the table's time column in the segment.
@@ -83,7 +86,7 @@ pub trait SegmentMeta: Clone + Send + Sync + Serialize + DeserializeOwned + 'sta
 
     /// The column of an attribute key, if the segment has it.
     fn attr_column(&self, key: &str) -> Option<u16> {
-        let i = self.attr_keys().iter().position(|k| k == key)?;
+        let i = self.attr_keys().iter().position(|k| &**k == key)?;
         u16::try_from(i).ok()?.checked_add(ATTR_BASE)
     }
 
@@ -168,6 +171,11 @@ impl<M: SegmentMeta> Table<M> {
         );
     }
 
+    /// Shares every meta's key names with the registry: once, after `load`.
+    pub fn intern(&self, keys: &AttributeKeys) {
+        self.partitions.write().values_mut().flatten().for_each(|m| m.intern(keys));
+    }
+
     pub fn add(&self, metas: impl IntoIterator<Item = M>) {
         let mut parts = self.partitions.write();
         for m in metas {
@@ -219,6 +227,11 @@ impl<M: SegmentMeta> Table<M> {
 
     /// Attribute key names by (partition, segment), for reporting bytes per column.
     pub fn attr_names(&self) -> BTreeMap<(u64, u64), Vec<String>> {
-        self.partitions.read().values().flatten().map(|m| ((m.partition(), m.id()), m.attr_keys().to_vec())).collect()
+        let parts = self.partitions.read();
+        parts
+            .values()
+            .flatten()
+            .map(|m| ((m.partition(), m.id()), m.attr_keys().iter().map(|k| k.to_string()).collect()))
+            .collect()
     }
 }

@@ -125,7 +125,7 @@ impl<'m, M: SegmentMeta> Page<'m, M> {
             let key = self.meta.attr_keys().get(i as usize).ok_or_else(|| corrupt("attribute column"))?;
             if let Some(chunk) = self.stored[j].as_deref() {
                 let body = col::decompress(chunk).map_err(|e| e.within(|| format!("column {c}")))?;
-                out.push((key.as_str(), col::decode_values_range(&body, self.rows, range.clone())?));
+                out.push((&**key, col::decode_values_range(&body, self.rows, range.clone())?));
             }
         }
         Ok(out)

@@ -98,8 +98,8 @@ impl XLogFilter {
     pub(super) fn may_match_segment(&self, m: &XLogSegmentMeta) -> bool {
         m.max_end_ns >= self.from_ns
             && m.min_end_ns < self.to_ns
-            && self.service.as_ref().is_none_or(|s| m.services.contains(s))
-            && self.attributes.iter().all(|(k, _)| m.attr_column(k).is_some() || m.resource_keys.contains(k))
+            && self.service.as_ref().is_none_or(|s| m.may_hold_service(s))
+            && self.attributes.iter().all(|(k, _)| m.attr_column(k).is_some() || m.has_resource_key(k))
     }
 
     /// Columns a page must have to evaluate the filter.
@@ -125,7 +125,7 @@ impl XLogFilter {
             if let Some(a) = meta.attr_column(k) {
                 add(true, a);
             }
-            if meta.resource_keys.contains(k) {
+            if meta.has_resource_key(k) {
                 add(true, cols::RESOURCE);
                 add(true, cols::RESOURCE_TABLE);
             }
@@ -180,7 +180,7 @@ impl XLogFilter {
         }
         for (key, want) in &self.attributes {
             // The record's own attribute wins; without one, its resource's counts.
-            let by_resource: Option<(Vec<bool>, Vec<usize>)> = if page.meta.resource_keys.contains(key) {
+            let by_resource: Option<(Vec<bool>, Vec<usize>)> = if page.meta.has_resource_key(key) {
                 let ok = page
                     .resources()?
                     .iter()

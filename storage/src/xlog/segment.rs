@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::XLog;
+use crate::attr_keys::{AttributeKeys, Key};
 use crate::codec::{column as col, corrupt};
 use crate::error::StorageError;
 use crate::keys;
@@ -61,13 +62,32 @@ pub struct XLogSegmentMeta {
     pub max_end_ns: u64,
     /// (first, last) end time of each page: a narrow time window reads only its pages.
     pub page_ends: Vec<(u64, u64)>,
-    /// Distinct services, so a service filter skips whole segments.
+    /// Distinct services, so a service filter skips whole segments; empty when there were more
+    /// than `MAX_LISTED_SERVICES` (`services_unlisted`), since a meta stays in memory.
     pub services: Vec<String>,
-    pub attr_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub services_unlisted: bool,
+    pub attr_keys: Vec<Key>,
     /// Distinct resources in the resource table, and every key they use.
     pub resources: u32,
-    pub resource_keys: Vec<String>,
+    pub resource_keys: Vec<Key>,
     pub bytes: u64,
+}
+
+/// Services an XLog segment's meta names at most: enough for the segments of a normal estate to
+/// be skipped by a service filter, few enough that a flood of service names does not grow
+/// metadata that lives until retention.
+pub const MAX_LISTED_SERVICES: usize = 64;
+
+impl XLogSegmentMeta {
+    pub fn has_resource_key(&self, key: &str) -> bool {
+        self.resource_keys.iter().any(|k| &**k == key)
+    }
+
+    /// Whether the segment may hold records of `service`.
+    pub fn may_hold_service(&self, service: &str) -> bool {
+        self.services_unlisted || self.services.iter().any(|s| s == service)
+    }
 }
 
 impl SegmentMeta for XLogSegmentMeta {
@@ -89,8 +109,13 @@ impl SegmentMeta for XLogSegmentMeta {
         self.bytes
     }
 
-    fn attr_keys(&self) -> &[String] {
+    fn attr_keys(&self) -> &[Key] {
         &self.attr_keys
+    }
+
+    fn intern(&mut self, keys: &AttributeKeys) {
+        keys.intern(&mut self.attr_keys, self.partition);
+        keys.intern(&mut self.resource_keys, self.partition);
     }
 
     fn resources(&self) -> u32 {
@@ -163,7 +188,12 @@ fn encode(partition: u64, id: u64, order: &[&XLog], attrs: AttrColumns<'_>) -> B
         min_end_ns: order.first().map_or(0, |x| x.end_ns()),
         max_end_ns: order.last().map_or(0, |x| x.end_ns()),
         page_ends,
-        services: services.iter().map(|s| s.to_string()).collect(),
+        services_unlisted: services.len() > MAX_LISTED_SERVICES,
+        services: if services.len() > MAX_LISTED_SERVICES {
+            Vec::new()
+        } else {
+            services.iter().map(|s| s.to_string()).collect()
+        },
         attr_keys: written.attr_keys,
         resources: written.resources,
         resource_keys: written.resource_keys,
@@ -248,9 +278,9 @@ mod tests {
     use std::sync::Arc;
 
     /// How a record reads back: attributes in column order.
-    fn stored_form(x: &XLog, keys: &[String]) -> XLog {
+    fn stored_form(x: &XLog, keys: &[Key]) -> XLog {
         let mut y = x.clone();
-        y.attributes = keys.iter().filter_map(|k| x.attributes.iter().find(|(a, _)| a == k).cloned()).collect();
+        y.attributes = keys.iter().filter_map(|k| x.attributes.iter().find(|(a, _)| **a == **k).cloned()).collect();
         y
     }
 
@@ -262,6 +292,30 @@ mod tests {
         res.attributes.retain(|(k, _)| seen.insert(k.clone()));
         x.resource = Arc::new(res);
         x
+    }
+
+    #[test]
+    fn a_segment_of_many_services_lists_none_and_may_hold_any() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let base = arb_xlog().new_tree(&mut runner).unwrap().current();
+        let named = |n: usize| {
+            let batch: Vec<XLog> = (0..n)
+                .map(|i| XLog {
+                    service: format!("svc-{i}"),
+                    span_id: crate::testing::span_id(i as u64),
+                    ..base.clone()
+                })
+                .collect();
+            let refs: Vec<&XLog> = batch.iter().collect();
+            build(3, &mut || 9, &refs).remove(0).meta
+        };
+        let few = named(MAX_LISTED_SERVICES);
+        assert!(!few.services_unlisted && few.may_hold_service("svc-0") && !few.may_hold_service("other"));
+        let many = named(MAX_LISTED_SERVICES + 1);
+        assert!(many.services_unlisted && many.services.is_empty() && many.may_hold_service("other"));
+        let back: XLogSegmentMeta = serde_json::from_slice(&serde_json::to_vec(&many).unwrap()).unwrap();
+        assert_eq!(back, many);
     }
 
     proptest! {

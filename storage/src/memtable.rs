@@ -13,8 +13,9 @@ use crate::xlog::XLog;
 pub struct Memtable {
     /// Shared with the XLog records of entry spans, which read their attributes from here.
     spans: Vec<Arc<Span>>,
-    /// Native records, and records derived from spans once final.
-    pub xlogs: Vec<XLog>,
+    /// Native records, and records derived from spans once final. Shared, so that a read copies
+    /// pointers under the state lock (the write path's) and does its work after letting go.
+    pub xlogs: Vec<Arc<XLog>>,
     /// Calls over the map's links, resolved by the deriver: their statistics are written with
     /// the seal.
     pub links: Vec<LinkCall>,
@@ -50,7 +51,7 @@ impl Memtable {
             self.by_trace.entry(s.trace_id).or_default().push(self.spans.len() as u32);
             self.spans.push(s);
         }
-        self.xlogs.extend(xlogs);
+        self.xlogs.extend(xlogs.into_iter().map(Arc::new));
         self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
         self.bytes += encoded_bytes;
     }

@@ -64,7 +64,7 @@ impl Default for DeriveConfig {
 /// thread, so the writer only merges it.
 #[derive(Debug, Default)]
 pub struct Extract {
-    items: Vec<(TraceId, SpanId, Node, Option<Box<XLog>>)>,
+    items: Vec<(TraceId, SpanId, Node, Option<Arc<XLog>>)>,
 }
 
 impl Extract {
@@ -107,7 +107,7 @@ impl Extract {
                     })
                 });
                 let node = Node { parent: s.parent_span_id, service: service_hash(&s.service), role, call };
-                (s.trace_id, s.span_id, node, (role == Role::Entry).then(|| Box::new(semconv::transaction(s))))
+                (s.trace_id, s.span_id, node, (role == Role::Entry).then(|| Arc::new(semconv::transaction(s))))
             })
             .collect();
         Self { items }
@@ -152,9 +152,25 @@ fn release(mut buf: TraceBuf) -> Released {
 }
 
 /// The record with its children counted.
-fn complete(record: Box<XLog>, counts: &FxHashMap<SpanId, Counts>) -> XLog {
-    let mut r = *record;
-    if let Some(c) = counts.get(&r.span_id) {
+fn complete(record: Arc<XLog>, counts: &FxHashMap<SpanId, Counts>) -> XLog {
+    let id = record.span_id;
+    with_counts(record, counts.get(&id).copied())
+}
+
+/// A record still waiting for children, as taken under the deriver's lock: a pointer and its
+/// counts so far. `complete` copies it, after the lock is let go.
+pub struct Provisional(Arc<XLog>, Option<Counts>);
+
+impl Provisional {
+    pub fn complete(self) -> XLog {
+        with_counts(self.0, self.1)
+    }
+}
+
+/// The record with its children's counts; a copy only if a read still holds it.
+fn with_counts(record: Arc<XLog>, counts: Option<Counts>) -> XLog {
+    let mut r = Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone());
+    if let Some(c) = counts {
         r.sql_count = c.sql;
         r.sql_ns = c.sql_ns;
         r.api_count = c.api;
@@ -299,7 +315,7 @@ impl Deriver {
     /// The records of entries not yet finalized, counted as far as their children have arrived,
     /// that `keep` accepts (tested before counting and copying: a read of one minute does not
     /// copy every record held).
-    pub fn provisional(&self, keep: impl Fn(&XLog) -> bool) -> Vec<XLog> {
+    pub fn provisional(&self, keep: impl Fn(&XLog) -> bool) -> Vec<Provisional> {
         let mut out = Vec::new();
         for buf in self.traces.values().filter(|b| !b.pending.is_empty()) {
             let mut wanted = buf.pending.iter().filter(|p| keep(&p.record)).peekable();
@@ -307,7 +323,7 @@ impl Deriver {
                 continue;
             }
             let (counts, _) = buf.counts();
-            out.extend(wanted.map(|p| complete(p.record.clone(), counts)));
+            out.extend(wanted.map(|p| Provisional(p.record.clone(), counts.get(&p.record.span_id).copied())));
         }
         out
     }

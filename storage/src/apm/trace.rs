@@ -42,7 +42,9 @@ pub(super) struct CallInfo {
 }
 
 pub(super) struct Pending {
-    pub(super) record: Box<XLog>,
+    /// Shared, so that a read of the records still pending copies a pointer under the deriver's
+    /// lock, not the record.
+    pub(super) record: Arc<XLog>,
 }
 
 /// Past this many spans a trace's nodes get a hash index; below it a linear scan is faster.

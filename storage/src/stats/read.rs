@@ -4,10 +4,11 @@
 //! one-second resolution (older than the replay window) round the range out to whole minutes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use super::accumulate::Accumulator;
+use super::accumulate::{Accumulator, LinkCall};
 use super::table::{self, Resolution, Row, StatsMeta, Visitor};
 pub use super::table::{Coverage, HoursTable, MinutesTable, SecondsTable};
 use super::{Cell, Key};
@@ -15,6 +16,7 @@ use crate::codec::Reader;
 use crate::error::StorageError;
 use crate::store::Store;
 use crate::table::{Fetched, SegmentMeta, Table};
+use crate::xlog::XLog;
 
 /// A piece of a range and the resolution that answers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,15 +184,26 @@ impl Store {
     fn unsealed_stats(&self, from: u64, to: u64) -> Accumulator {
         const S: u64 = 1_000_000_000;
         let mut acc = Accumulator::new(self.config.active_bounds_s);
-        let st = self.state.read();
-        for m in std::iter::once(&st.active).chain(st.frozen.as_deref()) {
-            // A transaction counts in its start second, and in flight until its end.
-            m.xlogs
-                .iter()
-                .filter(|x| x.start_ns / S < to && x.end_ns().div_ceil(S) >= from)
-                .for_each(|x| acc.transaction(x));
-            m.links.iter().filter(|c| (from..to).contains(&(c.start_ns / S))).for_each(|c| acc.call(c));
-        }
+        // Pointers taken under the state lock (the write path's); counted after letting go.
+        let (xlogs, links): (Vec<Arc<XLog>>, Vec<LinkCall>) = {
+            let st = self.state.read();
+            let tables = || std::iter::once(&st.active).chain(st.frozen.as_deref());
+            (
+                // A transaction counts in its start second, and in flight until its end.
+                tables()
+                    .flat_map(|m| m.xlogs.iter())
+                    .filter(|x| x.start_ns / S < to && x.end_ns().div_ceil(S) >= from)
+                    .cloned()
+                    .collect(),
+                tables()
+                    .flat_map(|m| m.links.iter())
+                    .filter(|c| (from..to).contains(&(c.start_ns / S)))
+                    .cloned()
+                    .collect(),
+            )
+        };
+        xlogs.iter().for_each(|x| acc.transaction(x));
+        links.iter().for_each(|c| acc.call(c));
         acc
     }
 

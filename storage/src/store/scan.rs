@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::Store;
+use crate::apm::derive::Provisional;
 use crate::error::StorageError;
 use crate::model::Span;
 use crate::spans::SpanSegmentMeta;
@@ -39,17 +40,28 @@ impl Store {
     /// Transactions ending in `[from_ns, to_ns)`: memory rows (final and provisional) filtered
     /// exactly, segments pruned. Copies of a record may be in both: see `crate::xlog::dedup`.
     pub fn xlog_snapshot(&self, from_ns: u64, to_ns: u64) -> Snapshot<XLogSegmentMeta, XLog> {
-        let st = self.state.read();
-        let in_range = |x: &XLog| (from_ns..to_ns).contains(&x.end_ns());
-        let mut memory: Vec<XLog> = std::iter::once(&st.active)
-            .chain(st.frozen.as_deref())
-            .flat_map(|m| m.xlogs.iter())
-            .filter(|x| in_range(x))
-            .cloned()
-            .collect();
-        memory.extend(self.deriver.lock().provisional(in_range));
+        let (finals, provisional) = self.unsealed_xlogs(|x| (from_ns..to_ns).contains(&x.end_ns()));
+        let mut memory: Vec<XLog> = finals.iter().map(|x| XLog::clone(x)).collect();
+        memory.extend(provisional.into_iter().map(Provisional::complete));
         let segments = self.segments_of(&self.xlog, from_ns, to_ns);
         Snapshot { memory, segments }
+    }
+
+    /// The unsealed transactions `keep` accepts, final (the memtables) and provisional (the
+    /// deriver), as pointers: taken under one hold of the state lock (a seal moves final records
+    /// from the deriver into the memtable under it, and between two separate reads a record would
+    /// be in neither), and copied, counted and filtered by the caller once both locks, which the
+    /// write path needs, are let go.
+    pub(crate) fn unsealed_xlogs(&self, keep: impl Fn(&XLog) -> bool) -> (Vec<Arc<XLog>>, Vec<Provisional>) {
+        let st = self.state.read();
+        let finals = std::iter::once(&st.active)
+            .chain(st.frozen.as_deref())
+            .flat_map(|m| m.xlogs.iter())
+            .filter(|x| keep(x))
+            .cloned()
+            .collect();
+        let provisional = self.deriver.lock().provisional(&keep);
+        (finals, provisional)
     }
 
     fn segments_of<M: SegmentMeta>(&self, table: &crate::table::Table<M>, from_ns: u64, to_ns: u64) -> Vec<M> {

@@ -54,7 +54,7 @@ impl Store {
                 return Ok(0);
             }
             let mut m = std::mem::take(&mut st.active);
-            m.xlogs.extend(released.records);
+            m.xlogs.extend(released.records.into_iter().map(Arc::new));
             m.links.extend(released.links);
             let m = Arc::new(m);
             st.frozen = Some(m.clone());
@@ -270,7 +270,7 @@ pub(crate) fn decode_held(v: &[u8]) -> Result<rustc_hash::FxHashSet<TraceId>, St
 /// more, each record once per (trace id, span id); and the statistics of the transactions they
 /// hold, each counted for its node exactly when its record is sealed.
 fn build_xlog_segments(
-    xlogs: &[XLog],
+    xlogs: &[Arc<XLog>],
     floor: u64,
     partition_ns: u64,
     next_segment: &AtomicU64,

@@ -111,7 +111,7 @@ impl Store {
             st.active.batches.push((b.fingerprint, wall));
             if self.config.derive_xlog && !b.spans.is_empty() {
                 let early = deriver.observe(seq, b.extract, now);
-                st.active.xlogs.extend(early.records);
+                st.active.xlogs.extend(early.records.into_iter().map(Arc::new));
                 st.active.links.extend(early.links);
             }
             st.active.insert(seq, b.spans, b.xlogs, b.wal.len());

@@ -8,6 +8,7 @@ use super::records;
 use super::scan::Sources;
 use super::segment::XLogSegmentMeta;
 use super::XLog;
+use crate::apm::derive::Provisional;
 use crate::error::StorageError;
 use crate::store::Store;
 use crate::table::Fetched;
@@ -28,21 +29,12 @@ impl Store {
     }
 
     fn xlog_sources(&self, filter: &XLogFilter) -> (Vec<XLog>, Vec<XLogSegmentMeta>) {
-        let memory: Vec<XLog> = {
-            // Both under one hold of the state lock: a seal moves final records from the deriver
-            // into the memtable under it, and between two separate reads a record would be in
-            // neither.
-            let st = self.state.read();
-            // The time range is known before a record's children are counted; the rest of the
-            // filter may ask about those counts.
-            let in_range = |x: &XLog| (filter.from_ns..filter.to_ns).contains(&x.end_ns());
-            let provisional = self.deriver.lock().provisional(in_range);
-            let frozen = st.frozen.iter().flat_map(|f| f.xlogs.iter());
-            let mut m: Vec<XLog> =
-                st.active.xlogs.iter().chain(frozen).filter(|x| filter.matches(x)).cloned().collect();
-            m.extend(provisional.into_iter().filter(|x| filter.matches(x)));
-            m
-        };
+        // The time range is known before a record's children are counted; the rest of the
+        // filter may ask about those counts.
+        let in_range = |x: &XLog| (filter.from_ns..filter.to_ns).contains(&x.end_ns());
+        let (finals, provisional) = self.unsealed_xlogs(in_range);
+        let mut memory: Vec<XLog> = finals.iter().filter(|x| filter.matches(x)).map(|x| XLog::clone(x)).collect();
+        memory.extend(provisional.into_iter().map(Provisional::complete).filter(|x| filter.matches(x)));
         let (lo, hi) = (self.partition_of(filter.from_ns), self.partition_of(filter.to_ns));
         let segments = self.xlog.segments(lo, hi, filter.from_ns, filter.to_ns);
         (memory, segments)

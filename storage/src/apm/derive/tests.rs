@@ -104,7 +104,7 @@ fn provisional_records_show_counts_so_far() {
     let mut d = deriver();
     let spans = two_services();
     d.observe(1, Extract::from_spans(&spans[4..6]), 0);
-    let now = d.provisional(|_| true);
+    let now = d.provisional(|_| true).into_iter().map(Provisional::complete).collect();
     assert_eq!(by_service(now), vec![("b".into(), 1, 6000, 0, 0)]);
     assert_eq!(d.pending(), 1);
 }
@@ -221,7 +221,7 @@ fn deep_chains_cost_a_step_per_span() {
     let started = std::time::Instant::now();
     d.observe(1, Extract::from_spans(&deep), 0);
     for _ in 0..50 {
-        assert_eq!(d.provisional(|_| true)[0].sql_count, 40_000);
+        assert_eq!(d.provisional(|_| true).remove(0).complete().sql_count, 40_000);
     }
     let out = d.finalize(10 * S, false);
     assert_eq!(out.records[0].sql_count, 40_000);

@@ -142,15 +142,20 @@ impl<'a> Cx<'a> {
 
     /// A service name cut to what the catalog and the XLog keep, on a character boundary.
     pub(crate) fn name(&mut self, s: &str) -> String {
-        if s.len() <= MAX_NAME_BYTES {
-            return s.to_owned();
+        self.cut(s, MAX_NAME_BYTES).to_owned()
+    }
+
+    /// `s` cut to at most `max` bytes on a character boundary; counted when cut.
+    fn cut<'s>(&mut self, s: &'s str, max: usize) -> &'s str {
+        if s.len() <= max {
+            return s;
         }
         self.truncated += 1;
-        let mut cut = MAX_NAME_BYTES;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
+        let mut at = max;
+        while !s.is_char_boundary(at) {
+            at -= 1;
         }
-        s[..cut].to_owned()
+        &s[..at]
     }
 }
 
@@ -204,28 +209,9 @@ impl Cx<'_> {
         now_ns: u64,
         min_start_ns: u64,
     ) -> Result<Span, String> {
-        let trace_id = wire_id(TraceId::from_wire, &s.trace_id, "trace_id")?;
-        let span_id = wire_id(SpanId::from_wire, &s.span_id, "span_id")?;
-        let parent_span_id = match s.parent_span_id.len() {
-            0 => None,
-            // Some SDKs send eight zero bytes for "no parent".
-            8 if s.parent_span_id == [0; 8] => None,
-            _ => Some(wire_id(SpanId::from_wire, &s.parent_span_id, "parent_span_id")?),
-        };
-        if parent_span_id == Some(span_id) {
-            return Err("span is its own parent".into());
-        }
         let (start, end) = (s.start_time_unix_nano, s.end_time_unix_nano);
-        if start == 0 {
-            return Err("start_time_unix_nano is missing".into());
-        }
-        if end < start {
-            return Err("end_time_unix_nano is before start_time_unix_nano".into());
-        }
-        self.check_start(start, now_ns, min_start_ns)?;
-        if end - start > MAX_DURATION_NS {
-            return Err("span is longer than 7 days".into());
-        }
+        let (trace_id, span_id, parent_span_id) =
+            self.check_span(&s.trace_id, &s.span_id, &s.parent_span_id, start, end, now_ns, min_start_ns)?;
         let (attributes, dropped_attrs) = self.kvs(s.attributes, true);
         let mut dropped_events = s.dropped_events_count;
         let mut events = Vec::with_capacity(s.events.len().min(self.limits.max_events));
@@ -289,6 +275,42 @@ impl Cx<'_> {
             dropped_links,
             resource: resource.clone(),
         })
+    }
+
+    /// A span's ids and times, or why it is rejected: every decoder's rules, in one order.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn check_span(
+        &self,
+        trace_id: &[u8],
+        span_id: &[u8],
+        parent: &[u8],
+        start: u64,
+        end: u64,
+        now_ns: u64,
+        min_start_ns: u64,
+    ) -> Result<(TraceId, SpanId, Option<SpanId>), String> {
+        let trace_id = wire_id(TraceId::from_wire, trace_id, "trace_id")?;
+        let span_id = wire_id(SpanId::from_wire, span_id, "span_id")?;
+        let parent_span_id = match parent.len() {
+            0 => None,
+            // Some SDKs send eight zero bytes for "no parent".
+            8 if parent == [0; 8] => None,
+            _ => Some(wire_id(SpanId::from_wire, parent, "parent_span_id")?),
+        };
+        if parent_span_id == Some(span_id) {
+            return Err("span is its own parent".into());
+        }
+        if start == 0 {
+            return Err("start_time_unix_nano is missing".into());
+        }
+        if end < start {
+            return Err("end_time_unix_nano is before start_time_unix_nano".into());
+        }
+        self.check_start(start, now_ns, min_start_ns)?;
+        if end - start > MAX_DURATION_NS {
+            return Err("span is longer than 7 days".into());
+        }
+        Ok((trace_id, span_id, parent_span_id))
     }
 
     pub(crate) fn check_start(&self, start: u64, now_ns: u64, min_start_ns: u64) -> Result<(), String> {
@@ -373,17 +395,23 @@ impl Cx<'_> {
         }
     }
 
-    /// Cut at the byte limit, on a character boundary.
-    pub(crate) fn string(&mut self, mut s: String) -> String {
-        let max = self.limits.max_value_bytes;
-        if s.len() > max {
-            let mut cut = max;
-            while !s.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            s.truncate(cut);
+    /// A borrowed string, cut at the byte limit on a character boundary, owned.
+    pub(crate) fn str(&mut self, s: &str) -> String {
+        self.cut(s, self.limits.max_value_bytes).to_owned()
+    }
+
+    /// Borrowed bytes, cut at the byte limit, owned.
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> Vec<u8> {
+        if b.len() > self.limits.max_value_bytes {
             self.truncated += 1;
         }
+        b[..b.len().min(self.limits.max_value_bytes)].to_vec()
+    }
+
+    /// Cut at the byte limit, on a character boundary.
+    pub(crate) fn string(&mut self, mut s: String) -> String {
+        let kept = self.cut(&s, self.limits.max_value_bytes).len();
+        s.truncate(kept);
         s
     }
 }

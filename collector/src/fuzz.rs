@@ -13,9 +13,21 @@ use rewind_storage::AttributeKeys;
 /// A fixed "now", so that an input converts the same way on every run.
 const NOW: u64 = 1_800_000_000_000_000_000;
 
+/// Differential: the wire decoder the server uses and prost + `convert` must refuse the same
+/// inputs and agree on the rest.
 pub fn otlp_protobuf(data: &[u8]) {
-    if let Ok(req) = ExportTraceServiceRequest::decode(data) {
-        spans(req);
+    let limits = Limits::default();
+    let (keys_a, keys_b) = (AttributeKeys::new(64), AttributeKeys::new(64));
+    let reference = ExportTraceServiceRequest::decode(data).map(|req| convert(req, &limits, &keys_a, NOW, 0));
+    match (reference, crate::wire::convert(data, &limits, &keys_b, NOW, 0)) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "prost and wire disagree");
+            assert_eq!(keys_a.len(), keys_b.len());
+            assert_eq!(b.rejected == 0, b.message().is_empty());
+            rewind_storage::fuzz::round_trip_spans(&b.items);
+        }
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("prost {:?} but wire {:?}", a.map(|c| c.items.len()), b.map(|c| c.items.len())),
     }
 }
 

@@ -7,14 +7,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use prost::Message;
-use rewind_agent_proto::agent::ExportXLogRequest;
-use rewind_agent_proto::ExportTraceServiceRequest;
-use rewind_storage::{EncodedBatch, Store, Writer};
+use rewind_storage::{Store, Writer};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::census;
-use crate::convert::{convert, Limits};
+use crate::convert::Limits;
+use crate::decode::{census_of, decode, Decoded, Rules};
 use crate::error::CollectorError;
 use crate::metrics;
 
@@ -25,7 +22,7 @@ pub enum Format {
 }
 
 impl Payload {
-    fn format_name(self) -> &'static str {
+    pub(crate) fn format_name(self) -> &'static str {
         match self {
             Payload::Traces(Format::Json) => "JSON",
             _ => "protobuf",
@@ -252,12 +249,7 @@ impl Ingest {
             .map_err(|_| CollectorError::Unavailable("shutting down".into()))?;
         let queue_bytes = self.config.queue_bytes;
         let decoded = tokio::task::spawn_blocking(move || {
-            let census = match payload {
-                Payload::Traces(Format::Protobuf) => census::otlp_protobuf(&body),
-                Payload::Traces(Format::Json) => census::otlp_json(&body),
-                Payload::XLog => census::xlog_protobuf(&body),
-            }
-            .map_err(|e| CollectorError::InvalidArgument(format!("invalid {}: {e}", payload.format_name())))?;
+            let census = census_of(payload, &body)?;
             let decoded = census.decoded_bytes(body.len());
             // The most it may ever be admitted to: past that a retry could never succeed, so the
             // answer is "too large", not "retry later".
@@ -271,30 +263,14 @@ impl Ingest {
                 });
             }
             admitted.cover(decoded)?;
-            let invalid = |e: prost::DecodeError| CollectorError::InvalidArgument(format!("invalid protobuf: {e}"));
-            let (batch, rejected, message) = match payload {
-                Payload::Traces(format) => {
-                    let req = match format {
-                        Format::Protobuf => ExportTraceServiceRequest::decode(body).map_err(invalid)?,
-                        Format::Json => crate::json::decode(&body).map_err(CollectorError::InvalidArgument)?,
-                    };
-                    let converted = convert(req, &limits, &keys, now, min_start);
-                    let message = converted.message();
-                    (EncodedBatch::new(converted.items), converted.rejected, message)
-                }
-                Payload::XLog => {
-                    let req = ExportXLogRequest::decode(body).map_err(invalid)?;
-                    let converted = crate::xlog::convert(req, &limits, &keys, now, min_start);
-                    let message = converted.message();
-                    (EncodedBatch::xlogs(converted.items), converted.rejected, message)
-                }
-            };
+            let decoded =
+                decode(&body, payload, &Rules { limits: &limits, keys: &keys, now_ns: now, min_start_ns: min_start })?;
             drop(decoding);
-            Ok::<_, CollectorError>((batch, rejected, message, admitted))
+            Ok::<_, CollectorError>((decoded, admitted))
         })
         .await
         .map_err(|e| CollectorError::Unavailable(format!("decoder task failed: {e}")))?;
-        let (batch, rejected, message, admitted) = decoded?;
+        let (Decoded { batch, rejected, message }, admitted) = decoded?;
         let accepted = batch.len() as u64;
         if accepted > 0 {
             let (tx, rx) = oneshot::channel();

@@ -2,6 +2,7 @@
 
 pub mod census;
 pub mod convert;
+pub mod decode;
 mod error;
 #[doc(hidden)]
 pub mod fuzz;
@@ -10,6 +11,7 @@ pub mod http;
 mod ingest;
 pub mod json;
 pub mod metrics;
+pub mod wire;
 pub mod xlog;
 
 pub use convert::Limits;

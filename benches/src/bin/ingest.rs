@@ -1,6 +1,8 @@
 //! Ingest benchmark: sustained OTLP/gRPC spans/s into the real server with durability on, the
 //! client replaying pre-encoded shop requests over several connections; the server's CPU seconds
-//! and peak RSS; and, in the same run, the decode-only ceiling (prost on one core).
+//! and peak RSS; and, in the same run, the decode-only ceiling (prost on one core). With
+//! `--instructions true`, also instructions per span of the ingest path (`bench-pipeline` under
+//! callgrind): a figure this machine's noise does not move.
 //!
 //! cargo build --release --bin rewind -p rewind-benches && target/release/bench-ingest --seconds 60
 
@@ -24,7 +26,10 @@ fn main() {
     // An OpenTelemetry Collector's OTLP exporter sends with 10 consumers by default.
     let connections: usize = args.get("connections", 10);
     let traces_per_request: usize = args.get("traces-per-request", 50);
-    let requests: usize = args.get("requests", 200);
+    // 2000 requests of 50 traces come round every 5-10 s at the rates measured: every trace is
+    // new to XLog derivation (past its 2 s grace), as live traffic is.
+    let requests: usize = args.get("requests", 2000);
+    let instructions = args.get("instructions", false).then(count_instructions);
 
     // Pre-encode the load: distinct shop requests, replayed round-robin.
     let mut shop = Shop::new(ShopConfig { seed: 7, incident: None });
@@ -118,13 +123,54 @@ fn main() {
     row("server CPU per span, us", format!("{:.2}", cpu * 1e6 / spans.max(1) as f64), "", None);
     row("server peak RSS, MiB", format!("{:.0}", rss as f64 / (1 << 20) as f64), "<= 1536", Some(rss <= 1536 << 20));
     row("requests refused (retryable)", refused.load(Ordering::Relaxed).to_string(), "", None);
+    if let Some(i) = &instructions {
+        row("instructions per span, ingest path", format!("{:.0}", i.all), "", None);
+        row("... of which census, decode, convert", format!("{:.0}", i.decode), "", None);
+    }
     write_results(
         "ingest",
         &json!({
             "seconds": elapsed, "connections": connections, "traces_per_request": traces_per_request,
             "wire_bytes_per_span": bytes_per_span, "spans_per_second": rate, "mb_per_second": mbps,
             "decode_ceiling_spans_per_second": ceiling, "ratio": rate / ceiling,
-            "server_cpu_seconds": cpu, "server_peak_rss_bytes": rss, "refused": refused.load(Ordering::Relaxed),
+            "server_cpu_seconds": cpu, "server_cpu_us_per_span": cpu * 1e6 / spans.max(1) as f64,
+            "server_peak_rss_bytes": rss, "refused": refused.load(Ordering::Relaxed),
+            "instructions_per_span": instructions.as_ref().map(|i| i.all),
+            "decode_instructions_per_span": instructions.as_ref().map(|i| i.decode),
         }),
     );
+}
+
+struct Instructions {
+    all: f64,
+    decode: f64,
+}
+
+/// Instructions per span of `bench-pipeline`: the difference between 40 and 20 requests, so
+/// that start-up and the store's opening cancel out.
+fn count_instructions() -> Instructions {
+    let per_span = |stage: &str| {
+        let (a, b) = (callgrind(stage, 20), callgrind(stage, 40));
+        (b.0 - a.0) as f64 / (b.1 - a.1) as f64
+    };
+    Instructions { all: per_span("all"), decode: per_span("decode") }
+}
+
+/// (instructions, spans) of one `bench-pipeline` run under callgrind.
+fn callgrind(stage: &str, requests: usize) -> (u64, u64) {
+    let exe = std::env::current_exe().unwrap().with_file_name("bench-pipeline");
+    let out = std::process::Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(&exe)
+        .args(["--requests", &requests.to_string(), "--stage", stage])
+        .output()
+        .expect("valgrind (Debian's valgrind package) runs bench-pipeline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let collected = stderr
+        .lines()
+        .find_map(|l| l.split("Collected :").nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no instruction count from callgrind:\n{stderr}"));
+    let spans = String::from_utf8_lossy(&out.stdout).trim().parse().expect("bench-pipeline prints its spans");
+    (collected, spans)
 }

@@ -1,0 +1,636 @@
+//! OTLP/protobuf straight into store spans: one walk over an `ExportTraceServiceRequest`'s bytes,
+//! strings borrowed from the request until a span keeps them, no intermediate prost structs.
+//! The rules are `convert`'s (the same `Cx`: limits, key admission, span checks, in the same
+//! order), and so is what it accepts: whatever prost would refuse (a bad varint, key or wire type,
+//! a length past the end, a string that is not UTF-8, nesting past prost's recursion limit of 100,
+//! a stray end-group) is refused here too, and a field sent twice merges as prost merges it (the
+//! last scalar wins, repeated fields and messages accumulate). `wire::tests` checks all of it
+//! against prost on generated requests, and `fuzz` on arbitrary bytes.
+
+use std::sync::Arc;
+
+use rewind_storage::{AttributeKeys, Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
+
+use crate::convert::{unique_kvs, wire_id, Converted, Cx, Limits, UNKNOWN_SERVICE};
+
+/// prost's `DecodeContext` recursion limit: a message nested deeper is refused.
+const RECURSION_LIMIT: u32 = 100;
+
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const START_GROUP: u8 = 3;
+const END_GROUP: u8 = 4;
+const FIXED32: u8 = 5;
+
+/// Why the bytes are not a request prost would decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError(pub &'static str);
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+type R<T> = Result<T, WireError>;
+
+/// One message's bytes, read front to back.
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Self { buf, at: 0 }
+    }
+
+    fn done(&self) -> bool {
+        self.at >= self.buf.len()
+    }
+
+    fn varint(&mut self) -> R<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = *self.buf.get(self.at).ok_or(WireError("buffer underflow"))?;
+            self.at += 1;
+            // The tenth byte may carry one bit: more would overflow 64 bits.
+            if i == 9 && b > 1 {
+                return Err(WireError("invalid varint"));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(WireError("invalid varint"))
+    }
+
+    /// (field number, wire type), as prost's `decode_key` checks them.
+    fn key(&mut self) -> R<(u32, u8)> {
+        let key = self.varint()?;
+        if key > u64::from(u32::MAX) {
+            return Err(WireError("invalid key value"));
+        }
+        let wire = (key & 7) as u8;
+        if wire > FIXED32 {
+            return Err(WireError("invalid wire type value"));
+        }
+        let tag = (key >> 3) as u32;
+        if tag == 0 {
+            return Err(WireError("invalid tag value: 0"));
+        }
+        Ok((tag, wire))
+    }
+
+    fn take(&mut self, n: usize) -> R<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or(WireError("buffer underflow"))?;
+        let out = &self.buf[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn fixed64(&mut self) -> R<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("eight bytes")))
+    }
+
+    fn fixed32(&mut self) -> R<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("four bytes")))
+    }
+
+    fn len_delimited(&mut self) -> R<&'a [u8]> {
+        let n = self.varint()?;
+        let n = usize::try_from(n).map_err(|_| WireError("buffer underflow"))?;
+        self.take(n)
+    }
+
+    /// Skips a field this decoder does not keep, in a message nested `depth` deep (prost checks
+    /// its recursion limit here too, and inside groups).
+    fn skip(&mut self, wire: u8, tag: u32, depth: u32) -> R<()> {
+        if depth >= RECURSION_LIMIT {
+            return Err(WireError("recursion limit reached"));
+        }
+        match wire {
+            VARINT => self.varint().map(drop),
+            FIXED64 => self.take(8).map(drop),
+            FIXED32 => self.take(4).map(drop),
+            LEN => self.len_delimited().map(drop),
+            START_GROUP => loop {
+                let (inner, w) = self.key()?;
+                if w == END_GROUP {
+                    if inner != tag {
+                        return Err(WireError("unexpected end group tag"));
+                    }
+                    return Ok(());
+                }
+                self.skip(w, inner, depth + 1)?;
+            },
+            _ => Err(WireError("unexpected end group tag")),
+        }
+    }
+}
+
+fn want(wire: u8, expected: u8) -> R<()> {
+    if wire == expected {
+        Ok(())
+    } else {
+        Err(WireError("invalid wire type"))
+    }
+}
+
+fn string<'a>(r: &mut Reader<'a>, wire: u8) -> R<&'a str> {
+    want(wire, LEN)?;
+    std::str::from_utf8(r.len_delimited()?).map_err(|_| WireError("invalid string value: data is not UTF-8 encoded"))
+}
+
+fn bytes<'a>(r: &mut Reader<'a>, wire: u8) -> R<&'a [u8]> {
+    want(wire, LEN)?;
+    r.len_delimited()
+}
+
+fn message<'a>(r: &mut Reader<'a>, wire: u8, depth: u32) -> R<&'a [u8]> {
+    want(wire, LEN)?;
+    // A message at this depth is refused as prost refuses it, before its fields are read.
+    if depth > RECURSION_LIMIT {
+        return Err(WireError("recursion limit reached"));
+    }
+    r.len_delimited()
+}
+
+fn varint(r: &mut Reader<'_>, wire: u8) -> R<u64> {
+    want(wire, VARINT)?;
+    r.varint()
+}
+
+fn fixed64(r: &mut Reader<'_>, wire: u8) -> R<u64> {
+    want(wire, FIXED64)?;
+    r.fixed64()
+}
+
+fn fixed32(r: &mut Reader<'_>, wire: u8) -> R<u32> {
+    want(wire, FIXED32)?;
+    r.fixed32()
+}
+
+/// An `AnyValue` as decoded, strings still borrowed.
+#[derive(Debug, Clone)]
+enum Any<'a> {
+    Str(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+    Array(Vec<Option<Any<'a>>>),
+    KvList(Vec<Kv<'a>>),
+}
+
+type Kv<'a> = (&'a str, Option<Any<'a>>);
+
+/// Merges an `AnyValue` message into `slot`: a field of the oneof replaces it, except an array
+/// or key-value list arriving on one of its kind, which appends (prost's merge).
+fn any_value<'a>(buf: &'a [u8], depth: u32, slot: &mut Option<Any<'a>>) -> R<()> {
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (tag, wire) = r.key()?;
+        match tag {
+            1 => *slot = Some(Any::Str(string(&mut r, wire)?)),
+            2 => *slot = Some(Any::Bool(varint(&mut r, wire)? != 0)),
+            3 => *slot = Some(Any::Int(varint(&mut r, wire)? as i64)),
+            4 => *slot = Some(Any::Double(f64::from_bits(fixed64(&mut r, wire)?))),
+            5 => {
+                let body = message(&mut r, wire, depth + 1)?;
+                if !matches!(slot, Some(Any::Array(_))) {
+                    *slot = Some(Any::Array(Vec::new()));
+                }
+                let Some(Any::Array(items)) = slot else { unreachable!("set above") };
+                let mut a = Reader::new(body);
+                while !a.done() {
+                    let (tag, wire) = a.key()?;
+                    if tag == 1 {
+                        let item = message(&mut a, wire, depth + 2)?;
+                        let mut v = None;
+                        any_value(item, depth + 2, &mut v)?;
+                        items.push(v);
+                    } else {
+                        a.skip(wire, tag, depth + 1)?;
+                    }
+                }
+            }
+            6 => {
+                let body = message(&mut r, wire, depth + 1)?;
+                if !matches!(slot, Some(Any::KvList(_))) {
+                    *slot = Some(Any::KvList(Vec::new()));
+                }
+                let Some(Any::KvList(items)) = slot else { unreachable!("set above") };
+                let mut l = Reader::new(body);
+                while !l.done() {
+                    let (tag, wire) = l.key()?;
+                    if tag == 1 {
+                        items.push(key_value(message(&mut l, wire, depth + 2)?, depth + 2)?);
+                    } else {
+                        l.skip(wire, tag, depth + 1)?;
+                    }
+                }
+            }
+            7 => *slot = Some(Any::Bytes(bytes(&mut r, wire)?)),
+            _ => r.skip(wire, tag, depth)?,
+        }
+    }
+    Ok(())
+}
+
+fn key_value(buf: &[u8], depth: u32) -> R<Kv<'_>> {
+    let mut r = Reader::new(buf);
+    let (mut key, mut value) = ("", None);
+    while !r.done() {
+        let (tag, wire) = r.key()?;
+        match tag {
+            1 => key = string(&mut r, wire)?,
+            2 => any_value(message(&mut r, wire, depth + 1)?, depth + 1, &mut value)?,
+            _ => r.skip(wire, tag, depth)?,
+        }
+    }
+    Ok((key, value))
+}
+
+/// A span's fields as decoded.
+#[derive(Default)]
+struct WireSpan<'a> {
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    trace_state: &'a str,
+    parent: &'a [u8],
+    flags: u32,
+    name: &'a str,
+    kind: i32,
+    start: u64,
+    end: u64,
+    attributes: Vec<Kv<'a>>,
+    dropped_attributes: u32,
+    events: Vec<WireEvent<'a>>,
+    dropped_events: u32,
+    links: Vec<WireLink<'a>>,
+    dropped_links: u32,
+    status_message: &'a str,
+    status_code: i32,
+}
+
+#[derive(Default)]
+struct WireEvent<'a> {
+    time: u64,
+    name: &'a str,
+    attributes: Vec<Kv<'a>>,
+    dropped: u32,
+}
+
+#[derive(Default)]
+struct WireLink<'a> {
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
+    trace_state: &'a str,
+    attributes: Vec<Kv<'a>>,
+    dropped: u32,
+    flags: u32,
+}
+
+/// Spans are at depth 3 (request 0, resource spans 1, scope spans 2).
+const SPAN_DEPTH: u32 = 3;
+
+fn span(buf: &[u8]) -> R<WireSpan<'_>> {
+    let d = SPAN_DEPTH;
+    let mut s = WireSpan::default();
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (tag, wire) = r.key()?;
+        match tag {
+            1 => s.trace_id = bytes(&mut r, wire)?,
+            2 => s.span_id = bytes(&mut r, wire)?,
+            3 => s.trace_state = string(&mut r, wire)?,
+            4 => s.parent = bytes(&mut r, wire)?,
+            5 => s.name = string(&mut r, wire)?,
+            6 => s.kind = varint(&mut r, wire)? as i32,
+            7 => s.start = fixed64(&mut r, wire)?,
+            8 => s.end = fixed64(&mut r, wire)?,
+            9 => s.attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1)?),
+            10 => s.dropped_attributes = varint(&mut r, wire)? as u32,
+            11 => s.events.push(event(message(&mut r, wire, d + 1)?)?),
+            12 => s.dropped_events = varint(&mut r, wire)? as u32,
+            13 => s.links.push(link(message(&mut r, wire, d + 1)?)?),
+            14 => s.dropped_links = varint(&mut r, wire)? as u32,
+            15 => {
+                let mut st = Reader::new(message(&mut r, wire, d + 1)?);
+                while !st.done() {
+                    let (tag, wire) = st.key()?;
+                    match tag {
+                        2 => s.status_message = string(&mut st, wire)?,
+                        3 => s.status_code = varint(&mut st, wire)? as i32,
+                        _ => st.skip(wire, tag, d + 1)?,
+                    }
+                }
+            }
+            16 => s.flags = fixed32(&mut r, wire)?,
+            _ => r.skip(wire, tag, d)?,
+        }
+    }
+    Ok(s)
+}
+
+fn event(buf: &[u8]) -> R<WireEvent<'_>> {
+    let d = SPAN_DEPTH + 1;
+    let mut e = WireEvent::default();
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (tag, wire) = r.key()?;
+        match tag {
+            1 => e.time = fixed64(&mut r, wire)?,
+            2 => e.name = string(&mut r, wire)?,
+            3 => e.attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1)?),
+            4 => e.dropped = varint(&mut r, wire)? as u32,
+            _ => r.skip(wire, tag, d)?,
+        }
+    }
+    Ok(e)
+}
+
+fn link(buf: &[u8]) -> R<WireLink<'_>> {
+    let d = SPAN_DEPTH + 1;
+    let mut l = WireLink::default();
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (tag, wire) = r.key()?;
+        match tag {
+            1 => l.trace_id = bytes(&mut r, wire)?,
+            2 => l.span_id = bytes(&mut r, wire)?,
+            3 => l.trace_state = string(&mut r, wire)?,
+            4 => l.attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1)?),
+            5 => l.dropped = varint(&mut r, wire)? as u32,
+            6 => l.flags = fixed32(&mut r, wire)?,
+            _ => r.skip(wire, tag, d)?,
+        }
+    }
+    Ok(l)
+}
+
+/// A resource's attributes (depth 2), every occurrence of the field merged; its entity
+/// references are checked, not kept.
+fn resource<'a>(buf: &'a [u8], attributes: &mut Vec<Kv<'a>>) -> R<()> {
+    let d = 2;
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (tag, wire) = r.key()?;
+        match tag {
+            1 => attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1)?),
+            2 => drop(varint(&mut r, wire)?),
+            3 => {
+                let mut e = Reader::new(message(&mut r, wire, d + 1)?);
+                while !e.done() {
+                    let (tag, wire) = e.key()?;
+                    match tag {
+                        1..=4 => drop(string(&mut e, wire)?),
+                        _ => e.skip(wire, tag, d + 1)?,
+                    }
+                }
+            }
+            _ => r.skip(wire, tag, d)?,
+        }
+    }
+    Ok(())
+}
+
+/// An instrumentation scope (depth 3): name and version merged into `scope`; attributes
+/// checked, not kept.
+fn scope<'a>(buf: &'a [u8], scope: &mut (&'a str, &'a str)) -> R<()> {
+    let d = 3;
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (tag, wire) = r.key()?;
+        match tag {
+            1 => scope.0 = string(&mut r, wire)?,
+            2 => scope.1 = string(&mut r, wire)?,
+            3 => drop(key_value(message(&mut r, wire, d + 1)?, d + 1)?),
+            4 => drop(varint(&mut r, wire)?),
+            _ => r.skip(wire, tag, d)?,
+        }
+    }
+    Ok(())
+}
+
+/// The request's bytes to validated spans, by `convert::convert`'s rules; `Err` where prost
+/// would fail to decode them.
+pub fn convert(
+    buf: &[u8],
+    limits: &Limits,
+    keys: &AttributeKeys,
+    now_ns: u64,
+    min_start_ns: u64,
+) -> Result<Converted, WireError> {
+    decode_convert(buf, &mut Cx::new(limits, keys), now_ns, min_start_ns)
+}
+
+fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -> R<Converted> {
+    let mut out = Converted::new("span");
+    let mut r = Reader::new(buf);
+    // Every resource-spans message is checked whole before any is converted: a request prost
+    // would refuse stores nothing.
+    let mut groups = Vec::new();
+    while !r.done() {
+        let (tag, wire) = r.key()?;
+        if tag == 1 {
+            groups.push(resource_spans(message(&mut r, wire, 1)?)?);
+        } else {
+            r.skip(wire, tag, 0)?;
+        }
+    }
+    for g in groups {
+        let (attributes, _dropped) = kvs(cx, g.resource, true);
+        let resource = Arc::new(Resource { attributes });
+        let service = cx.name(resource.get_str("service.name").unwrap_or(UNKNOWN_SERVICE));
+        for s in g.scopes {
+            let (scope_name, scope_version) = match s.scope {
+                Some((n, v)) => (cx.str(n), cx.str(v)),
+                None => Default::default(),
+            };
+            for w in s.spans {
+                match convert_span(cx, w, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
+                    Ok(span) => out.items.push(span),
+                    Err(reason) => out.reject(reason),
+                }
+            }
+        }
+    }
+    out.truncated = cx.truncated;
+    Ok(out)
+}
+
+struct Group<'a> {
+    resource: Vec<Kv<'a>>,
+    scopes: Vec<ScopeGroup<'a>>,
+}
+
+struct ScopeGroup<'a> {
+    scope: Option<(&'a str, &'a str)>,
+    spans: Vec<WireSpan<'a>>,
+}
+
+fn resource_spans(buf: &[u8]) -> R<Group<'_>> {
+    let d = 1;
+    let mut g = Group { resource: Vec::new(), scopes: Vec::new() };
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (tag, wire) = r.key()?;
+        match tag {
+            1 => resource(message(&mut r, wire, d + 1)?, &mut g.resource)?,
+            2 => g.scopes.push(scope_spans(message(&mut r, wire, d + 1)?)?),
+            3 => drop(string(&mut r, wire)?),
+            _ => r.skip(wire, tag, d)?,
+        }
+    }
+    Ok(g)
+}
+
+fn scope_spans(buf: &[u8]) -> R<ScopeGroup<'_>> {
+    let d = 2;
+    let mut g = ScopeGroup { scope: None, spans: Vec::new() };
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (tag, wire) = r.key()?;
+        match tag {
+            1 => scope(message(&mut r, wire, d + 1)?, g.scope.get_or_insert(("", "")))?,
+            2 => g.spans.push(span(message(&mut r, wire, d + 1)?)?),
+            3 => drop(string(&mut r, wire)?),
+            _ => r.skip(wire, tag, d)?,
+        }
+    }
+    Ok(g)
+}
+
+/// `Cx::kvs` on borrowed attributes.
+fn kvs(cx: &mut Cx<'_>, kvs: Vec<Kv<'_>>, columns: bool) -> (Vec<KeyValue>, u32) {
+    let mut refused = 0u32;
+    let (out, dropped) = unique_kvs(
+        cx.limits.max_attributes,
+        kvs.into_iter().filter_map(|(k, v)| {
+            if columns && !cx.admit(k) {
+                refused = refused.saturating_add(1);
+                return None;
+            }
+            Some((cx.str(k), value(cx, v, 0)))
+        }),
+    );
+    let dropped = dropped.saturating_add(refused);
+    if dropped > 0 {
+        cx.truncated += 1;
+    }
+    (out, dropped)
+}
+
+/// `Cx::value` on a borrowed value.
+fn value(cx: &mut Cx<'_>, v: Option<Any<'_>>, depth: usize) -> Value {
+    let Some(v) = v else { return Value::Empty };
+    let max_len = cx.limits.max_array_len;
+    match v {
+        Any::Str(s) => Value::Str(cx.str(s)),
+        Any::Bool(b) => Value::Bool(b),
+        Any::Int(i) => Value::Int(i),
+        Any::Double(d) => Value::Double(d),
+        Any::Bytes(b) => Value::Bytes(cx.bytes(b)),
+        Any::Array(_) | Any::KvList(_) if depth >= cx.limits.max_value_depth => {
+            cx.truncated += 1;
+            Value::Empty
+        }
+        Any::Array(items) => {
+            if items.len() > max_len {
+                cx.truncated += 1;
+            }
+            Value::Array(items.into_iter().take(max_len).map(|v| value(cx, v, depth + 1)).collect())
+        }
+        Any::KvList(items) => {
+            if items.len() > max_len {
+                cx.truncated += 1;
+            }
+            Value::KvList(items.into_iter().take(max_len).map(|(k, v)| (cx.str(k), value(cx, v, depth + 1))).collect())
+        }
+    }
+}
+
+/// `Cx::span` on a decoded span.
+#[allow(clippy::too_many_arguments)]
+fn convert_span(
+    cx: &mut Cx<'_>,
+    s: WireSpan<'_>,
+    resource: &Arc<Resource>,
+    service: &str,
+    scope_name: &str,
+    scope_version: &str,
+    now_ns: u64,
+    min_start_ns: u64,
+) -> Result<Span, String> {
+    let (trace_id, span_id, parent_span_id) =
+        cx.check_span(s.trace_id, s.span_id, s.parent, s.start, s.end, now_ns, min_start_ns)?;
+    let (attributes, dropped_attrs) = kvs(cx, s.attributes, true);
+    let mut dropped_events = s.dropped_events;
+    let mut events = Vec::with_capacity(s.events.len().min(cx.limits.max_events));
+    for e in s.events {
+        if events.len() == cx.limits.max_events {
+            dropped_events = dropped_events.saturating_add(1);
+            continue;
+        }
+        let (attributes, dropped) = kvs(cx, e.attributes, false);
+        events.push(Event {
+            time_ns: e.time,
+            name: cx.str(e.name),
+            attributes,
+            dropped_attributes: e.dropped.saturating_add(dropped),
+        });
+    }
+    let mut dropped_links = s.dropped_links;
+    let mut links = Vec::with_capacity(s.links.len().min(cx.limits.max_links));
+    for l in s.links {
+        let ids = wire_id(TraceId::from_wire, l.trace_id, "link trace_id")
+            .and_then(|t| Ok((t, wire_id(SpanId::from_wire, l.span_id, "link span_id")?)));
+        let Ok((trace_id, span_id)) = ids else {
+            dropped_links = dropped_links.saturating_add(1);
+            continue;
+        };
+        if links.len() == cx.limits.max_links {
+            dropped_links = dropped_links.saturating_add(1);
+            continue;
+        }
+        let (attributes, dropped) = kvs(cx, l.attributes, false);
+        links.push(Link {
+            trace_id,
+            span_id,
+            trace_state: cx.str(l.trace_state),
+            attributes,
+            dropped_attributes: l.dropped.saturating_add(dropped),
+            flags: l.flags,
+        });
+    }
+    Ok(Span {
+        trace_id,
+        span_id,
+        parent_span_id,
+        trace_state: cx.str(s.trace_state),
+        flags: s.flags,
+        service: service.to_owned(),
+        name: cx.str(s.name),
+        kind: u8::try_from(s.kind).ok().filter(|k| *k <= 5).unwrap_or(0),
+        start_ns: s.start,
+        duration_ns: s.end - s.start,
+        status_code: u8::try_from(s.status_code).ok().filter(|c| *c <= 2).unwrap_or(0),
+        status_message: cx.str(s.status_message),
+        scope_name: scope_name.to_owned(),
+        scope_version: scope_version.to_owned(),
+        attributes,
+        events,
+        links,
+        dropped_attributes: s.dropped_attributes.saturating_add(dropped_attrs),
+        dropped_events,
+        dropped_links,
+        resource: resource.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

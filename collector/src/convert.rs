@@ -9,7 +9,7 @@ use rewind_agent_proto::otlp::common::v1::{any_value, AnyValue, KeyValue as Otlp
 use rewind_agent_proto::otlp::trace::v1 as otlp;
 use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_storage::catalog::MAX_NAME_BYTES;
-use rewind_storage::{AttributeKeys, Event, IdError, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
+use rewind_storage::{AttributeKeys, Event, IdError, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -103,8 +103,10 @@ pub fn convert(
         let resource = Arc::new(Resource { attributes });
         let service = cx.name(resource.get_str("service.name").unwrap_or(UNKNOWN_SERVICE));
         for ss in rs.scope_spans {
-            let (scope_name, scope_version) =
-                ss.scope.map(|s| (cx.string(s.name), cx.string(s.version))).unwrap_or_default();
+            let (scope_name, scope_version): (Key, Key) = match ss.scope {
+                Some(s) => (cx.string(s.name).into(), cx.string(s.version).into()),
+                None => ("".into(), "".into()),
+            };
             for span in ss.spans {
                 match cx.span(span, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
                     Ok(s) => out.items.push(s),
@@ -122,27 +124,51 @@ pub(crate) struct Cx<'a> {
     pub(crate) truncated: u64,
     keys: &'a AttributeKeys,
     /// The registry's answer for each key seen in this request: asked once per key, not per span.
-    admitted: FxHashMap<String, bool>,
+    /// Each distinct key of this request once: its shared copy, and (once asked) whether the
+    /// registry admits it as a column. Spans share the copy: no allocation per key per span.
+    names: FxHashMap<Box<str>, (Key, Option<bool>)>,
 }
 
 impl<'a> Cx<'a> {
     pub(crate) fn new(limits: &'a Limits, keys: &'a AttributeKeys) -> Self {
-        Self { limits, truncated: 0, keys, admitted: FxHashMap::default() }
+        Self { limits, truncated: 0, keys, names: FxHashMap::default() }
     }
 
     /// Whether an attribute key may become a column (`rewind_storage::attr_keys`).
     pub(crate) fn admit(&mut self, key: &str) -> bool {
-        if let Some(&known) = self.admitted.get(key) {
-            return known;
+        self.column_key(key).is_some()
+    }
+
+    /// An attribute key that becomes a column (span and resource attributes): interned, if the
+    /// registry admits it.
+    pub(crate) fn column_key(&mut self, key: &str) -> Option<Key> {
+        // Past the value limit a key is past the registry's key limit too.
+        if key.len() > self.limits.max_value_bytes {
+            return self.keys.admit(key).then(|| self.str(key).into());
         }
-        let admitted = self.keys.admit(key);
-        self.admitted.insert(key.to_owned(), admitted);
-        admitted
+        let registry = self.keys;
+        let (shared, admitted) = self.entry(key);
+        admitted.get_or_insert_with(|| registry.admit(key)).then(|| shared.clone())
+    }
+
+    /// Any other key (of events, links, key-value lists): interned, cut to the value limit.
+    pub(crate) fn key(&mut self, key: &str) -> Key {
+        if key.len() > self.limits.max_value_bytes {
+            return self.str(key).into();
+        }
+        self.entry(key).0.clone()
+    }
+
+    fn entry(&mut self, key: &str) -> &mut (Key, Option<bool>) {
+        if !self.names.contains_key(key) {
+            self.names.insert(key.into(), (Key::from(key), None));
+        }
+        self.names.get_mut(key).expect("inserted above")
     }
 
     /// A service name cut to what the catalog and the XLog keep, on a character boundary.
-    pub(crate) fn name(&mut self, s: &str) -> String {
-        self.cut(s, MAX_NAME_BYTES).to_owned()
+    pub(crate) fn name(&mut self, s: &str) -> Key {
+        self.cut(s, MAX_NAME_BYTES).into()
     }
 
     /// `s` cut to at most `max` bytes on a character boundary; counted when cut.
@@ -164,7 +190,7 @@ impl<'a> Cx<'a> {
 pub(crate) fn unique_kvs(max: usize, kvs: impl Iterator<Item = KeyValue>) -> (Vec<KeyValue>, u32) {
     let mut out: Vec<KeyValue> = Vec::with_capacity(kvs.size_hint().0.min(max));
     // Spans carry a dozen attributes: a linear scan beats hashing until lists get long.
-    let mut index: Option<FxHashMap<String, usize>> = None;
+    let mut index: Option<FxHashMap<Key, usize>> = None;
     let mut dropped = 0u32;
     for (key, value) in kvs {
         if index.is_none() && out.len() >= 32 {
@@ -203,9 +229,9 @@ impl Cx<'_> {
         &mut self,
         s: otlp::Span,
         resource: &Arc<Resource>,
-        service: &str,
-        scope_name: &str,
-        scope_version: &str,
+        service: &Key,
+        scope_name: &Key,
+        scope_version: &Key,
         now_ns: u64,
         min_start_ns: u64,
     ) -> Result<Span, String> {
@@ -258,15 +284,15 @@ impl Cx<'_> {
             parent_span_id,
             trace_state: self.string(s.trace_state),
             flags: s.flags,
-            service: service.to_owned(),
+            service: service.clone(),
             name: self.string(s.name),
             kind: u8::try_from(s.kind).ok().filter(|k| *k <= 5).unwrap_or(0),
             start_ns: start,
             duration_ns: end - start,
             status_code: u8::try_from(status.code).ok().filter(|c| *c <= 2).unwrap_or(0),
             status_message: self.string(status.message),
-            scope_name: scope_name.to_owned(),
-            scope_version: scope_version.to_owned(),
+            scope_name: scope_name.clone(),
+            scope_version: scope_version.clone(),
             attributes,
             events,
             links,
@@ -332,11 +358,12 @@ impl Cx<'_> {
         let (out, dropped) = unique_kvs(
             max,
             kvs.into_iter().filter_map(|kv| {
-                if columns && !self.admit(&kv.key) {
+                let key = if columns { self.column_key(&kv.key) } else { Some(self.key(&kv.key)) };
+                let Some(key) = key else {
                     refused = refused.saturating_add(1);
                     return None;
-                }
-                Some((self.string(kv.key), self.value(kv.value, 0)))
+                };
+                Some((key, self.value(kv.value, 0)))
             }),
         );
         let dropped = dropped.saturating_add(refused);
@@ -388,7 +415,7 @@ impl Cx<'_> {
                     l.values
                         .into_iter()
                         .take(self.limits.max_array_len)
-                        .map(|kv| (self.string(kv.key), self.value(kv.value, depth + 1)))
+                        .map(|kv| (self.key(&kv.key), self.value(kv.value, depth + 1)))
                         .collect(),
                 )
             }
@@ -475,7 +502,7 @@ mod tests {
         s.events = vec![e];
         let c = convert(request(vec![s]), &Limits::default(), &keys, NOW, 0);
         let span = &c.items[0];
-        let kept: Vec<&str> = span.attributes.iter().map(|(k, _)| k.as_str()).collect();
+        let kept: Vec<&str> = span.attributes.iter().map(|(k, _)| &**k).collect();
         // The resource's service.name took one of the two places.
         assert_eq!(kept, ["a"]);
         assert_eq!(span.dropped_attributes, 1 + 3);
@@ -492,7 +519,7 @@ mod tests {
         let c = run(vec![s]);
         assert_eq!(c.rejected, 0);
         let s = &c.items[0];
-        assert_eq!((s.service.as_str(), s.scope_name.as_str(), s.scope_version.as_str()), ("shop", "lib", "2"));
+        assert_eq!((&*s.service, &*s.scope_name, &*s.scope_version), ("shop", "lib", "2"));
         assert_eq!((s.trace_id, s.span_id, s.parent_span_id), (TraceId([1; 16]), SpanId([2; 8]), Some(SpanId([3; 8]))));
         assert_eq!((s.start_ns, s.duration_ns, s.kind, s.status_code), (NOW - 1000, 1000, 2, 2));
         assert_eq!(s.attribute("http.route"), Some(&Value::Str("/".into())));
@@ -572,7 +599,7 @@ mod tests {
         let mut s = good_span();
         s.attributes = vec![kv("a", any_value::Value::IntValue(1)), kv("a", any_value::Value::IntValue(2))];
         let c = run(vec![s]);
-        assert_eq!(c.items[0].attributes, vec![("a".to_string(), Value::Int(2))]);
+        assert_eq!(c.items[0].attributes, vec![("a".into(), Value::Int(2))]);
     }
 
     #[test]

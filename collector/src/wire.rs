@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use rewind_storage::{AttributeKeys, Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
+use rewind_storage::{AttributeKeys, Event, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 
 use crate::convert::{unique_kvs, wire_id, Converted, Cx, Limits, UNKNOWN_SERVICE};
 
@@ -447,9 +447,9 @@ fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -
         let resource = Arc::new(Resource { attributes });
         let service = cx.name(resource.get_str("service.name").unwrap_or(UNKNOWN_SERVICE));
         for s in g.scopes {
-            let (scope_name, scope_version) = match s.scope {
-                Some((n, v)) => (cx.str(n), cx.str(v)),
-                None => Default::default(),
+            let (scope_name, scope_version): (Key, Key) = match s.scope {
+                Some((n, v)) => (cx.str(n).into(), cx.str(v).into()),
+                None => ("".into(), "".into()),
             };
             for w in s.spans {
                 match convert_span(cx, w, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
@@ -511,11 +511,12 @@ fn kvs(cx: &mut Cx<'_>, kvs: Vec<Kv<'_>>, columns: bool) -> (Vec<KeyValue>, u32)
     let (out, dropped) = unique_kvs(
         cx.limits.max_attributes,
         kvs.into_iter().filter_map(|(k, v)| {
-            if columns && !cx.admit(k) {
+            let key = if columns { cx.column_key(k) } else { Some(cx.key(k)) };
+            let Some(key) = key else {
                 refused = refused.saturating_add(1);
                 return None;
-            }
-            Some((cx.str(k), value(cx, v, 0)))
+            };
+            Some((key, value(cx, v, 0)))
         }),
     );
     let dropped = dropped.saturating_add(refused);
@@ -549,7 +550,7 @@ fn value(cx: &mut Cx<'_>, v: Option<Any<'_>>, depth: usize) -> Value {
             if items.len() > max_len {
                 cx.truncated += 1;
             }
-            Value::KvList(items.into_iter().take(max_len).map(|(k, v)| (cx.str(k), value(cx, v, depth + 1))).collect())
+            Value::KvList(items.into_iter().take(max_len).map(|(k, v)| (cx.key(k), value(cx, v, depth + 1))).collect())
         }
     }
 }
@@ -560,9 +561,9 @@ fn convert_span(
     cx: &mut Cx<'_>,
     s: WireSpan<'_>,
     resource: &Arc<Resource>,
-    service: &str,
-    scope_name: &str,
-    scope_version: &str,
+    service: &Key,
+    scope_name: &Key,
+    scope_version: &Key,
     now_ns: u64,
     min_start_ns: u64,
 ) -> Result<Span, String> {
@@ -613,15 +614,15 @@ fn convert_span(
         parent_span_id,
         trace_state: cx.str(s.trace_state),
         flags: s.flags,
-        service: service.to_owned(),
+        service: service.clone(),
         name: cx.str(s.name),
         kind: u8::try_from(s.kind).ok().filter(|k| *k <= 5).unwrap_or(0),
         start_ns: s.start,
         duration_ns: s.end - s.start,
         status_code: u8::try_from(s.status_code).ok().filter(|c| *c <= 2).unwrap_or(0),
         status_message: cx.str(s.status_message),
-        scope_name: scope_name.to_owned(),
-        scope_version: scope_version.to_owned(),
+        scope_name: scope_name.clone(),
+        scope_version: scope_version.clone(),
         attributes,
         events,
         links,

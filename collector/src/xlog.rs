@@ -52,7 +52,7 @@ fn record(
     Ok(XLog {
         trace_id,
         span_id,
-        service: cx.name(&r.service),
+        service: cx.name(&r.service).to_string(),
         instance: cx.string(r.instance),
         endpoint: cx.string(r.endpoint),
         start_ns: r.start_time_unix_nano,
@@ -82,10 +82,10 @@ fn attributes(cx: &mut Cx<'_>, attrs: Vec<rewind_agent_proto::agent::Attribute>)
     let (out, dropped) = unique_kvs(
         max,
         attrs.into_iter().filter_map(|a| {
-            if !cx.admit(&a.key) {
+            let Some(key) = cx.column_key(&a.key) else {
                 refused += 1;
                 return None;
-            }
+            };
             let value = match a.value {
                 Some(attribute::Value::StringValue(s)) => Value::Str(cx.string(s)),
                 Some(attribute::Value::IntValue(i)) => Value::Int(i),
@@ -93,7 +93,7 @@ fn attributes(cx: &mut Cx<'_>, attrs: Vec<rewind_agent_proto::agent::Attribute>)
                 Some(attribute::Value::BoolValue(b)) => Value::Bool(b),
                 None => Value::Empty,
             };
-            Some((cx.string(a.key), value))
+            Some((key, value))
         }),
     );
     if dropped > 0 || refused > 0 {
@@ -162,10 +162,7 @@ mod tests {
         );
         let x = &c.items[0];
         assert_eq!((x.service.as_str(), x.sql_count, x.end_ns()), ("billing", 3, NOW - 500_000));
-        assert_eq!(
-            *x.attributes,
-            [("tier".to_string(), Value::Str("silver".into())), ("n".to_string(), Value::Int(7))]
-        );
+        assert_eq!(*x.attributes, [("tier".into(), Value::Str("silver".into())), ("n".into(), Value::Int(7))]);
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub fn value(v: &Value) -> J {
 }
 
 pub fn attributes(kvs: &[KeyValue]) -> J {
-    J::Object(kvs.iter().map(|(k, v)| (k.clone(), value(v))).collect::<Map<_, _>>())
+    J::Object(kvs.iter().map(|(k, v)| (k.to_string(), value(v))).collect::<Map<_, _>>())
 }
 
 fn ms(ns: u64) -> f64 {

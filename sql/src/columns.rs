@@ -139,7 +139,7 @@ pub fn page_resources_of<M: SegmentMeta>(page: &Page<'_, M>, keys: &Keys) -> Res
         .iter()
         .map(|r| match keys {
             Keys::All => r.attributes.clone(),
-            Keys::Only(k) => r.attributes.iter().filter(|(key, _)| k.contains(key)).cloned().collect(),
+            Keys::Only(k) => r.attributes.iter().filter(|(key, _)| k.contains(&**key)).cloned().collect(),
         })
         .collect();
     let index = page.resource_index()?;

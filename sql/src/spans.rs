@@ -77,7 +77,7 @@ static COLUMNS: [Column<SpanSegmentMeta, Row>; 15] = [
         ty: || DataType::Utf8,
         needs: Needs::Stored(&[cols::SERVICE]),
         page: |p| c::page_strings(p, cols::SERVICE),
-        rows: |r| c::strings(r.iter().map(|s| s.service.as_str())),
+        rows: |r| c::strings(r.iter().map(|s| &*s.service)),
     },
     Column {
         name: "name",
@@ -133,7 +133,7 @@ static COLUMNS: [Column<SpanSegmentMeta, Row>; 15] = [
         ty: || DataType::Utf8,
         needs: Needs::Stored(&[cols::SCOPE_NAME]),
         page: |p| c::page_strings(p, cols::SCOPE_NAME),
-        rows: |r| c::strings(r.iter().map(|s| s.scope_name.as_str())),
+        rows: |r| c::strings(r.iter().map(|s| &*s.scope_name)),
     },
     Column {
         name: "attributes",
@@ -175,7 +175,7 @@ static COLUMNS: [Column<SpanSegmentMeta, Row>; 15] = [
 ];
 
 static EQUALS: [EqColumn<Row>; 3] = [
-    EqColumn { name: "service", stored: cols::SERVICE, matching: Match::Dict, of_row: |s| s.service.clone() },
+    EqColumn { name: "service", stored: cols::SERVICE, matching: Match::Dict, of_row: |s| s.service.to_string() },
     EqColumn { name: "name", stored: cols::NAME, matching: Match::Dict, of_row: |s| s.name.clone() },
     EqColumn { name: "trace_id", stored: cols::TRACE_ID, matching: Match::TraceId, of_row: |s| s.trace_id.to_string() },
 ];

@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 use crate::metrics;
 
 /// An attribute key as segment metas hold it: shared with the registry.
-pub type Key = Arc<str>;
+pub use crate::model::Key;
 
 /// Distinct attribute keys within the retention, by default. Semantic conventions define a few
 /// hundred; a large estate with custom keys a few thousand.

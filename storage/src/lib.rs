@@ -36,7 +36,7 @@ pub use failpoint::Failpoints;
 pub use health::Health;
 pub use ids::{IdError, SpanId, TraceId};
 pub use maintenance::Maintenance;
-pub use model::{Event, KeyValue, Link, Resource, Span, Value};
+pub use model::{Event, Key, KeyValue, Link, Resource, Span, Value};
 pub use store::{EncodedBatch, Snapshot, Store, StoreConfig, StoreStats, FORMAT_VERSION};
 pub use writer::{Done, Writer};
 pub use xlog::XLog;

@@ -45,7 +45,11 @@ pub enum Value {
     KvList(Vec<KeyValue>),
 }
 
-pub type KeyValue = (String, Value);
+/// A name shared by every span that carries it (attribute keys, services, scopes): decoders
+/// intern them, so a span holds a pointer, not a copy.
+pub type Key = Arc<str>;
+
+pub type KeyValue = (Key, Value);
 
 impl Value {
     pub fn as_str(&self) -> Option<&str> {
@@ -64,7 +68,7 @@ pub struct Resource {
 
 impl Resource {
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.attributes.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
     }
 
     pub fn get_str(&self, key: &str) -> Option<&str> {
@@ -104,15 +108,15 @@ pub struct Span {
     pub trace_state: String,
     pub flags: u32,
     /// `service.name` of the resource, kept beside it because nearly every query filters on it.
-    pub service: String,
+    pub service: Key,
     pub name: String,
     pub kind: u8,
     pub start_ns: u64,
     pub duration_ns: u64,
     pub status_code: u8,
     pub status_message: String,
-    pub scope_name: String,
-    pub scope_version: String,
+    pub scope_name: Key,
+    pub scope_version: Key,
     /// Keys are unique (the collector keeps the last of duplicates, as OTLP SDKs do): sealed
     /// segments store one column per key.
     pub attributes: Vec<KeyValue>,
@@ -130,7 +134,7 @@ impl Span {
     }
 
     pub fn attribute(&self, key: &str) -> Option<&Value> {
-        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.attributes.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
     }
 
     /// The first of several attribute names present: semantic conventions renamed many of them.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
-use crate::model::{kind, status, Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
+use crate::model::{kind, status, Event, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 use crate::xlog::XLog;
 
 pub const S: u64 = 1_000_000_000;
@@ -47,8 +47,8 @@ pub fn span(t: u8, n: u64) -> SpanBuilder {
         duration_ns: 1_000_000,
         status_code: status::UNSET,
         status_message: String::new(),
-        scope_name: String::new(),
-        scope_version: String::new(),
+        scope_name: "".into(),
+        scope_version: "".into(),
         attributes: vec![],
         events: vec![],
         links: vec![],
@@ -61,8 +61,8 @@ pub fn span(t: u8, n: u64) -> SpanBuilder {
 
 /// A resource naming the service, with more attributes.
 pub fn service_resource(service: &str, more: &[(&str, &str)]) -> Arc<Resource> {
-    let mut attributes = vec![("service.name".to_string(), Value::Str(service.into()))];
-    attributes.extend(more.iter().map(|(k, v)| (k.to_string(), Value::Str(v.to_string()))));
+    let mut attributes = vec![(Key::from("service.name"), Value::Str(service.into()))];
+    attributes.extend(more.iter().map(|(k, v)| (Key::from(*k), Value::Str(v.to_string()))));
     Arc::new(Resource { attributes })
 }
 
@@ -107,7 +107,7 @@ impl SpanBuilder {
     }
 
     pub fn attrs(mut self, attrs: &[(&str, Value)]) -> Self {
-        self.0.attributes = attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        self.0.attributes = attrs.iter().map(|(k, v)| (Key::from(*k), v.clone())).collect();
         self
     }
 
@@ -123,7 +123,7 @@ impl SpanBuilder {
 
     /// An event at `time_ns` with text attributes.
     pub fn event(mut self, name: &str, time_ns: u64, attrs: &[(&str, &str)]) -> Self {
-        let attributes = attrs.iter().map(|(k, v)| (k.to_string(), Value::Str(v.to_string()))).collect();
+        let attributes = attrs.iter().map(|(k, v)| (Key::from(*k), Value::Str(v.to_string()))).collect();
         self.0.events.push(Event { time_ns, name: name.into(), attributes, dropped_attributes: 0 });
         self
     }
@@ -150,13 +150,13 @@ pub fn arb_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::vec(("[a-z.]{1,8}", inner), 0..4).prop_map(Value::KvList),
+            proptest::collection::vec(("[a-z.]{1,8}".prop_map(Key::from), inner), 0..4).prop_map(Value::KvList),
         ]
     })
 }
 
 pub fn arb_kvs() -> impl Strategy<Value = Vec<KeyValue>> {
-    proptest::collection::vec(("[a-z.]{1,10}", arb_value()), 0..6)
+    proptest::collection::vec(("[a-z.]{1,10}".prop_map(Key::from), arb_value()), 0..6)
 }
 
 prop_compose! {
@@ -173,7 +173,7 @@ prop_compose! {
         Span {
             trace_id: TraceId(trace_id), span_id: SpanId(span_id), parent_span_id: parent.map(SpanId),
             trace_state: String::new(), flags,
-            service, name, kind, start_ns, duration_ns, status_code, status_message,
+            service: service.into(), name, kind, start_ns, duration_ns, status_code, status_message,
             scope_name: "scope".into(), scope_version: "1.0".into(), attributes,
             events: events.into_iter().map(|(dt, name, attributes, dropped_attributes)| Event {
                 time_ns: start_ns + dt, name, attributes, dropped_attributes,

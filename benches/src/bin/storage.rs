@@ -173,15 +173,15 @@ fn peer_row(s: &Span) -> serde_json::Value {
         (serde_json::Map::new(), serde_json::Map::new(), serde_json::Map::new());
     for (k, v) in &s.attributes {
         match v {
-            Value::Str(x) => drop(strings.insert(k.clone(), json!(x))),
-            Value::Int(i) => drop(numbers.insert(k.clone(), json!(*i as f64))),
-            Value::Double(d) => drop(numbers.insert(k.clone(), json!(d))),
-            Value::Bool(b) => drop(bools.insert(k.clone(), json!(b))),
-            other => drop(strings.insert(k.clone(), json!(format!("{other:?}")))),
+            Value::Str(x) => drop(strings.insert(k.to_string(), json!(x))),
+            Value::Int(i) => drop(numbers.insert(k.to_string(), json!(*i as f64))),
+            Value::Double(d) => drop(numbers.insert(k.to_string(), json!(d))),
+            Value::Bool(b) => drop(bools.insert(k.to_string(), json!(b))),
+            other => drop(strings.insert(k.to_string(), json!(format!("{other:?}")))),
         }
     }
     let resources: serde_json::Map<_, _> =
-        s.resource.attributes.iter().filter_map(|(k, v)| Some((k.clone(), json!(v.as_str()?)))).collect();
+        s.resource.attributes.iter().filter_map(|(k, v)| Some((k.to_string(), json!(v.as_str()?)))).collect();
     json!({
         "timestamp": s.start_ns,
         "trace_id": s.trace_id.to_string(),
@@ -197,6 +197,6 @@ fn peer_row(s: &Span) -> serde_json::Value {
         "attributes_number": numbers,
         "attributes_bool": bools,
         "resources_string": resources,
-        "events": s.events.iter().map(|e| json!({"name": e.name, "time": e.time_ns, "attributes": e.attributes.iter().map(|(k, v)| (k.clone(), json!(format!("{v:?}")))).collect::<serde_json::Map<_, _>>()}).to_string()).collect::<Vec<_>>(),
+        "events": s.events.iter().map(|e| json!({"name": e.name, "time": e.time_ns, "attributes": e.attributes.iter().map(|(k, v)| (k.to_string(), json!(format!("{v:?}")))).collect::<serde_json::Map<_, _>>()}).to_string()).collect::<Vec<_>>(),
     })
 }

@@ -233,7 +233,7 @@ fn build_sorted(spans: &[Span], offset: usize, limit: usize) -> CallTree {
     let clock_of = |s: &Span| -> (String, String) {
         match s.resource.get_str("host.name") {
             Some(h) => (String::new(), h.to_owned()),
-            None => (s.service.clone(), s.resource.instance().unwrap_or_default().to_owned()),
+            None => (s.service.to_string(), s.resource.instance().unwrap_or_default().to_owned()),
         }
     };
     loop {
@@ -332,7 +332,7 @@ fn build_sorted(spans: &[Span], offset: usize, limit: usize) -> CallTree {
                     exec_ms: ms(t1 - t0),
                     exec_pct: pct(t1 - t0),
                     self_ms: ms(self_ns(i, &sh.children[i], &start, &end)),
-                    service: s.service.clone(),
+                    service: s.service.to_string(),
                     instance: s.resource.instance().unwrap_or_default().to_owned(),
                     kind: kind::name(s.kind),
                     status: status_name(s.status_code),
@@ -348,7 +348,7 @@ fn build_sorted(spans: &[Span], offset: usize, limit: usize) -> CallTree {
                 let e = &s.events[event];
                 let t0 = (e.time_ns as i64).saturating_add(shift[span]);
                 let attr = |k: &str| {
-                    e.attributes.iter().find(|(ek, _)| ek == k).map(|(_, v)| value_text(v)).unwrap_or_default()
+                    e.attributes.iter().find(|(ek, _)| **ek == *k).map(|(_, v)| value_text(v)).unwrap_or_default()
                 };
                 let exception = (e.name == "exception").then(|| ExceptionInfo {
                     kind: attr("exception.type"),
@@ -375,7 +375,7 @@ fn build_sorted(spans: &[Span], offset: usize, limit: usize) -> CallTree {
                     exec_ms: 0.0,
                     exec_pct: 0.0,
                     self_ms: 0.0,
-                    service: s.service.clone(),
+                    service: s.service.to_string(),
                     instance: s.resource.instance().unwrap_or_default().to_owned(),
                     kind: "",
                     status: if exception.is_some() { "error" } else { "unset" },

@@ -86,7 +86,7 @@ impl Extract {
                     let (service, instance) = match names.iter().find(|(p, ..)| *p == ptr) {
                         Some((_, service, instance)) => (service.clone(), instance.clone()),
                         None => {
-                            let service: Arc<str> = s.service.as_str().into();
+                            let service: Arc<str> = s.service.clone();
                             let instance: Arc<str> = s.resource.instance().unwrap_or_default().into();
                             names.push((ptr, service.clone(), instance.clone()));
                             (service, instance)

@@ -179,7 +179,7 @@ pub fn transaction(s: &Arc<Span>) -> XLog {
             .find_map(|e| {
                 EXCEPTION_TEXT
                     .iter()
-                    .find_map(|k| e.attributes.iter().find(|(ek, _)| ek == k).and_then(|(_, v)| v.as_str()))
+                    .find_map(|k| e.attributes.iter().find(|(ek, _)| **ek == **k).and_then(|(_, v)| v.as_str()))
             })
             .unwrap_or_default()
             .to_owned()
@@ -189,7 +189,7 @@ pub fn transaction(s: &Arc<Span>) -> XLog {
     XLog {
         trace_id: s.trace_id,
         span_id: s.span_id,
-        service: s.service.clone(),
+        service: s.service.to_string(),
         instance: s.resource.instance().unwrap_or_default().to_owned(),
         endpoint: s.name.clone(),
         start_ns: s.start_ns,

@@ -101,7 +101,7 @@ fn read_kvs_at(r: &mut Reader<'_>, depth: usize) -> Result<Vec<KeyValue>, Storag
     let mut kvs = Vec::with_capacity(n);
     for _ in 0..n {
         let k = r.string()?;
-        kvs.push((k, read_value(r, depth)?));
+        kvs.push((k.into(), read_value(r, depth)?));
     }
     Ok(kvs)
 }
@@ -256,15 +256,15 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
             parent_span_id,
             trace_state,
             flags,
-            service,
+            service: service.into(),
             name,
             kind,
             start_ns,
             duration_ns,
             status_code,
             status_message,
-            scope_name,
-            scope_version,
+            scope_name: scope_name.into(),
+            scope_version: scope_version.into(),
             attributes,
             events,
             links,

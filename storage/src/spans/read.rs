@@ -64,15 +64,15 @@ fn read_page(
     let parents = col::decode_parents(&page.fixed(cols::PARENT)?, &span_ids)?;
     // Strings and attributes are built only for the rows asked for; index them from `range.start`.
     let strings = |c: u16| page.strings(c, range.clone());
-    let mut services = strings(cols::SERVICE)?;
+    let services = page.shared_strings(cols::SERVICE, range.clone())?;
     let mut names = strings(cols::NAME)?;
     let kinds = page.u8s(cols::KIND)?;
     let starts = page.deltas(cols::START)?;
     let durations = page.varints(cols::DURATION)?;
     let status_codes = page.u8s(cols::STATUS_CODE)?;
     let mut status_messages = strings(cols::STATUS_MESSAGE)?;
-    let mut scope_names = strings(cols::SCOPE_NAME)?;
-    let mut scope_versions = strings(cols::SCOPE_VERSION)?;
+    let scope_names = page.shared_strings(cols::SCOPE_NAME, range.clone())?;
+    let scope_versions = page.shared_strings(cols::SCOPE_VERSION, range.clone())?;
     let mut trace_states = strings(cols::TRACE_STATE)?;
     let flags = page.varints(cols::FLAGS)?;
     let dropped = col::decode_varints(&page.fixed(cols::DROPPED)?, n * 3)?;
@@ -86,22 +86,23 @@ fn read_page(
     let take = std::mem::take::<String>;
     for (i, row) in range.enumerate() {
         let start_ns = starts[row];
-        let attributes = attrs.iter_mut().filter_map(|(k, vals)| vals[i].take().map(|v| (k.to_string(), v))).collect();
+        let attributes =
+            attrs.iter_mut().filter_map(|(k, vals)| vals[i].take().map(|v| (crate::model::Key::clone(k), v))).collect();
         out.push(Span {
             trace_id: trace_ids[row],
             span_id: span_ids[row],
             parent_span_id: parents[row],
             trace_state: take(&mut trace_states[i]),
             flags: u32_of(flags[row])?,
-            service: take(&mut services[i]),
+            service: services[i].clone(),
             name: take(&mut names[i]),
             kind: kinds[row],
             start_ns,
             duration_ns: durations[row],
             status_code: status_codes[row],
             status_message: take(&mut status_messages[i]),
-            scope_name: take(&mut scope_names[i]),
-            scope_version: take(&mut scope_versions[i]),
+            scope_name: scope_names[i].clone(),
+            scope_version: scope_versions[i].clone(),
             attributes,
             events: if events[row].is_empty() {
                 Vec::new()

@@ -22,13 +22,13 @@ pub fn key_runs<'a>(rows: impl ExactSizeIterator<Item = &'a [KeyValue]>, max: us
     let mut seen: FxHashSet<&str> = FxHashSet::default();
     let mut start = 0;
     for (i, attrs) in rows.enumerate() {
-        let new = attrs.iter().filter(|(k, _)| !seen.contains(k.as_str())).count();
+        let new = attrs.iter().filter(|(k, _)| !seen.contains(&**k)).count();
         if seen.len() + new > max && i > start {
             runs.push(start..i);
             seen.clear();
             start = i;
         }
-        seen.extend(attrs.iter().map(|(k, _)| k.as_str()));
+        seen.extend(attrs.iter().map(|(k, _)| &**k));
     }
     if start < n {
         runs.push(start..n);
@@ -60,9 +60,9 @@ impl<'a> AttrColumns<'a> {
         for (row, attrs) in rows.enumerate() {
             for (j, (k, v)) in attrs.iter().enumerate() {
                 let c = match prev.get(j) {
-                    Some(&c) if keys[c] == k.as_str() => c,
-                    _ => *index.entry(k.as_str()).or_insert_with(|| {
-                        keys.push(k.as_str());
+                    Some(&c) if keys[c] == &**k => c,
+                    _ => *index.entry(&**k).or_insert_with(|| {
+                        keys.push(&**k);
                         lists.push(Vec::new());
                         keys.len() - 1
                     }),

@@ -69,7 +69,7 @@ impl<'a> SegmentWriter<'a> {
         Written {
             attr_keys: self.attrs.keys.iter().map(|k| Key::from(*k)).collect(),
             resources: self.resources.encoded.len() as u32,
-            resource_keys: self.resources.keys.iter().map(|k| Key::from(k.as_str())).collect(),
+            resource_keys: self.resources.keys,
             chunks: self.chunks,
             bytes,
         }

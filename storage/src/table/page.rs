@@ -10,10 +10,10 @@ use super::resources::ResourceTable;
 use super::{Fetched, SegmentMeta, ATTR_BASE};
 use crate::codec::{column as col, corrupt};
 use crate::error::StorageError;
-use crate::model::{Resource, SpanId, TraceId, Value};
+use crate::model::{Key, Resource, SpanId, TraceId, Value};
 
 /// One attribute column of a page: its key, and each row's value if it has one.
-pub type AttrValues<'m> = (&'m str, Vec<Option<Value>>);
+pub type AttrValues<'m> = (&'m Key, Vec<Option<Value>>);
 
 pub struct Page<'m, M> {
     pub meta: &'m M,
@@ -88,6 +88,16 @@ impl<'m, M: SegmentMeta> Page<'m, M> {
         col::decode_dict_range(&self.fixed(c)?, self.rows, range)
     }
 
+    /// A string column's rows `range` (indexed from `range.start`), one shared copy per distinct
+    /// value of the page: for names many rows repeat (services, scopes).
+    pub fn shared_strings(&self, c: u16, range: Range<usize>) -> Result<Vec<Key>, StorageError> {
+        let body = self.fixed(c)?;
+        let (dict, codes) = col::decode_dict_codes(&body, self.rows)?;
+        let dict: Vec<Key> = dict.into_iter().map(Key::from).collect();
+        let codes = codes.get(range).ok_or_else(|| corrupt("row range"))?;
+        codes.iter().map(|&code| dict.get(code as usize).cloned().ok_or_else(|| corrupt("dictionary code"))).collect()
+    }
+
     /// A predicate on a string column, evaluated once per distinct value of the page (its
     /// dictionary) rather than once per row: each row's answer.
     pub fn dict_matches(&self, c: u16, pred: impl Fn(&str) -> bool) -> Result<Vec<bool>, StorageError> {
@@ -125,7 +135,7 @@ impl<'m, M: SegmentMeta> Page<'m, M> {
             let key = self.meta.attr_keys().get(i as usize).ok_or_else(|| corrupt("attribute column"))?;
             if let Some(chunk) = self.stored[j].as_deref() {
                 let body = col::decompress(chunk).map_err(|e| e.within(|| format!("column {c}")))?;
-                out.push((&**key, col::decode_values_range(&body, self.rows, range.clone())?));
+                out.push((key, col::decode_values_range(&body, self.rows, range.clone())?));
             }
         }
         Ok(out)

@@ -17,7 +17,7 @@ use crate::model::Resource;
 pub struct ResourceTable {
     pub encoded: Vec<Vec<u8>>,
     /// Every key the distinct resources use, in order of first appearance.
-    pub keys: Vec<String>,
+    pub keys: Vec<crate::model::Key>,
     by_ptr: FxHashMap<*const Resource, u64>,
     by_bytes: FxHashMap<Vec<u8>, u64>,
 }

@@ -114,6 +114,6 @@ impl XLog {
 
     /// An attribute of the record or, failing that, of its resource.
     pub fn attribute(&self, key: &str) -> Option<&Value> {
-        self.attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v).or_else(|| self.resource.get(key))
+        self.attributes.iter().find(|(k, _)| &**k == key).map(|(_, v)| v).or_else(|| self.resource.get(key))
     }
 }

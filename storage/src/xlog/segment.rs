@@ -263,7 +263,10 @@ pub fn records(page: &XPage<'_>, rows: &[usize]) -> Result<Vec<XLog>, StorageErr
             sql_ns: sql_ns[r],
             api_count: u32_of(api_count[r])?,
             api_ns: api_ns[r],
-            attributes: attrs.iter_mut().filter_map(|(k, v)| v[r].take().map(|v| (k.to_string(), v))).collect(),
+            attributes: attrs
+                .iter_mut()
+                .filter_map(|(k, v)| v[r].take().map(|v| (crate::model::Key::clone(k), v)))
+                .collect(),
             resource: resources[resource_idx[r]].clone(),
         });
     }

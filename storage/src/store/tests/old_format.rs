@@ -199,8 +199,8 @@ fn value(v: &Value) -> J {
 }
 
 /// Attributes in key order: a segment stores them by column, not in their original order.
-fn kvs(kvs: &[(String, Value)]) -> J {
-    let mut v: Vec<&(String, Value)> = kvs.iter().collect();
+fn kvs(kvs: &[crate::model::KeyValue]) -> J {
+    let mut v: Vec<&crate::model::KeyValue> = kvs.iter().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     J::Array(v.into_iter().map(|(k, v)| json!([k, value(v)])).collect())
 }

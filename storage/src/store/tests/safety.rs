@@ -133,7 +133,7 @@ fn after_a_clean_stop_the_directory_holds_the_data_and_nothing_else() {
 fn wide_span(trace: u8, id: u64, start: u64, first_key: usize, keys: usize) -> Span {
     let mut s = span(trace, id, None, start, "wide");
     s.kind = kind::SERVER;
-    s.attributes = (first_key..first_key + keys).map(|k| (format!("k{k}"), Value::Int(k as i64))).collect();
+    s.attributes = (first_key..first_key + keys).map(|k| (format!("k{k}").into(), Value::Int(k as i64))).collect();
     s
 }
 
@@ -160,7 +160,7 @@ fn seventy_thousand_distinct_attribute_keys_seal_and_read_back() {
     let got = store.trace(&TraceId([1; 16])).unwrap();
     assert_eq!(got.len(), 547);
     for (i, s) in got.iter().enumerate() {
-        let mut keys: Vec<&str> = s.attributes.iter().map(|(k, _)| k.as_str()).collect();
+        let mut keys: Vec<&str> = s.attributes.iter().map(|(k, _)| &**k).collect();
         keys.sort_unstable();
         let mut want: Vec<String> = (i * 128..(i + 1) * 128).map(|k| format!("k{k}")).collect();
         want.sort_unstable();

@@ -171,7 +171,20 @@ pub fn xlog_protobuf(buf: &[u8]) -> Result<Census, String> {
     Ok(c)
 }
 
+#[inline]
 fn varint(buf: &[u8], at: &mut usize) -> Result<u64, String> {
+    // Most varints of a request (field keys, short lengths) are one byte.
+    if let Some(&b) = buf.get(*at) {
+        if b < 0x80 {
+            *at += 1;
+            return Ok(u64::from(b));
+        }
+    }
+    varint_long(buf, at)
+}
+
+#[cold]
+fn varint_long(buf: &[u8], at: &mut usize) -> Result<u64, String> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *buf.get(*at).ok_or("truncated varint")?;

@@ -50,7 +50,19 @@ impl<'a> Reader<'a> {
         self.at >= self.buf.len()
     }
 
+    #[inline]
     fn varint(&mut self) -> R<u64> {
+        // Field keys and most lengths are one byte.
+        if let Some(&b) = self.buf.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> R<u64> {
         let mut v = 0u64;
         for i in 0..10 {
             let b = *self.buf.get(self.at).ok_or(WireError("buffer underflow"))?;

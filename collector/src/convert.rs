@@ -188,7 +188,9 @@ impl<'a> Cx<'a> {
 /// Attribute keys made unique (the last value wins, as in the SDKs), then cut to `max`; returns
 /// how many were dropped. Spans' and native records' attributes alike.
 pub(crate) fn unique_kvs(max: usize, kvs: impl Iterator<Item = KeyValue>) -> (Vec<KeyValue>, u32) {
-    let mut out: Vec<KeyValue> = Vec::with_capacity(kvs.size_hint().0.min(max));
+    // The upper bound: callers filter (refused keys), which leaves the lower one at zero.
+    let (least, most) = kvs.size_hint();
+    let mut out: Vec<KeyValue> = Vec::with_capacity(most.unwrap_or(least).min(max));
     // Spans carry a dozen attributes: a linear scan beats hashing until lists get long.
     let mut index: Option<FxHashMap<Key, usize>> = None;
     let mut dropped = 0u32;

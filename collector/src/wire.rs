@@ -311,7 +311,8 @@ const SPAN_DEPTH: u32 = 3;
 
 fn span(buf: &[u8]) -> R<WireSpan<'_>> {
     let d = SPAN_DEPTH;
-    let mut s = WireSpan::default();
+    // Room for a typical span's attributes at once, rather than growing 4, 8, 16.
+    let mut s = WireSpan { attributes: Vec::with_capacity(16), ..Default::default() };
     let mut r = Reader::new(buf);
     while !r.done() {
         let (tag, wire) = r.key()?;

@@ -63,17 +63,18 @@ impl Catalog {
     }
 
     pub fn observe(&mut self, span: &Span) {
-        self.note(&span.service, NodeKind::Server, span.resource.instance(), span.start_ns, 1);
-        if let Some((name, k)) = peer_node(span) {
-            self.note(&name, k, None, span.start_ns, 0);
-        }
-        if span.parent_span_id.is_none() && span.kind == kind::SERVER {
-            self.note(USER_NODE, NodeKind::User, None, span.start_ns, 0);
+        self.apply(&Sightings::of([span]));
+    }
+
+    /// What a batch's spans showed (gathered off the write path's locks, `Sightings::of`).
+    pub fn apply(&mut self, sightings: &Sightings) {
+        for s in &sightings.0 {
+            self.note(&s.name, s.kind, s.instance.as_deref(), (s.first_ns, s.last_ns), s.spans);
         }
     }
 
-    /// Called for every span: allocates only for what it has not seen before.
-    fn note(&mut self, name: &str, kind: NodeKind, instance: Option<&str>, t: u64, spans: u64) {
+    /// Allocates only for what it has not seen before.
+    fn note(&mut self, name: &str, kind: NodeKind, instance: Option<&str>, (first, last): (u64, u64), spans: u64) {
         if !self.services.contains_key(name) {
             let full = name.len() > MAX_NAME_BYTES
                 || self.services.len() >= self.max
@@ -86,8 +87,8 @@ impl Catalog {
                 name: name.to_owned(),
                 kind,
                 instances: BTreeSet::new(),
-                first_seen_ns: t,
-                last_seen_ns: t,
+                first_seen_ns: first,
+                last_seen_ns: last,
                 span_count: 0,
             };
             self.peers += usize::from(is_peer(kind));
@@ -108,8 +109,8 @@ impl Catalog {
                 self.instances += 1;
             }
         }
-        e.first_seen_ns = e.first_seen_ns.min(t);
-        e.last_seen_ns = e.last_seen_ns.max(t);
+        e.first_seen_ns = e.first_seen_ns.min(first);
+        e.last_seen_ns = e.last_seen_ns.max(last);
         e.span_count += spans;
         if !self.dirty.contains(name) {
             self.dirty.insert(name.to_owned());
@@ -151,6 +152,75 @@ impl Catalog {
             .into_iter()
             .filter_map(|n| self.services.get(&n).map(|s| ServiceInfo::clone(s)))
             .collect()
+    }
+}
+
+/// What a batch of spans shows the catalog: one entry per distinct (name, kind, instance), with
+/// the span times and count seen. Gathered where the batch is encoded, off the write path's
+/// locks, so that the catalog's lock is taken once per batch for its few distinct nodes.
+#[derive(Debug, Default)]
+pub struct Sightings(Vec<Sighting>);
+
+#[derive(Debug)]
+struct Sighting {
+    name: Box<str>,
+    kind: NodeKind,
+    instance: Option<Box<str>>,
+    first_ns: u64,
+    last_ns: u64,
+    spans: u64,
+}
+
+impl Sightings {
+    pub fn of<'s>(spans: impl IntoIterator<Item = &'s Span>) -> Self {
+        let mut out = Gathering::default();
+        for span in spans {
+            let t = span.start_ns;
+            out.add(&span.service, NodeKind::Server, span.resource.instance(), t, 1);
+            if let Some((name, k)) = peer_node(span) {
+                out.add(&name, k, None, t, 0);
+            }
+            if span.parent_span_id.is_none() && span.kind == kind::SERVER {
+                out.add(USER_NODE, NodeKind::User, None, t, 0);
+            }
+        }
+        Self(out.entries)
+    }
+}
+
+#[derive(Default)]
+struct Gathering {
+    entries: Vec<Sighting>,
+    /// Entries by name: a batch names few nodes, each with one kind and a few instances.
+    by_name: rustc_hash::FxHashMap<Box<str>, Vec<usize>>,
+}
+
+impl Gathering {
+    fn add(&mut self, name: &str, kind: NodeKind, instance: Option<&str>, t: u64, spans: u64) {
+        let found = self.by_name.get(name).and_then(|ids| {
+            ids.iter()
+                .copied()
+                .find(|&i| self.entries[i].kind == kind && self.entries[i].instance.as_deref() == instance)
+        });
+        match found {
+            Some(i) => {
+                let e = &mut self.entries[i];
+                e.first_ns = e.first_ns.min(t);
+                e.last_ns = e.last_ns.max(t);
+                e.spans += spans;
+            }
+            None => {
+                self.by_name.entry(name.into()).or_default().push(self.entries.len());
+                self.entries.push(Sighting {
+                    name: name.into(),
+                    kind,
+                    instance: instance.map(Into::into),
+                    first_ns: t,
+                    last_ns: t,
+                    spans,
+                });
+            }
+        }
     }
 }
 

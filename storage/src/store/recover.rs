@@ -78,7 +78,7 @@ impl Store {
                 let fp = Fingerprint::of(&v);
                 fingerprints.push(fp);
                 st.active.batches.push((fp, wall));
-                spans.iter().for_each(|s| catalog.observe(s));
+                catalog.apply(&crate::catalog::Sightings::of(spans.iter().map(|s| &**s)));
                 st.active.insert(seq, spans, Vec::new(), v.len());
             }
         }

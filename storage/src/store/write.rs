@@ -9,6 +9,7 @@ use rocksdb::{WriteBatch, WriteOptions};
 use super::retries::Fingerprint;
 use super::Store;
 use crate::apm::derive::Extract;
+use crate::catalog::Sightings;
 use crate::codec::row;
 use crate::error::StorageError;
 use crate::health::WritePath;
@@ -24,6 +25,7 @@ pub struct EncodedBatch {
     pub xlogs: Vec<XLog>,
     pub wal: Vec<u8>,
     extract: Extract,
+    sightings: Sightings,
     fingerprint: Fingerprint,
 }
 
@@ -33,13 +35,21 @@ impl EncodedBatch {
         let fingerprint = Fingerprint::of(&wal);
         let spans: Vec<Arc<Span>> = spans.into_iter().map(Arc::new).collect();
         let extract = Extract::from_spans(&spans);
-        Self { spans, xlogs: Vec::new(), wal, extract, fingerprint }
+        let sightings = Sightings::of(spans.iter().map(|s| &**s));
+        Self { spans, xlogs: Vec::new(), wal, extract, sightings, fingerprint }
     }
 
     pub fn xlogs(xlogs: Vec<XLog>) -> Self {
         let wal = xwal::encode_batch(&xlogs);
         let fingerprint = Fingerprint::of(&wal);
-        Self { spans: Vec::new(), xlogs, wal, extract: Extract::default(), fingerprint }
+        Self {
+            spans: Vec::new(),
+            xlogs,
+            wal,
+            extract: Extract::default(),
+            sightings: Sightings::default(),
+            fingerprint,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -107,7 +117,7 @@ impl Store {
         let now = self.config.clock.mono_ns();
         for (i, b) in batches.into_iter().enumerate() {
             let seq = first + i as u64;
-            b.spans.iter().for_each(|s| catalog.observe(s));
+            catalog.apply(&b.sightings);
             st.active.batches.push((b.fingerprint, wall));
             if self.config.derive_xlog && !b.spans.is_empty() {
                 let early = deriver.observe(seq, b.extract, now);

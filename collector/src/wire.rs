@@ -444,8 +444,9 @@ pub fn convert(
 fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -> R<Converted> {
     let mut out = Converted::new("span");
     let mut r = Reader::new(buf);
-    // Every resource-spans message is checked whole before any is converted: a request prost
-    // would refuse stores nothing.
+    // The request's structure is read first, each span kept as its bytes; a span is decoded
+    // when converted. A request prost would refuse stores nothing either way (the error
+    // discards what was converted), and the spans are never moved while their list grows.
     let mut groups = Vec::new();
     while !r.done() {
         let (tag, wire) = r.key()?;
@@ -455,6 +456,7 @@ fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -
             r.skip(wire, tag, 0)?;
         }
     }
+    out.items.reserve_exact(groups.iter().flat_map(|g: &Group<'_>| &g.scopes).map(|s| s.spans.len()).sum());
     for g in groups {
         let (attributes, _dropped) = kvs(cx, g.resource, true);
         let resource = Arc::new(Resource { attributes });
@@ -464,7 +466,8 @@ fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -
                 Some((n, v)) => (cx.str(n).into(), cx.str(v).into()),
                 None => ("".into(), "".into()),
             };
-            for w in s.spans {
+            for bytes in s.spans {
+                let w = span(bytes)?;
                 match convert_span(cx, w, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
                     Ok(span) => out.items.push(span),
                     Err(reason) => out.reject(reason),
@@ -483,7 +486,8 @@ struct Group<'a> {
 
 struct ScopeGroup<'a> {
     scope: Option<(&'a str, &'a str)>,
-    spans: Vec<WireSpan<'a>>,
+    /// Each span's message, decoded when converted.
+    spans: Vec<&'a [u8]>,
 }
 
 fn resource_spans(buf: &[u8]) -> R<Group<'_>> {
@@ -510,7 +514,7 @@ fn scope_spans(buf: &[u8]) -> R<ScopeGroup<'_>> {
         let (tag, wire) = r.key()?;
         match tag {
             1 => scope(message(&mut r, wire, d + 1)?, g.scope.get_or_insert(("", "")))?,
-            2 => g.spans.push(span(message(&mut r, wire, d + 1)?)?),
+            2 => g.spans.push(message(&mut r, wire, d + 1)?),
             3 => drop(string(&mut r, wire)?),
             _ => r.skip(wire, tag, d)?,
         }

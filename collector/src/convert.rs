@@ -134,11 +134,6 @@ impl<'a> Cx<'a> {
         Self { limits, truncated: 0, keys, names: FxHashMap::default() }
     }
 
-    /// Whether an attribute key may become a column (`rewind_storage::attr_keys`).
-    pub(crate) fn admit(&mut self, key: &str) -> bool {
-        self.column_key(key).is_some()
-    }
-
     /// An attribute key that becomes a column (span and resource attributes): interned, if the
     /// registry admits it.
     pub(crate) fn column_key(&mut self, key: &str) -> Option<Key> {

@@ -10,8 +10,6 @@
 //! (an `Arc<str>`), so a segment costs a pointer per key, not a string. Keys no sealed segment
 //! within the retention holds are pruned with it.
 
-use std::sync::Arc;
-
 use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 
@@ -112,6 +110,7 @@ impl Default for AttributeKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn admits_up_to_the_cap_then_refuses_new_keys_only() {

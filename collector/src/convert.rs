@@ -1,15 +1,15 @@
-//! OTLP request → validated store spans. Invalid spans are rejected one by one (OTLP partial
+//! The rules of conversion to store spans and records, which every decoder applies: the limits,
+//! the span checks, key admission and interning (`Cx`), unique keys (`unique_kvs`), and the
+//! partial-success result (`Converted`). Invalid spans are rejected one by one (OTLP partial
 //! success); oversized content is truncated to the limits and counted as dropped, as the OTel SDKs
-//! do with their span limits.
+//! do with their span limits. `convert` takes a request prost decoded (OTLP/JSON's path, and the
+//! reference the wire decoder is tested against) through the same conversion as `wire`.
 
 use rustc_hash::FxHashMap;
-use std::sync::Arc;
 
-use rewind_agent_proto::otlp::common::v1::{any_value, AnyValue, KeyValue as OtlpKeyValue};
-use rewind_agent_proto::otlp::trace::v1 as otlp;
 use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_storage::catalog::MAX_NAME_BYTES;
-use rewind_storage::{AttributeKeys, Event, IdError, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
+use rewind_storage::{AttributeKeys, IdError, Key, KeyValue, Span, SpanId, TraceId};
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -95,28 +95,7 @@ pub fn convert(
     now_ns: u64,
     min_start_ns: u64,
 ) -> Converted {
-    let mut out = Converted::new("span");
-    let mut cx = Cx::new(limits, keys);
-    for rs in req.resource_spans {
-        // The store's resource model keeps no dropped-attribute count.
-        let (attributes, _dropped) = cx.kvs(rs.resource.map(|r| r.attributes).unwrap_or_default(), true);
-        let resource = Arc::new(Resource { attributes });
-        let service = cx.name(resource.get_str("service.name").unwrap_or(UNKNOWN_SERVICE));
-        for ss in rs.scope_spans {
-            let (scope_name, scope_version): (Key, Key) = match ss.scope {
-                Some(s) => (cx.string(s.name).into(), cx.string(s.version).into()),
-                None => ("".into(), "".into()),
-            };
-            for span in ss.spans {
-                match cx.span(span, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
-                    Ok(s) => out.items.push(s),
-                    Err(reason) => out.reject(reason),
-                }
-            }
-        }
-    }
-    out.truncated = cx.truncated;
-    out
+    crate::wire::convert_decoded(&req, limits, keys, now_ns, min_start_ns)
 }
 
 pub(crate) struct Cx<'a> {
@@ -221,85 +200,6 @@ pub(crate) fn wire_id<T>(
 }
 
 impl Cx<'_> {
-    #[allow(clippy::too_many_arguments)]
-    fn span(
-        &mut self,
-        s: otlp::Span,
-        resource: &Arc<Resource>,
-        service: &Key,
-        scope_name: &Key,
-        scope_version: &Key,
-        now_ns: u64,
-        min_start_ns: u64,
-    ) -> Result<Span, String> {
-        let (start, end) = (s.start_time_unix_nano, s.end_time_unix_nano);
-        let (trace_id, span_id, parent_span_id) =
-            self.check_span(&s.trace_id, &s.span_id, &s.parent_span_id, start, end, now_ns, min_start_ns)?;
-        let (attributes, dropped_attrs) = self.kvs(s.attributes, true);
-        let mut dropped_events = s.dropped_events_count;
-        let mut events = Vec::with_capacity(s.events.len().min(self.limits.max_events));
-        for e in s.events {
-            if events.len() == self.limits.max_events {
-                dropped_events = dropped_events.saturating_add(1);
-                continue;
-            }
-            let (attributes, dropped) = self.kvs(e.attributes, false);
-            events.push(Event {
-                time_ns: e.time_unix_nano,
-                name: self.string(e.name),
-                attributes,
-                dropped_attributes: e.dropped_attributes_count.saturating_add(dropped),
-            });
-        }
-        let mut dropped_links = s.dropped_links_count;
-        let mut links = Vec::with_capacity(s.links.len().min(self.limits.max_links));
-        for l in s.links {
-            let ids = wire_id(TraceId::from_wire, &l.trace_id, "link trace_id")
-                .and_then(|t| Ok((t, wire_id(SpanId::from_wire, &l.span_id, "link span_id")?)));
-            let Ok((trace_id, span_id)) = ids else {
-                dropped_links = dropped_links.saturating_add(1);
-                continue;
-            };
-            if links.len() == self.limits.max_links {
-                dropped_links = dropped_links.saturating_add(1);
-                continue;
-            }
-            let (attributes, dropped) = self.kvs(l.attributes, false);
-            links.push(Link {
-                trace_id,
-                span_id,
-                trace_state: self.string(l.trace_state),
-                attributes,
-                dropped_attributes: l.dropped_attributes_count.saturating_add(dropped),
-                flags: l.flags,
-            });
-        }
-        let status = s.status.unwrap_or_default();
-        Ok(Span {
-            trace_id,
-            span_id,
-            parent_span_id,
-            trace_state: self.string(s.trace_state),
-            flags: s.flags,
-            service: service.clone(),
-            name: self.string(s.name),
-            kind: u8::try_from(s.kind).ok().filter(|k| *k <= 5).unwrap_or(0),
-            start_ns: start,
-            duration_ns: end - start,
-            status_code: u8::try_from(status.code).ok().filter(|c| *c <= 2).unwrap_or(0),
-            status_message: self.string(status.message),
-            scope_name: scope_name.clone(),
-            scope_version: scope_version.clone(),
-            attributes,
-            events,
-            links,
-            dropped_attributes: s.dropped_attributes_count.saturating_add(dropped_attrs),
-            dropped_events,
-            dropped_links,
-            resource: resource.clone(),
-        })
-    }
-
     /// A span's ids and times, or why it is rejected: every decoder's rules, in one order.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn check_span(
@@ -346,79 +246,6 @@ impl Cx<'_> {
         Ok(())
     }
 
-    /// Keys made unique (the last value wins, as in the SDKs), then cut to the count limit.
-    /// `columns`: the keys become columns (span and resource attributes, not events' or
-    /// links'), so each must be admitted by the registry.
-    fn kvs(&mut self, kvs: Vec<OtlpKeyValue>, columns: bool) -> (Vec<KeyValue>, u32) {
-        let max = self.limits.max_attributes;
-        let mut refused = 0u32;
-        let (out, dropped) = unique_kvs(
-            max,
-            kvs.into_iter().filter_map(|kv| {
-                let key = if columns { self.column_key(&kv.key) } else { Some(self.key(&kv.key)) };
-                let Some(key) = key else {
-                    refused = refused.saturating_add(1);
-                    return None;
-                };
-                Some((key, self.value(kv.value, 0)))
-            }),
-        );
-        let dropped = dropped.saturating_add(refused);
-        if dropped > 0 {
-            self.truncated += 1;
-        }
-        (out, dropped)
-    }
-
-    fn value(&mut self, v: Option<AnyValue>, depth: usize) -> Value {
-        let Some(v) = v.and_then(|v| v.value) else {
-            return Value::Empty;
-        };
-        match v {
-            any_value::Value::StringValue(s) => Value::Str(self.string(s)),
-            any_value::Value::BoolValue(b) => Value::Bool(b),
-            any_value::Value::IntValue(i) => Value::Int(i),
-            any_value::Value::DoubleValue(d) => Value::Double(d),
-            any_value::Value::BytesValue(mut b) => {
-                if b.len() > self.limits.max_value_bytes {
-                    b.truncate(self.limits.max_value_bytes);
-                    self.truncated += 1;
-                }
-                Value::Bytes(b)
-            }
-            any_value::Value::ArrayValue(_) | any_value::Value::KvlistValue(_)
-                if depth >= self.limits.max_value_depth =>
-            {
-                self.truncated += 1;
-                Value::Empty
-            }
-            any_value::Value::ArrayValue(a) => {
-                if a.values.len() > self.limits.max_array_len {
-                    self.truncated += 1;
-                }
-                Value::Array(
-                    a.values
-                        .into_iter()
-                        .take(self.limits.max_array_len)
-                        .map(|v| self.value(Some(v), depth + 1))
-                        .collect(),
-                )
-            }
-            any_value::Value::KvlistValue(l) => {
-                if l.values.len() > self.limits.max_array_len {
-                    self.truncated += 1;
-                }
-                Value::KvList(
-                    l.values
-                        .into_iter()
-                        .take(self.limits.max_array_len)
-                        .map(|kv| (self.key(&kv.key), self.value(kv.value, depth + 1)))
-                        .collect(),
-                )
-            }
-        }
-    }
-
     /// A borrowed string, cut at the byte limit on a character boundary, owned.
     pub(crate) fn str(&mut self, s: &str) -> String {
         self.cut(s, self.limits.max_value_bytes).to_owned()
@@ -443,8 +270,12 @@ impl Cx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rewind_agent_proto::otlp::common::v1::{ArrayValue, InstrumentationScope};
+    use rewind_agent_proto::otlp::common::v1::{
+        any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue as OtlpKeyValue,
+    };
     use rewind_agent_proto::otlp::resource::v1::Resource as OtlpResource;
+    use rewind_agent_proto::otlp::trace::v1 as otlp;
+    use rewind_storage::Value;
 
     const NOW: u64 = 1_750_000_000_000_000_000;
 

@@ -1,13 +1,18 @@
 //! OTLP/protobuf straight into store spans: one walk over an `ExportTraceServiceRequest`'s bytes,
 //! strings borrowed from the request until a span keeps them, no intermediate prost structs.
-//! The rules are `convert`'s (the same `Cx`: limits, key admission, span checks, in the same
-//! order), and so is what it accepts: whatever prost would refuse (a bad varint, key or wire type,
+//! The conversion below is the only one: a request prost decoded (OTLP/JSON) is borrowed into
+//! the same structs (`convert_decoded`), and the rules are `convert`'s `Cx` (limits, key
+//! admission, span checks). What it accepts is what prost accepts: whatever prost would refuse (a bad varint, key or wire type,
 //! a length past the end, a string that is not UTF-8, nesting past prost's recursion limit of 100,
 //! a stray end-group) is refused here too, and a field sent twice merges as prost merges it (the
 //! last scalar wins, repeated fields and messages accumulate). `wire::tests` checks all of it
 //! against prost on generated requests, and `fuzz` on arbitrary bytes.
 
 use std::sync::Arc;
+
+use rewind_agent_proto::otlp::common::v1::{any_value, AnyValue, KeyValue as OtlpKeyValue};
+use rewind_agent_proto::otlp::trace::v1::{self as otlp, ResourceSpans};
+use rewind_agent_proto::ExportTraceServiceRequest;
 
 use rewind_storage::{AttributeKeys, Event, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 
@@ -441,8 +446,20 @@ pub fn convert(
     decode_convert(buf, &mut Cx::new(limits, keys), now_ns, min_start_ns)
 }
 
+/// A request prost decoded (OTLP/JSON's path) to validated spans: its fields borrowed into this
+/// decoder's structs, then converted by the same code.
+pub fn convert_decoded(
+    req: &ExportTraceServiceRequest,
+    limits: &Limits,
+    keys: &AttributeKeys,
+    now_ns: u64,
+    min_start_ns: u64,
+) -> Converted {
+    let groups = req.resource_spans.iter().map(prost_group).collect();
+    convert_groups(groups, &mut Cx::new(limits, keys), now_ns, min_start_ns).expect("decoded spans convert")
+}
+
 fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -> R<Converted> {
-    let mut out = Converted::new("span");
     let mut r = Reader::new(buf);
     // The request's structure is read first, each span kept as its bytes; a span is decoded
     // when converted. A request prost would refuse stores nothing either way (the error
@@ -456,6 +473,11 @@ fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -
             r.skip(wire, tag, 0)?;
         }
     }
+    convert_groups(groups, cx, now_ns, min_start_ns)
+}
+
+fn convert_groups(groups: Vec<Group<'_>>, cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -> R<Converted> {
+    let mut out = Converted::new("span");
     out.items.reserve_exact(groups.iter().flat_map(|g: &Group<'_>| &g.scopes).map(|s| s.spans.len()).sum());
     for g in groups {
         let (attributes, _dropped) = kvs(cx, g.resource, true);
@@ -466,8 +488,11 @@ fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -
                 Some((n, v)) => (cx.str(n).into(), cx.str(v).into()),
                 None => ("".into(), "".into()),
             };
-            for bytes in s.spans {
-                let w = span(bytes)?;
+            for pending in s.spans {
+                let w = match pending {
+                    Pending::Bytes(bytes) => span(bytes)?,
+                    Pending::Decoded(w) => w,
+                };
                 match convert_span(cx, w, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
                     Ok(span) => out.items.push(span),
                     Err(reason) => out.reject(reason),
@@ -486,8 +511,14 @@ struct Group<'a> {
 
 struct ScopeGroup<'a> {
     scope: Option<(&'a str, &'a str)>,
-    /// Each span's message, decoded when converted.
-    spans: Vec<&'a [u8]>,
+    spans: Vec<Pending<'a>>,
+}
+
+/// A span to convert: its message, decoded when converted (this decoder), or decoded already
+/// (prost's types, `from_prost`).
+enum Pending<'a> {
+    Bytes(&'a [u8]),
+    Decoded(WireSpan<'a>),
 }
 
 fn resource_spans(buf: &[u8]) -> R<Group<'_>> {
@@ -514,7 +545,7 @@ fn scope_spans(buf: &[u8]) -> R<ScopeGroup<'_>> {
         let (tag, wire) = r.key()?;
         match tag {
             1 => scope(message(&mut r, wire, d + 1)?, g.scope.get_or_insert(("", "")))?,
-            2 => g.spans.push(message(&mut r, wire, d + 1)?),
+            2 => g.spans.push(Pending::Bytes(message(&mut r, wire, d + 1)?)),
             3 => drop(string(&mut r, wire)?),
             _ => r.skip(wire, tag, d)?,
         }
@@ -647,6 +678,79 @@ fn convert_span(
         dropped_events,
         dropped_links,
         resource: resource.clone(),
+    })
+}
+
+fn prost_group(rs: &ResourceSpans) -> Group<'_> {
+    Group {
+        resource: rs.resource.iter().flat_map(|r| &r.attributes).map(prost_kv).collect(),
+        scopes: rs
+            .scope_spans
+            .iter()
+            .map(|ss| ScopeGroup {
+                scope: ss.scope.as_ref().map(|s| (s.name.as_str(), s.version.as_str())),
+                spans: ss.spans.iter().map(|s| Pending::Decoded(prost_span(s))).collect(),
+            })
+            .collect(),
+    }
+}
+
+fn prost_span(s: &otlp::Span) -> WireSpan<'_> {
+    let status = s.status.as_ref();
+    WireSpan {
+        trace_id: &s.trace_id,
+        span_id: &s.span_id,
+        trace_state: &s.trace_state,
+        parent: &s.parent_span_id,
+        flags: s.flags,
+        name: &s.name,
+        kind: s.kind,
+        start: s.start_time_unix_nano,
+        end: s.end_time_unix_nano,
+        attributes: s.attributes.iter().map(prost_kv).collect(),
+        dropped_attributes: s.dropped_attributes_count,
+        events: s
+            .events
+            .iter()
+            .map(|e| WireEvent {
+                time: e.time_unix_nano,
+                name: &e.name,
+                attributes: e.attributes.iter().map(prost_kv).collect(),
+                dropped: e.dropped_attributes_count,
+            })
+            .collect(),
+        dropped_events: s.dropped_events_count,
+        links: s
+            .links
+            .iter()
+            .map(|l| WireLink {
+                trace_id: &l.trace_id,
+                span_id: &l.span_id,
+                trace_state: &l.trace_state,
+                attributes: l.attributes.iter().map(prost_kv).collect(),
+                dropped: l.dropped_attributes_count,
+                flags: l.flags,
+            })
+            .collect(),
+        dropped_links: s.dropped_links_count,
+        status_message: status.map_or("", |st| st.message.as_str()),
+        status_code: status.map_or(0, |st| st.code),
+    }
+}
+
+fn prost_kv(kv: &OtlpKeyValue) -> Kv<'_> {
+    (&kv.key, prost_any(kv.value.as_ref()))
+}
+
+fn prost_any(v: Option<&AnyValue>) -> Option<Any<'_>> {
+    Some(match v?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Any::Str(s),
+        any_value::Value::BoolValue(b) => Any::Bool(*b),
+        any_value::Value::IntValue(i) => Any::Int(*i),
+        any_value::Value::DoubleValue(d) => Any::Double(*d),
+        any_value::Value::BytesValue(b) => Any::Bytes(b),
+        any_value::Value::ArrayValue(a) => Any::Array(a.values.iter().map(|v| prost_any(Some(v))).collect()),
+        any_value::Value::KvlistValue(l) => Any::KvList(l.values.iter().map(prost_kv).collect()),
     })
 }
 

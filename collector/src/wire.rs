@@ -1,12 +1,12 @@
 //! OTLP/protobuf straight into store spans: one walk over an `ExportTraceServiceRequest`'s bytes,
-//! strings borrowed from the request until a span keeps them, no intermediate prost structs.
-//! The conversion below is the only one: a request prost decoded (OTLP/JSON) is borrowed into
-//! the same structs (`convert_decoded`), and the rules are `convert`'s `Cx` (limits, key
-//! admission, span checks). What it accepts is what prost accepts: whatever prost would refuse (a bad varint, key or wire type,
-//! a length past the end, a string that is not UTF-8, nesting past prost's recursion limit of 100,
-//! a stray end-group) is refused here too, and a field sent twice merges as prost merges it (the
-//! last scalar wins, repeated fields and messages accumulate). `wire::tests` checks all of it
-//! against prost on generated requests, and `fuzz` on arbitrary bytes.
+//! strings borrowed from the request until a span keeps them, no intermediate prost structs. The
+//! conversion below is the only one: a request prost decoded (OTLP/JSON) is borrowed into the same
+//! structs (`convert_decoded`), and the rules are `convert`'s `Cx` (limits, key admission, span
+//! checks). What it accepts is what prost accepts: whatever prost would refuse (a bad varint, key
+//! or wire type, a length past the end, a string that is not UTF-8, nesting past prost's recursion
+//! limit of 100, a stray end-group) is refused here too, and a field sent twice merges as prost
+//! merges it (the last scalar wins, repeated fields and messages accumulate). `wire::tests` checks
+//! all of it against prost on generated requests, and `fuzz` on arbitrary bytes.
 
 use std::sync::Arc;
 

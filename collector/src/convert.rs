@@ -102,10 +102,9 @@ pub(crate) struct Cx<'a> {
     pub(crate) limits: &'a Limits,
     pub(crate) truncated: u64,
     keys: &'a AttributeKeys,
-    /// The registry's answer for each key seen in this request: asked once per key, not per span.
     /// Each distinct key of this request once: its shared copy, and (once asked) whether the
     /// registry admits it as a column. Spans share the copy: no allocation per key per span.
-    names: FxHashMap<Box<str>, (Key, Option<bool>)>,
+    names: FxHashMap<Key, Option<bool>>,
 }
 
 impl<'a> Cx<'a> {
@@ -120,9 +119,15 @@ impl<'a> Cx<'a> {
         if key.len() > self.limits.max_value_bytes {
             return self.keys.admit(key).then(|| self.str(key).into());
         }
-        let registry = self.keys;
-        let (shared, admitted) = self.entry(key);
-        admitted.get_or_insert_with(|| registry.admit(key)).then(|| shared.clone())
+        match self.names.get_key_value(key) {
+            Some((shared, Some(true))) => return Some(shared.clone()),
+            Some((_, Some(false))) => return None,
+            _ => {}
+        }
+        let admitted = self.keys.admit(key);
+        let shared = self.intern(key);
+        self.names.insert(shared.clone(), Some(admitted));
+        admitted.then_some(shared)
     }
 
     /// Any other key (of events, links, key-value lists): interned, cut to the value limit.
@@ -130,14 +135,17 @@ impl<'a> Cx<'a> {
         if key.len() > self.limits.max_value_bytes {
             return self.str(key).into();
         }
-        self.entry(key).0.clone()
+        self.intern(key)
     }
 
-    fn entry(&mut self, key: &str) -> &mut (Key, Option<bool>) {
-        if !self.names.contains_key(key) {
-            self.names.insert(key.into(), (Key::from(key), None));
+    /// This request's one copy of `key`.
+    fn intern(&mut self, key: &str) -> Key {
+        if let Some((shared, _)) = self.names.get_key_value(key) {
+            return shared.clone();
         }
-        self.names.get_mut(key).expect("inserted above")
+        let shared = Key::from(key);
+        self.names.insert(shared.clone(), None);
+        shared
     }
 
     /// A service name cut to what the catalog and the XLog keep, on a character boundary.

@@ -13,6 +13,14 @@ use crate::data::{request, trace_id};
 use crate::harness::Server;
 
 const MIB: u64 = 1 << 20;
+
+/// These tests load the machine on purpose, and most of them measure latency or memory while they
+/// do: one at a time, so that one's flood is not another's measurement.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
 const QUEUE: u64 = 64 * MIB;
 
 fn varint(mut n: usize, out: &mut Vec<u8>) {
@@ -114,6 +122,7 @@ fn ordinary_client(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn amplification_slow_and_cancelled_uploads_stay_within_the_memory_bound() {
+    let _alone = alone().await;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         &dir.path().join("data"),
@@ -261,6 +270,7 @@ async fn amplification_slow_and_cancelled_uploads_stay_within_the_memory_bound()
 /// checks stay fast and ingest goes on.
 #[tokio::test(flavor = "multi_thread")]
 async fn worst_case_queries_are_bounded_in_time_slots_and_memory() {
+    let _alone = alone().await;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_env(
         &dir.path().join("data"),
@@ -393,6 +403,7 @@ async fn a_flood_of_peer_names_leaves_the_catalog_bounded() {
 /// (before the registry: 1.5M keys took it from 45 MB to 404 MB, kept); known keys still work.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_attribute_keys_leaves_segment_metadata_bounded() {
+    let _alone = alone().await;
     let dir = tempfile::tempdir().unwrap();
     let cap = std::env::var("REWIND_TEST_FLOOD_CAP").unwrap_or("1000".into());
     let server = Server::start(&dir.path().join("data"), &["--max-attribute-keys", &cap, "--seal-interval", "1s"]);
@@ -454,6 +465,7 @@ async fn a_flood_of_attribute_keys_leaves_segment_metadata_bounded() {
 /// come out whole.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hostile_chain_neither_stalls_ingest_nor_pushes_out_ordinary_traces() {
+    let _alone = alone().await;
     use rewind_agent_proto::otlp::trace::v1::Span;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &["--xlog-max-trace-spans", "20000"]);
@@ -563,6 +575,7 @@ async fn a_hostile_chain_neither_stalls_ingest_nor_pushes_out_ordinary_traces() 
 /// client exporting throughout: the table the README's limits quote, and the bound per case.
 #[tokio::test(flavor = "multi_thread")]
 async fn each_hostile_case_alone_stays_within_the_bound() {
+    let _alone = alone().await;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         &dir.path().join("data"),

@@ -124,6 +124,17 @@ fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = server.cpu_seconds() - cpu_before;
     let rss = server.peak_rss();
+    // Why requests were refused, by the server's own count.
+    let metrics_url = format!("http://{}/metrics", server.query);
+    let refusals: Vec<String> = rt
+        .block_on(async { reqwest::get(&metrics_url).await?.text().await })
+        .map(|text| {
+            text.lines()
+                .filter(|l| l.starts_with("rewind_collector_requests_refused_total"))
+                .map(|l| l.trim_start_matches("rewind_collector_requests_refused_total").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
     server.stop();
 
     let spans = acked.load(Ordering::Relaxed);
@@ -139,6 +150,9 @@ fn main() {
     row("server CPU per span, us", format!("{:.2}", cpu * 1e6 / spans.max(1) as f64), "", None);
     row("server peak RSS, MiB", format!("{:.0}", rss as f64 / (1 << 20) as f64), "<= 1536", Some(rss <= 1536 << 20));
     row("requests refused (retryable)", refused.load(Ordering::Relaxed).to_string(), "", None);
+    for r in &refusals {
+        println!("    refused {r}");
+    }
     if let Some(i) = &instructions {
         row("instructions per span, ingest path", format!("{:.0}", i.all), "", None);
         row("... of which census, decode, convert", format!("{:.0}", i.decode), "", None);

@@ -93,9 +93,10 @@ impl Census {
 }
 
 /// Which message a length-delimited field holds, by its parent and field number (OTLP trace
-/// and Rewind's XLog protos). Anything else is a scalar, a string or bytes, skipped.
+/// and Rewind's XLog protos). Anything else is a scalar, a string or bytes, skipped. The wire
+/// decoder's tests rewrite requests by it too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Msg {
+pub(crate) enum Msg {
     TraceRequest,
     ResourceSpans,
     Resource,
@@ -115,7 +116,7 @@ enum Msg {
 }
 
 impl Msg {
-    fn child(self, field: u32) -> Option<Msg> {
+    pub(crate) fn child(self, field: u32) -> Option<Msg> {
         use Msg::*;
         Some(match (self, field) {
             (TraceRequest, 1) => ResourceSpans,

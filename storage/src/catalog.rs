@@ -62,6 +62,8 @@ impl Catalog {
         Self { services, dirty: BTreeSet::new(), max, peers, instances }
     }
 
+    /// One span's sightings (the tests'; the write path applies a batch's, `apply`).
+    #[cfg(test)]
     pub fn observe(&mut self, span: &Span) {
         self.apply(&Sightings::of([span]));
     }

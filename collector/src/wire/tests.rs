@@ -14,6 +14,9 @@ use rewind_agent_proto::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span 
 use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_storage::AttributeKeys;
 
+use rewind_storage::codec::varint;
+
+use crate::census::Msg;
 use crate::convert::{convert, Limits};
 
 const NOW: u64 = 1_800_000_000_000_000_000;
@@ -171,45 +174,6 @@ fn arb_request() -> impl Strategy<Value = ExportTraceServiceRequest> {
     proptest::collection::vec(rs, 0..3).prop_map(|resource_spans| ExportTraceServiceRequest { resource_spans })
 }
 
-/// The message type of each nested field, so that rewriting can descend into it.
-#[derive(Clone, Copy, Debug)]
-enum Ty {
-    Request,
-    ResourceSpans,
-    Resource,
-    EntityRef,
-    ScopeSpans,
-    Scope,
-    Span,
-    Event,
-    Link,
-    Status,
-    KeyValue,
-    AnyValue,
-    ArrayValue,
-    KvList,
-}
-
-fn child(ty: Ty, tag: u32) -> Option<Ty> {
-    use Ty::*;
-    Some(match (ty, tag) {
-        (Request, 1) => ResourceSpans,
-        (ResourceSpans, 1) => Resource,
-        (ResourceSpans, 2) => ScopeSpans,
-        (Resource, 1) | (Scope, 3) | (Span, 9) | (Event, 3) | (Link, 4) | (KvList, 1) => KeyValue,
-        (Resource, 3) => EntityRef,
-        (ScopeSpans, 1) => Scope,
-        (ScopeSpans, 2) => Span,
-        (Span, 11) => Event,
-        (Span, 13) => Link,
-        (Span, 15) => Status,
-        (KeyValue, 2) | (ArrayValue, 1) => AnyValue,
-        (AnyValue, 5) => ArrayValue,
-        (AnyValue, 6) => KvList,
-        _ => return None,
-    })
-}
-
 #[derive(Clone, Debug)]
 enum Node {
     Varint(u64),
@@ -220,21 +184,15 @@ enum Node {
     Group(Vec<(u32, Node)>),
 }
 
+/// One varint at `at`, moving past it.
 fn read_varint(b: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        let x = *b.get(*at)?;
-        *at += 1;
-        v |= u64::from(x & 0x7f) << (7 * i);
-        if x < 0x80 {
-            return Some(v);
-        }
-    }
-    None
+    let (v, n) = varint::decode(b.get(*at..)?)?;
+    *at += n;
+    Some(v)
 }
 
 /// A well-formed message's fields, its nested messages parsed by the schema.
-fn parse(b: &[u8], ty: Ty) -> Option<Vec<(u32, Node)>> {
+fn parse(b: &[u8], ty: Msg) -> Option<Vec<(u32, Node)>> {
     let (mut at, mut out) = (0, Vec::new());
     while at < b.len() {
         let key = read_varint(b, &mut at)?;
@@ -255,7 +213,7 @@ fn parse(b: &[u8], ty: Ty) -> Option<Vec<(u32, Node)>> {
                 let n = read_varint(b, &mut at)? as usize;
                 let body = b.get(at..at.checked_add(n)?)?;
                 at += n;
-                match child(ty, tag) {
+                match ty.child(tag) {
                     Some(c) => Node::Msg(parse(body, c)?),
                     None => Node::Bytes(body.to_vec()),
                 }
@@ -267,21 +225,13 @@ fn parse(b: &[u8], ty: Ty) -> Option<Vec<(u32, Node)>> {
     Some(out)
 }
 
-fn put_varint(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn emit(fields: &[(u32, Node)], out: &mut Vec<u8>) {
     for (tag, node) in fields {
-        let key = |w: u64, out: &mut Vec<u8>| put_varint((u64::from(*tag) << 3) | w, out);
+        let key = |w: u64, out: &mut Vec<u8>| varint::put(out, (u64::from(*tag) << 3) | w);
         match node {
             Node::Varint(v) => {
                 key(0, out);
-                put_varint(*v, out);
+                varint::put(out, *v);
             }
             Node::F64(b) => {
                 key(1, out);
@@ -293,14 +243,14 @@ fn emit(fields: &[(u32, Node)], out: &mut Vec<u8>) {
             }
             Node::Bytes(b) => {
                 key(2, out);
-                put_varint(b.len() as u64, out);
+                varint::put(out, b.len() as u64);
                 out.extend_from_slice(b);
             }
             Node::Msg(f) => {
                 let mut body = Vec::new();
                 emit(f, &mut body);
                 key(2, out);
-                put_varint(body.len() as u64, out);
+                varint::put(out, body.len() as u64);
                 out.extend_from_slice(&body);
             }
             Node::Group(f) => {
@@ -400,7 +350,7 @@ proptest! {
 
     #[test]
     fn rewritten_requests_decode_as_prost_decodes_them(req in arb_request(), seed in 1u64..) {
-        let mut fields = parse(&req.encode_to_vec(), Ty::Request).expect("prost's own encoding parses");
+        let mut fields = parse(&req.encode_to_vec(), Msg::TraceRequest).expect("prost's own encoding parses");
         rewrite(&mut fields, &mut Dice(seed));
         let mut bytes = Vec::new();
         emit(&fields, &mut bytes);
@@ -455,10 +405,10 @@ fn the_recursion_limit_is_prosts() {
     for depth in [98, 99, 100, 101] {
         let mut bytes = Vec::new();
         for _ in 0..depth {
-            put_varint((20 << 3) | 3, &mut bytes);
+            varint::put(&mut bytes, (20 << 3) | 3);
         }
         for _ in 0..depth {
-            put_varint((20 << 3) | 4, &mut bytes);
+            varint::put(&mut bytes, (20 << 3) | 4);
         }
         same_outcome(&bytes).unwrap();
     }

@@ -3,11 +3,16 @@
 
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use super::{corrupt, put_str, varint, Reader};
 use crate::error::StorageError;
-use crate::model::{Event, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
+use crate::model::{Event, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 
-const ROW_FORMAT: u8 = 1;
+/// Every name inline: stores written before the name table. Read, never written.
+const ROW_FORMAT_INLINE: u8 = 1;
+/// Names in a table at the end of the batch.
+const ROW_FORMAT: u8 = 2;
 /// Deeper values are refused on decode; the collector never produces them.
 pub const MAX_VALUE_DEPTH: usize = 32;
 
@@ -160,10 +165,71 @@ pub fn read_links(r: &mut Reader<'_>) -> Result<Vec<Link>, StorageError> {
     Ok(links)
 }
 
-/// Encodes a batch; spans that share an `Arc<Resource>` share its encoding.
+/// Names a batch repeats (attribute keys, services, span and scope names) are written once, in a
+/// table, and referred to by index: they are most of a span's bytes otherwise, and every byte of a
+/// log record is copied and checksummed several times on its way to disk.
+struct Names<'a> {
+    index: FxHashMap<&'a str, u32>,
+    list: Vec<&'a str>,
+    /// The last name seen at each of a few pointer-hashed slots: a batch's keys are shared
+    /// strings (interned per request), so most lookups end here without hashing the text.
+    recent: [(usize, usize, u32); 64],
+}
+
+impl<'a> Names<'a> {
+    fn new() -> Self {
+        Self { index: FxHashMap::default(), list: Vec::new(), recent: [(0, 0, 0); 64] }
+    }
+
+    fn put(&mut self, out: &mut Vec<u8>, s: &'a str) {
+        let (ptr, len) = (s.as_ptr() as usize, s.len());
+        let slot = (ptr >> 3) & 63;
+        let (p, l, i) = self.recent[slot];
+        let idx = if p == ptr && l == len && len > 0 {
+            i
+        } else {
+            let next = self.list.len() as u32;
+            let i = *self.index.entry(s).or_insert(next);
+            if i == next {
+                self.list.push(s);
+            }
+            self.recent[slot] = (ptr, len, i);
+            i
+        };
+        varint::put(out, u64::from(idx));
+    }
+
+    fn put_kvs(&mut self, out: &mut Vec<u8>, kvs: &'a [KeyValue]) {
+        varint::put(out, kvs.len() as u64);
+        for (k, v) in kvs {
+            self.put(out, k);
+            put_value(out, v);
+        }
+    }
+}
+
+fn name(r: &mut Reader<'_>, names: &[Key]) -> Result<Key, StorageError> {
+    let i = r.varint()?;
+    usize::try_from(i).ok().and_then(|i| names.get(i)).cloned().ok_or_else(|| corrupt("name index"))
+}
+
+fn named_kvs(r: &mut Reader<'_>, names: &[Key]) -> Result<Vec<KeyValue>, StorageError> {
+    let n = r.count(2)?;
+    let mut kvs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let k = name(r, names)?;
+        kvs.push((k, read_value(r, 0)?));
+    }
+    Ok(kvs)
+}
+
+/// Encodes a batch: a header with where the name table starts, the resources (spans that share
+/// an `Arc<Resource>` share its encoding), the spans, then the name table.
 pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(spans.len() * 256);
+    let mut out = Vec::with_capacity(spans.len() * 160);
     out.push(ROW_FORMAT);
+    out.extend_from_slice(&[0; 4]);
+    let mut names = Names::new();
     let mut resources: Vec<&Arc<Resource>> = Vec::new();
     let mut resource_of = Vec::with_capacity(spans.len());
     for s in spans {
@@ -179,7 +245,7 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
     }
     varint::put(&mut out, resources.len() as u64);
     for r in &resources {
-        put_kvs(&mut out, &r.attributes);
+        names.put_kvs(&mut out, &r.attributes);
     }
     varint::put(&mut out, spans.len() as u64);
     for (s, res) in spans.iter().zip(resource_of) {
@@ -195,34 +261,70 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
         }
         put_str(&mut out, &s.trace_state);
         varint::put(&mut out, u64::from(s.flags));
-        put_str(&mut out, &s.service);
-        put_str(&mut out, &s.name);
+        names.put(&mut out, &s.service);
+        names.put(&mut out, &s.name);
         out.push(s.kind);
         varint::put(&mut out, s.start_ns);
         varint::put(&mut out, s.duration_ns);
         out.push(s.status_code);
         put_str(&mut out, &s.status_message);
-        put_str(&mut out, &s.scope_name);
-        put_str(&mut out, &s.scope_version);
-        put_kvs(&mut out, &s.attributes);
+        names.put(&mut out, &s.scope_name);
+        names.put(&mut out, &s.scope_version);
+        names.put_kvs(&mut out, &s.attributes);
         put_events(&mut out, s.start_ns, &s.events);
         put_links(&mut out, &s.links);
         varint::put(&mut out, u64::from(s.dropped_attributes));
         varint::put(&mut out, u64::from(s.dropped_events));
         varint::put(&mut out, u64::from(s.dropped_links));
     }
+    // A batch is one export request, far below 4 GiB (the collector refuses bodies past its limit).
+    let table = u32::try_from(out.len()).expect("a batch under 4 GiB");
+    out[1..5].copy_from_slice(&table.to_le_bytes());
+    varint::put(&mut out, names.list.len() as u64);
+    for n in &names.list {
+        put_str(&mut out, n);
+    }
     out
 }
 
 pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
     let mut r = Reader::new(buf);
-    if r.u8()? != ROW_FORMAT {
-        return Err(corrupt("unknown row format"));
-    }
+    let (mut r, names) = match r.u8()? {
+        ROW_FORMAT_INLINE => (r, None),
+        ROW_FORMAT => {
+            let at = u32::from_le_bytes(r.array()?) as usize;
+            if at < 5 || at > buf.len() {
+                return Err(corrupt("name table offset"));
+            }
+            let mut t = Reader::new(&buf[at..]);
+            let n = t.count(1)?;
+            let mut names: Vec<Key> = Vec::with_capacity(n);
+            for _ in 0..n {
+                names.push(t.str()?.into());
+            }
+            if !t.is_empty() {
+                return Err(corrupt("trailing bytes after the name table"));
+            }
+            (Reader::new(&buf[5..at]), Some(names))
+        }
+        _ => return Err(corrupt("unknown row format")),
+    };
+    let names = names.as_deref();
+    // Format 1 (stores written before the name table) has every name inline.
+    let text = |r: &mut Reader<'_>| -> Result<Key, StorageError> {
+        match names {
+            Some(names) => name(r, names),
+            None => Ok(r.str()?.into()),
+        }
+    };
+    let kvs = |r: &mut Reader<'_>| match names {
+        Some(names) => named_kvs(r, names),
+        None => read_kvs(r),
+    };
     let n_res = r.count(1)?;
     let mut resources = Vec::with_capacity(n_res);
     for _ in 0..n_res {
-        resources.push(Arc::new(Resource { attributes: read_kvs(&mut r)? }));
+        resources.push(Arc::new(Resource { attributes: kvs(&mut r)? }));
     }
     let n = r.count(40)?;
     let mut spans = Vec::with_capacity(n);
@@ -238,16 +340,16 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
         };
         let trace_state = r.string()?;
         let flags = r.varint_u32()?;
-        let service = r.string()?;
-        let name = r.string()?;
+        let service = text(&mut r)?;
+        let name = text(&mut r)?.to_string();
         let kind = r.u8()?;
         let start_ns = r.varint()?;
         let duration_ns = r.varint()?;
         let status_code = r.u8()?;
         let status_message = r.string()?;
-        let scope_name = r.string()?;
-        let scope_version = r.string()?;
-        let attributes = read_kvs(&mut r)?;
+        let scope_name = text(&mut r)?;
+        let scope_version = text(&mut r)?;
+        let attributes = kvs(&mut r)?;
         let events = read_events(&mut r, start_ns)?;
         let links = read_links(&mut r)?;
         spans.push(Span {
@@ -256,15 +358,15 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
             parent_span_id,
             trace_state,
             flags,
-            service: service.into(),
+            service,
             name,
             kind,
             start_ns,
             duration_ns,
             status_code,
             status_message,
-            scope_name: scope_name.into(),
-            scope_version: scope_version.into(),
+            scope_name,
+            scope_version,
             attributes,
             events,
             links,
@@ -283,8 +385,32 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::arb_batch;
+    use crate::testing::{self, arb_batch};
     use proptest::prelude::*;
+
+    /// Two spans as a build before the name table wrote them (format 1, every name inline).
+    const FORMAT_1: &str = "0101010c736572766963652e6e616d650103737663020001010101010101010101010101010101000000000000000200000103737663036f70320280a094a58d1dc0843d00000000020a687474702e726f75746501052f63617274016e040e00000000000001010101010101010101010101010101000000000000000200000103737663036f70320280a094a58d1dc0843d00000000020a687474702e726f75746501052f63617274016e040e0000000000";
+
+    #[test]
+    fn a_log_record_written_before_the_name_table_still_reads() {
+        let bytes: Vec<u8> = (0..FORMAT_1.len()).step_by(2).map(|i| u8::from_str_radix(&FORMAT_1[i..i + 2], 16).unwrap()).collect();
+        let s = testing::span(1, 2).attrs(&[("http.route", Value::Str("/cart".into())), ("n", Value::Int(7))]).build();
+        assert_eq!(decode_batch(&bytes).unwrap(), vec![s.clone(), s.clone()]);
+        // Written again it takes the current format, and names repeated by the two spans once.
+        let again = encode_batch(&[s.clone(), s]);
+        assert_eq!(again[0], ROW_FORMAT);
+        assert!(again.len() < bytes.len(), "{} against {}", again.len(), bytes.len());
+    }
+
+    #[test]
+    fn a_name_table_out_of_bounds_is_corrupt() {
+        let mut bytes = encode_batch(&[testing::span(1, 2).build()]);
+        let past = (bytes.len() as u32 + 1).to_le_bytes();
+        bytes[1..5].copy_from_slice(&past);
+        assert!(decode_batch(&bytes).is_err());
+        bytes[1..5].copy_from_slice(&2u32.to_le_bytes());
+        assert!(decode_batch(&bytes).is_err());
+    }
 
     proptest! {
         #[test]

@@ -77,8 +77,8 @@ pub struct ServeArgs {
     /// ... or once this many are waiting [default: 100000].
     #[arg(long, env = "REWIND_SEAL_ROWS")]
     pub seal_rows: Option<usize>,
-    /// Unsealed spans (encoded) held in memory at most; past it exports get "retry later" until
-    /// sealing catches up [default: 256MiB].
+    /// Memory unsealed spans may hold at most (their allocations, estimated); past it exports get
+    /// "retry later" until sealing catches up [default: 256MiB].
     #[arg(long, env = "REWIND_MAX_UNSEALED_BYTES")]
     pub max_unsealed_bytes: Option<String>,
     /// Derive an XLog record from every OTLP entry span (SERVER, CONSUMER or root) [default: true].

@@ -26,7 +26,8 @@ pub struct Memtable {
     /// Highest WAL sequence number whose spans are in here.
     pub max_seq: Option<u64>,
     pub created: Instant,
-    /// Approximate bytes, from the encoded WAL records.
+    /// Approximate bytes held: spans' allocations (`Span::memory_bytes`), native XLog records'
+    /// log records.
     pub bytes: usize,
 }
 
@@ -46,14 +47,14 @@ impl Default for Memtable {
 }
 
 impl Memtable {
-    pub fn insert(&mut self, seq: u64, spans: Vec<Arc<Span>>, xlogs: Vec<XLog>, encoded_bytes: usize) {
+    pub fn insert(&mut self, seq: u64, spans: Vec<Arc<Span>>, xlogs: Vec<XLog>, bytes: usize) {
         for s in spans {
             self.by_trace.entry(s.trace_id).or_default().push(self.spans.len() as u32);
             self.spans.push(s);
         }
         self.xlogs.extend(xlogs.into_iter().map(Arc::new));
         self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
-        self.bytes += encoded_bytes;
+        self.bytes += bytes;
     }
 
     pub fn len(&self) -> usize {

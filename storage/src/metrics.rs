@@ -28,7 +28,10 @@ pub fn describe() {
         "Partitions dropped by retention or disk budget"
     );
     metrics::describe_gauge!("rewind_storage_memtable_spans", "Acknowledged spans not yet sealed");
-    metrics::describe_gauge!("rewind_storage_memtable_bytes", "Encoded bytes of unsealed spans");
+    metrics::describe_gauge!(
+        "rewind_storage_memtable_bytes",
+        "Memory held by unsealed spans (estimated from their allocations)"
+    );
     metrics::describe_gauge!("rewind_storage_segments", "Sealed segments");
     metrics::describe_gauge!("rewind_storage_partitions", "Time partitions held");
     metrics::describe_gauge!("rewind_storage_disk_bytes", "Bytes of the store's files on disk");

@@ -52,6 +52,19 @@ pub type Key = Arc<str>;
 pub type KeyValue = (Key, Value);
 
 impl Value {
+    /// Bytes the value allocates beyond its own size.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Value::Str(s) => s.capacity(),
+            Value::Bytes(b) => b.capacity(),
+            Value::Array(items) => {
+                items.capacity() * std::mem::size_of::<Value>() + items.iter().map(Value::heap_bytes).sum::<usize>()
+            }
+            Value::KvList(kvs) => kvs_bytes(kvs),
+            Value::Empty | Value::Bool(_) | Value::Int(_) | Value::Double(_) => 0,
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
@@ -128,7 +141,27 @@ pub struct Span {
     pub resource: Arc<Resource>,
 }
 
+/// Heap bytes of attributes, not counting their keys (shared names).
+fn kvs_bytes(kvs: &Vec<KeyValue>) -> usize {
+    kvs.capacity() * std::mem::size_of::<KeyValue>() + kvs.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>()
+}
+
 impl Span {
+    /// About what the span holds in memory (its allocations; shared names and the resource not
+    /// counted): what bounds the spans kept unsealed, rather than their far smaller log records.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Span>()
+            + 16
+            + self.trace_state.capacity()
+            + self.name.capacity()
+            + self.status_message.capacity()
+            + kvs_bytes(&self.attributes)
+            + self.events.capacity() * std::mem::size_of::<Event>()
+            + self.events.iter().map(|e| e.name.capacity() + kvs_bytes(&e.attributes)).sum::<usize>()
+            + self.links.capacity() * std::mem::size_of::<Link>()
+            + self.links.iter().map(|l| l.trace_state.capacity() + kvs_bytes(&l.attributes)).sum::<usize>()
+    }
+
     pub fn end_ns(&self) -> u64 {
         self.start_ns.saturating_add(self.duration_ns)
     }
@@ -140,5 +173,22 @@ impl Span {
     /// The first of several attribute names present: semantic conventions renamed many of them.
     pub fn attribute_str_any(&self, keys: &[&str]) -> Option<&str> {
         keys.iter().find_map(|k| self.attribute(k).and_then(Value::as_str))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[test]
+    fn a_span_counts_the_memory_its_values_hold_not_its_shared_names() {
+        let plain = testing::span(1, 1).build();
+        let big = Value::Array(vec![Value::Str("x".repeat(10_000)), Value::Bytes(vec![0; 5_000])]);
+        let heavy = testing::span(1, 1).attrs(&[("k", big)]).build();
+        assert!(heavy.memory_bytes() >= plain.memory_bytes() + 15_000, "{}", heavy.memory_bytes());
+        let long_key: &str = &"k".repeat(10_000);
+        let named = testing::span(1, 1).attrs(&[(long_key, Value::Int(1))]).build();
+        assert!(named.memory_bytes() < plain.memory_bytes() + 1_000, "keys are shared, counted once elsewhere");
     }
 }

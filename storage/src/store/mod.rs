@@ -74,8 +74,8 @@ pub struct StoreConfig {
     pub seal_rows: usize,
     /// fsync every acknowledged write; off survives a process crash but not a power cut.
     pub sync: bool,
-    /// Encoded bytes of acknowledged-but-unsealed spans beyond which the store is `backlogged`:
-    /// memory stays bounded even if sealing falls behind ingest.
+    /// Memory of acknowledged-but-unsealed spans (`Span::memory_bytes`) beyond which the store is
+    /// `backlogged`: memory stays bounded even if sealing falls behind ingest.
     pub max_unsealed_bytes: usize,
     /// Derive an XLog record from every OTLP entry span.
     pub derive_xlog: bool,

@@ -79,7 +79,8 @@ impl Store {
                 fingerprints.push(fp);
                 st.active.batches.push((fp, wall));
                 catalog.apply(&crate::catalog::Sightings::of(spans.iter().map(|s| &**s)));
-                st.active.insert(seq, spans, Vec::new(), v.len());
+                let memory = spans.iter().map(|s| s.memory_bytes()).sum();
+                st.active.insert(seq, spans, Vec::new(), memory);
             }
         }
         self.unsealed_bytes.store(st.unsealed_bytes(), std::sync::atomic::Ordering::Relaxed);

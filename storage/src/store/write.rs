@@ -24,6 +24,8 @@ pub struct EncodedBatch {
     pub spans: Vec<Arc<Span>>,
     pub xlogs: Vec<XLog>,
     pub wal: Vec<u8>,
+    /// What the batch holds in memory until it is sealed (see `Span::memory_bytes`).
+    memory: usize,
     extract: Extract,
     sightings: Sightings,
     fingerprint: Fingerprint,
@@ -33,10 +35,11 @@ impl EncodedBatch {
     pub fn new(spans: Vec<Span>) -> Self {
         let wal = row::encode_batch(&spans);
         let fingerprint = Fingerprint::of(&wal);
+        let memory = spans.iter().map(Span::memory_bytes).sum();
         let spans: Vec<Arc<Span>> = spans.into_iter().map(Arc::new).collect();
         let extract = Extract::from_spans(&spans);
         let sightings = Sightings::of(spans.iter().map(|s| &**s));
-        Self { spans, xlogs: Vec::new(), wal, extract, sightings, fingerprint }
+        Self { spans, xlogs: Vec::new(), wal, memory, extract, sightings, fingerprint }
     }
 
     pub fn xlogs(xlogs: Vec<XLog>) -> Self {
@@ -45,6 +48,7 @@ impl EncodedBatch {
         Self {
             spans: Vec::new(),
             xlogs,
+            memory: wal.len(),
             wal,
             extract: Extract::default(),
             sightings: Sightings::default(),
@@ -124,7 +128,7 @@ impl Store {
                 st.active.xlogs.extend(early.records.into_iter().map(Arc::new));
                 st.active.links.extend(early.links);
             }
-            st.active.insert(seq, b.spans, b.xlogs, b.wal.len());
+            st.active.insert(seq, b.spans, b.xlogs, b.memory);
         }
         metrics::memtable(st.active.len(), st.active.bytes);
         metrics::xlog_deriver(deriver.pending(), deriver.spans_held());

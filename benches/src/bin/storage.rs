@@ -8,12 +8,13 @@
 //! path (WAL, seal into column chunks); fsync is off, which changes no byte on disk.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rewind_benches::{row, write_results, Args};
 use rewind_collector::convert::{convert, Limits};
-use rewind_storage::now_ns;
 use rewind_storage::AttributeKeys;
+use rewind_storage::{now_ns, ManualClock};
 use rewind_storage::{EncodedBatch, Span, Store, StoreConfig, Value};
 use rewind_workload::{Shop, ShopConfig};
 use serde_json::json;
@@ -39,15 +40,21 @@ fn main() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = keep.map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().join("store"));
 
-    let mut config = StoreConfig::new(&dir);
-    config.sync = false;
-    config.derive_xlog = xlog;
-    let store = Store::open(config).expect("open store");
-    let mut shop = Shop::new(ShopConfig { seed, incident: None });
     let interval = 1_000_000_000 / traces_per_second;
     // Spread back from now so every span is within retention.
     let est_traces = target_spans / 11 + 1;
     let mut t = now_ns() - est_traces * interval - 60_000_000_000;
+    // The store's clock follows the data, as a live server's does: derivation's grace, the
+    // statistics' roll-up into minutes and hours, and what counts as late all see the spans as
+    // arriving when they happen. On the system clock every span would be backfilled, hours old to
+    // a store opened a minute ago, and written as late data at every resolution.
+    let clock = Arc::new(ManualClock::new(t));
+    let mut config = StoreConfig::new(&dir);
+    config.sync = false;
+    config.derive_xlog = xlog;
+    config.clock = clock.clone();
+    let store = Store::open(config).expect("open store");
+    let mut shop = Shop::new(ShopConfig { seed, incident: None });
     let mut peer_file = (peers || export.is_some()).then(|| {
         let path = export.clone().unwrap_or_else(|| tmp.path().join("spans.ndjson"));
         (std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap()), path)
@@ -61,6 +68,7 @@ fn main() {
     while spans < target_spans {
         let req = shop.request(TRACES_PER_REQUEST, t, interval);
         t += TRACES_PER_REQUEST as u64 * interval;
+        clock.advance(TRACES_PER_REQUEST as u64 * interval);
         wire_bytes += prost::Message::encoded_len(&req) as u64;
         let converted = convert(req, &Limits::default(), &AttributeKeys::default(), now_ns(), 0);
         assert_eq!(converted.rejected, 0, "{}", converted.message());
@@ -80,6 +88,7 @@ fn main() {
         store.append(vec![EncodedBatch::new(converted.items)]).expect("append");
         if store.should_seal() || store.stats().memtable_spans >= 100_000 {
             store.seal().expect("seal");
+            store.roll_up().expect("roll up");
         }
     }
     if let Some((f, _)) = peer_file.as_mut() {
@@ -87,6 +96,10 @@ fn main() {
     }
     // Every XLog record final, none left waiting for children.
     store.seal_all().expect("seal");
+    // Past the end of the data's hour and the roll-up's lateness: its minutes and hours are rolled
+    // up, as they would be on a live server by then.
+    clock.advance(3_600_000_000_000 + 180_000_000_000);
+    while store.roll_up().expect("roll up") {}
     let xlog_records = store.stats().sealed_xlogs;
     let ingest_secs = started.elapsed().as_secs_f64();
     store.compact();
@@ -94,6 +107,7 @@ fn main() {
     let columns = store.column_bytes().expect("column bytes");
     let chunk_bytes: u64 = columns.values().sum();
     let sst = sst_bytes(&dir);
+    let families = store.family_bytes();
     drop(store);
     std::fs::write(dir.with_extension("trace-ids"), sample_ids.join("\n")).expect("write trace id sample");
     let to_ms = t / 1_000_000 + 60_000;
@@ -107,6 +121,14 @@ fn main() {
     row("directory bytes per span (all files)", format!("{per_span:.1}"), "<= 30", Some(per_span <= 30.0));
     row("SST bytes per span", format!("{:.1}", sst as f64 / spans as f64), "", None);
     row("column chunk bytes per span", format!("{:.1}", chunk_bytes as f64 / spans as f64), "", None);
+    for (cf, bytes) in &families {
+        row(
+            &format!("  table files of `{cf}`, bytes per span"),
+            format!("{:.2}", *bytes as f64 / spans as f64),
+            "",
+            None,
+        );
+    }
     let xlog_bytes: u64 = columns.iter().filter(|(k, _)| k.starts_with("xlog:")).map(|(_, v)| v).sum();
     if xlog {
         row("XLog records (transactions)", xlog_records.to_string(), "", None);
@@ -129,6 +151,7 @@ fn main() {
         "rewind_chunk_bytes_per_span": chunk_bytes as f64 / spans as f64,
         "xlog_records": xlog_records,
         "xlog_chunk_bytes_per_record": xlog_bytes as f64 / xlog_records.max(1) as f64,
+        "families_bytes_per_span": families.iter().map(|(k, v)| (k.to_string(), json!(*v as f64 / spans as f64))).collect::<serde_json::Map<_, _>>(),
         "columns_bytes_per_span": columns.iter().map(|(k, v)| (k.clone(), json!(*v as f64 / spans as f64))).collect::<serde_json::Map<_, _>>(),
     });
     if let Some((f, path)) = peer_file.filter(|_| peers) {

@@ -149,11 +149,21 @@ impl Store {
         if let Ok(b) = self.disk_bytes() {
             metrics::disk_bytes(b);
         }
+        for (cf, b) in self.family_bytes() {
+            metrics::table_bytes(cf, b);
+        }
+    }
+
+    /// Table-file bytes per column family (chunks, trace index, metas, WAL spill): where the bytes
+    /// outside the column chunks go.
+    pub fn family_bytes(&self) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
         for cf in keys::COLUMN_FAMILIES {
             let h = self.db.cf_handle(cf).expect("opened");
             if let Ok(Some(b)) = self.db.property_int_value_cf(h, "rocksdb.total-sst-files-size") {
-                metrics::table_bytes(cf, b);
+                out.insert(cf, b);
             }
         }
+        out
     }
 }

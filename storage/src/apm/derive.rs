@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-use super::links;
+use super::links::{self, Learn, Uninstrumented};
 use super::semconv;
 use super::trace::{CallInfo, Counts, Node, Pending, Role, TraceBuf};
 use crate::model::{Resource, Span, SpanId, TraceId};
@@ -145,9 +145,9 @@ fn service_hash(service: &str) -> u64 {
 }
 
 /// A trace's transactions, with their children counted, and its calls over the map's links.
-fn release(mut buf: TraceBuf) -> Released {
+fn release(mut buf: TraceBuf, learn: Learn<'_>) -> Released {
     let counts = buf.take_counts();
-    let links = links::resolve(&buf);
+    let links = links::resolve(&buf, learn);
     Released { records: buf.pending.into_iter().map(|p| complete(p.record, &counts)).collect(), links }
 }
 
@@ -186,11 +186,19 @@ pub struct Deriver {
     pending: usize,
     /// The earliest `due_ns` of any trace held.
     next_due_ns: u64,
+    peers: Uninstrumented,
 }
 
 impl Deriver {
     pub fn new(config: DeriveConfig) -> Self {
-        Self { config, traces: FxHashMap::default(), spans: 0, pending: 0, next_due_ns: u64::MAX }
+        Self {
+            config,
+            traces: FxHashMap::default(),
+            spans: 0,
+            pending: 0,
+            next_due_ns: u64::MAX,
+            peers: Uninstrumented::default(),
+        }
     }
 
     /// Takes in the spans of one write-ahead-log record. Returns the traces released early
@@ -216,11 +224,11 @@ impl Deriver {
                 self.spans -= buf.nodes.len();
                 self.pending -= buf.pending.len();
                 crate::metrics::xlog_trace_cut();
-                out.extend(release(buf));
+                out.extend(release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }));
             }
         }
         if self.spans > self.config.max_spans {
-            out.extend(self.evict(self.config.max_spans * 3 / 4));
+            out.extend(self.evict(self.config.max_spans * 3 / 4, now_ns));
         }
         out
     }
@@ -228,7 +236,7 @@ impl Deriver {
     /// Releases traces until at most `keep` spans are held: the largest first (what fills the
     /// deriver is what must give way; a hostile trace must not push out the ordinary ones), the
     /// least recently active among equals.
-    fn evict(&mut self, keep: usize) -> Released {
+    fn evict(&mut self, keep: usize, now_ns: u64) -> Released {
         let mut by_size: Vec<(std::cmp::Reverse<usize>, u64, TraceId)> =
             self.traces.iter().map(|(id, b)| (std::cmp::Reverse(b.nodes.len()), b.last_ns, *id)).collect();
         by_size.sort_unstable();
@@ -240,7 +248,7 @@ impl Deriver {
             if let Some(buf) = self.traces.remove(&id) {
                 self.spans -= buf.nodes.len();
                 self.pending -= buf.pending.len();
-                out.extend(release(buf));
+                out.extend(release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }));
             }
         }
         crate::metrics::xlog_evicted(out.records.len());
@@ -259,6 +267,7 @@ impl Deriver {
         let ttl = self.config.orphan_ttl.as_nanos() as u64;
         let mut out = Released::default();
         let (mut spans, mut pending, mut next_due) = (0, 0, u64::MAX);
+        let peers = &mut self.peers;
         self.traces.retain(|_, buf| {
             if !all && buf.due_ns > now_ns {
                 spans += buf.nodes.len();
@@ -277,14 +286,16 @@ impl Deriver {
             } else if buf.counts().1 {
                 // Children waiting for their entry keep the trace up to the TTL ...
                 expires
-            } else if links::waiting(buf) {
+            } else if links::waiting(buf, peers, now_ns) {
                 // ... calls waiting for their callee, up to the link wait.
                 (buf.last_ns + wait).min(expires)
             } else {
                 now_ns
             };
             if release_at <= now_ns {
-                out.extend(release(std::mem::replace(buf, TraceBuf::new(0, 0))));
+                let waited = !all && buf.last_ns.saturating_add(wait) <= now_ns;
+                let learn = Learn { peers: &mut *peers, now_ns, waited };
+                out.extend(release(std::mem::replace(buf, TraceBuf::new(0, 0)), learn));
                 false
             } else {
                 buf.due_ns = release_at;

@@ -9,7 +9,9 @@
 //! - a root transaction, or one whose caller never arrived, is a call from `USER`.
 //!
 //! A call whose callee may still arrive (an HTTP or RPC call, not a database or a queue) makes
-//! its trace wait, up to the deriver's link wait.
+//! its trace wait, up to the deriver's link wait, unless its peer is one that lately answered
+//! without a span of its own after such a wait (`Uninstrumented`): an external API called by
+//! every checkout would otherwise hold every checkout trace, with its records, for the whole wait.
 
 use std::sync::Arc;
 
@@ -45,17 +47,68 @@ fn callees(buf: &TraceBuf) -> FxHashMap<SpanId, &CallInfo> {
     out.into_iter().map(|(k, (c, _))| (k, c)).collect()
 }
 
+/// Peers that, after a call to them waited the whole link wait, never showed a span of their own:
+/// for `UNINSTRUMENTED_TTL_NS` calls to them do not wait. A callee seen under any call to one
+/// forgets it at once, and a later wait that ends without one renews it: after the TTL a call
+/// waits again, so a peer instrumented since is known for what it is within a minute.
+#[derive(Default)]
+pub(super) struct Uninstrumented {
+    until: FxHashMap<Arc<str>, u64>,
+}
+
+const UNINSTRUMENTED_TTL_NS: u64 = 60_000_000_000;
+/// Peers remembered at most: names come from span attributes, which a client chooses.
+pub(super) const MAX_UNINSTRUMENTED: usize = 10_000;
+
+impl Uninstrumented {
+    fn knows(&self, peer: &str, now_ns: u64) -> bool {
+        self.until.get(peer).is_some_and(|&t| t > now_ns)
+    }
+
+    fn answered(&mut self, peer: &str) {
+        self.until.remove(peer);
+    }
+
+    fn no_show(&mut self, peer: &Arc<str>, now_ns: u64) {
+        if self.until.len() >= MAX_UNINSTRUMENTED && !self.until.contains_key(peer) {
+            self.until.retain(|_, t| *t > now_ns);
+            if self.until.len() >= MAX_UNINSTRUMENTED {
+                return;
+            }
+        }
+        self.until.insert(peer.clone(), now_ns.saturating_add(UNINSTRUMENTED_TTL_NS));
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.until.len()
+    }
+}
+
+/// What a trace's release teaches `Uninstrumented`.
+pub(super) struct Learn<'a> {
+    pub(super) peers: &'a mut Uninstrumented,
+    pub(super) now_ns: u64,
+    /// The trace was released after waiting the whole link wait: a call without a callee then is
+    /// a peer that did not answer with a span.
+    pub(super) waited: bool,
+}
+
 /// A call out whose peer is known for what it is needs no callee.
 fn definite(call: &CallInfo) -> bool {
     matches!(call.peer, Some((_, NodeKind::Database | NodeKind::Cache | NodeKind::Queue)))
 }
 
 /// True while some call out may still see its callee arrive, or some entry its caller.
-pub(super) fn waiting(buf: &TraceBuf) -> bool {
+pub(super) fn waiting(buf: &TraceBuf, peers: &Uninstrumented, now_ns: u64) -> bool {
     let callees = callees(buf);
     buf.nodes.iter().any(|(id, n)| match (n.role, &n.call) {
         (Role::Entry, _) => n.parent.is_some_and(|p| buf.get(&p).is_none()),
-        (Role::Sql(_) | Role::Api(_), Some(call)) => !definite(call) && !callees.contains_key(id),
+        (Role::Sql(_) | Role::Api(_), Some(call)) => {
+            !definite(call)
+                && !callees.contains_key(id)
+                && !call.peer.as_ref().is_some_and(|(p, _)| peers.knows(p, now_ns))
+        }
         _ => false,
     })
 }
@@ -87,7 +140,7 @@ fn to_peer(from: &CallInfo, name: Arc<str>, kind: NodeKind) -> LinkCall {
 }
 
 /// Every call of a released trace.
-pub(super) fn resolve(buf: &TraceBuf) -> Vec<LinkCall> {
+pub(super) fn resolve(buf: &TraceBuf, learn: Learn<'_>) -> Vec<LinkCall> {
     let callees = callees(buf);
     let (user, none): (Arc<str>, Arc<str>) = (Arc::from(USER_NODE), Arc::from(""));
     let mut out = Vec::new();
@@ -121,8 +174,18 @@ pub(super) fn resolve(buf: &TraceBuf) -> Vec<LinkCall> {
             }
             Role::Sql(_) | Role::Api(_) => match (&c.peer, callees.get(id)) {
                 (Some((queue, NodeKind::Queue)), _) => out.push(to_peer(c, queue.clone(), NodeKind::Queue)),
-                (_, Some(callee)) => out.push(call(&c.service, &c.instance, callee, c)),
-                (Some((peer, kind)), None) => out.push(to_peer(c, peer.clone(), *kind)),
+                (_, Some(callee)) => {
+                    if let Some((peer, _)) = &c.peer {
+                        learn.peers.answered(peer);
+                    }
+                    out.push(call(&c.service, &c.instance, callee, c))
+                }
+                (Some((peer, kind)), None) => {
+                    if learn.waited && !definite(c) {
+                        learn.peers.no_show(peer, learn.now_ns);
+                    }
+                    out.push(to_peer(c, peer.clone(), *kind))
+                }
                 (None, None) => out.push(to_peer(c, Arc::from(UNKNOWN_NODE), NodeKind::External)),
             },
             Role::Other => {}

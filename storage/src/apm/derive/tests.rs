@@ -376,6 +376,53 @@ fn a_call_waits_for_its_callee_then_counts_as_a_call_to_its_peer() {
 }
 
 #[test]
+fn a_peer_that_answered_without_a_span_is_not_waited_for_again_until_it_does_or_a_minute_passes() {
+    let http = [("server.address", Value::Str("payments.example".into()))];
+    let checkout =
+        |t: u8| [span(t, 1, None, "shop", kind::SERVER, &[]), span(t, 2, Some(1), "shop", kind::CLIENT, &http)];
+    let external = ("shop".to_string(), "payments.example".to_string(), NodeKind::External, 2000);
+    let mut d = deriver();
+    d.observe(1, Extract::from_spans(&checkout(1)), 0);
+    assert!(d.finalize(5 * S, false).links.is_empty());
+    assert!(calls(&d.finalize(10 * S, false).links).contains(&external), "the first call waits it out");
+    // Learned: the next checkout is released after the grace alone, its record with it.
+    d.observe(2, Extract::from_spans(&checkout(2)), 20 * S);
+    let out = d.finalize(22 * S, false);
+    assert!(calls(&out.links).contains(&external) && out.records.len() == 1);
+    // A callee that reports within the grace is still its callee, and the peer is forgotten.
+    d.observe(3, Extract::from_spans(&checkout(3)), 30 * S);
+    d.observe(4, Extract::from_spans(&[span(3, 3, Some(2), "payments", kind::SERVER, &[])]), 31 * S);
+    let out = d.finalize(33 * S, false);
+    assert!(calls(&out.links).contains(&("shop".into(), "payments".into(), NodeKind::Server, 2000)));
+    d.observe(5, Extract::from_spans(&checkout(4)), 40 * S);
+    assert!(d.finalize(42 * S, false).links.is_empty(), "waits again once the peer answered");
+    assert!(!d.finalize(50 * S, false).links.is_empty());
+    // Learned again at 50 s; a minute later a call waits once more.
+    d.observe(6, Extract::from_spans(&checkout(5)), 111 * S);
+    assert!(d.finalize(113 * S, false).links.is_empty(), "after a minute the peer is asked again");
+    assert!(!d.finalize(121 * S, false).links.is_empty());
+}
+
+#[test]
+fn peers_remembered_are_bounded() {
+    let mut d = Deriver::new(DeriveConfig { max_spans: 100_000, ..deriver().config });
+    for i in 0..(super::links::MAX_UNINSTRUMENTED as u64 + 500) {
+        let http = [("server.address", Value::Str(format!("peer-{i}.example")))];
+        let in_trace = |mut s: Span| {
+            s.trace_id = crate::model::TraceId(u128::from(i).to_be_bytes());
+            Arc::new(s)
+        };
+        let spans = [
+            in_trace(testing::span(0, 1).service("shop").kind(kind::SERVER).build()),
+            in_trace(testing::span(0, 2).parent(Some(1)).service("shop").kind(kind::CLIENT).attrs(&http).build()),
+        ];
+        d.observe(i, Extract::from_spans(&spans), 0);
+    }
+    d.finalize(10 * S, false);
+    assert_eq!(d.peers.len(), super::links::MAX_UNINSTRUMENTED);
+}
+
+#[test]
 fn queues_sit_between_producer_and_consumer() {
     let kafka =
         [("messaging.system", Value::Str("kafka".into())), ("messaging.destination.name", Value::Str("orders".into()))];

@@ -393,7 +393,8 @@ mod tests {
 
     #[test]
     fn a_log_record_written_before_the_name_table_still_reads() {
-        let bytes: Vec<u8> = (0..FORMAT_1.len()).step_by(2).map(|i| u8::from_str_radix(&FORMAT_1[i..i + 2], 16).unwrap()).collect();
+        let bytes: Vec<u8> =
+            (0..FORMAT_1.len()).step_by(2).map(|i| u8::from_str_radix(&FORMAT_1[i..i + 2], 16).unwrap()).collect();
         let s = testing::span(1, 2).attrs(&[("http.route", Value::Str("/cart".into())), ("n", Value::Int(7))]).build();
         assert_eq!(decode_batch(&bytes).unwrap(), vec![s.clone(), s.clone()]);
         // Written again it takes the current format, and names repeated by the two spans once.

@@ -439,6 +439,22 @@ mod tests {
     }
 
     #[test]
+    fn keys_cut_to_the_same_text_are_one_key() {
+        let mut s = good_span();
+        let long = |last: &str| format!("{}{last}", "k".repeat(20_000));
+        let attributes = vec![
+            kv(&long("1"), any_value::Value::IntValue(1)),
+            kv("short", any_value::Value::IntValue(2)),
+            kv(&long("2"), any_value::Value::IntValue(3)),
+        ];
+        s.events = vec![otlp::span::Event { name: "e".into(), attributes, ..Default::default() }];
+        let c = run(vec![s]);
+        let kept = &c.items[0].events[0].attributes;
+        assert_eq!(kept.len(), 2, "{:?}", kept.iter().map(|(k, v)| (k.len(), v)).collect::<Vec<_>>());
+        assert_eq!((kept[0].0.len(), &kept[0].1), (16 * 1024, &Value::Int(3)));
+    }
+
+    #[test]
     fn long_strings_are_cut_on_a_character_boundary() {
         let mut s = good_span();
         s.name = "é".repeat(20_000);

@@ -118,6 +118,8 @@ pub fn segment_read(data: &[u8]) {
         resources: u32::from(resources % 4),
         resource_keys: vec![],
         bytes: 0,
+        // Columns computed from attributes, from the same byte: both kinds of segment are read.
+        computed: (resources >> 3) & 0x1f,
     };
     for p in 0..xmeta.pages() {
         if let Ok(page) = XPage::fetch(&xmeta, p, &xsegment::all_columns(&xmeta), fetch) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{kind, status, Span, Value};
+use crate::model::{kind, status, KeyValue, Span, Value};
 use crate::xlog::{Attributes, XLog};
 
 pub const DB_SYSTEM: &[&str] = &["db.system.name", "db.system"];
@@ -148,27 +148,69 @@ pub fn consumed_from(span: &Span) -> Option<(String, NodeKind)> {
 }
 
 /// The first of several text attributes present; header attributes are arrays of strings.
-fn text(s: &Span, keys: &[&str]) -> String {
+pub fn text_of(attrs: &[KeyValue], keys: &[&str]) -> String {
     keys.iter()
-        .find_map(|k| match s.attribute(k)? {
-            Value::Str(v) => Some(v.clone()),
-            Value::Array(a) => a.first().and_then(Value::as_str).map(str::to_owned),
-            _ => None,
-        })
+        .find_map(|k| attrs.iter().find(|(a, _)| &**a == *k).and_then(|(_, v)| text_value(v)))
         .unwrap_or_default()
+        .to_owned()
+}
+
+/// What a text field takes from one attribute's value, if it can.
+pub fn text_value(v: &Value) -> Option<&str> {
+    match v {
+        Value::Str(v) => Some(v),
+        Value::Array(a) => a.first().and_then(Value::as_str),
+        _ => None,
+    }
+}
+
+/// The HTTP status of a transaction's attributes; 0 when not an HTTP transaction.
+pub fn http_status_of(attrs: &[KeyValue]) -> u32 {
+    HTTP_STATUS
+        .iter()
+        .find_map(|k| attrs.iter().find(|(a, _)| &**a == *k).and_then(|(_, v)| status_value(v)))
+        .unwrap_or(0)
+}
+
+/// What the HTTP status takes from one attribute's value, if it can.
+pub fn status_value(v: &Value) -> Option<u32> {
+    match v {
+        Value::Int(v) => u32::try_from(*v).ok(),
+        Value::Str(v) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The XLog fields `transaction` takes from its entry span's attributes, each with the keys it
+/// reads: a segment of records derived from spans computes them from its attribute columns
+/// instead of storing them twice.
+pub const PROMOTED: [Promoted; 5] = [
+    Promoted::Text(CLIENT_ADDRESS),
+    Promoted::Text(USER_ID),
+    Promoted::Text(USER_AGENT),
+    Promoted::Text(REFERER),
+    Promoted::HttpStatus,
+];
+
+#[derive(Debug, Clone, Copy)]
+pub enum Promoted {
+    Text(&'static [&'static str]),
+    HttpStatus,
+}
+
+impl Promoted {
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            Promoted::Text(keys) => keys,
+            Promoted::HttpStatus => HTTP_STATUS,
+        }
+    }
 }
 
 /// The transaction record of an entry span, before its children are counted. The attributes stay
 /// the span's own, shared.
 pub fn transaction(s: &Arc<Span>) -> XLog {
-    let http_status = HTTP_STATUS
-        .iter()
-        .find_map(|k| match s.attribute(k)? {
-            Value::Int(v) => u32::try_from(*v).ok(),
-            Value::Str(v) => v.parse().ok(),
-            _ => None,
-        })
-        .unwrap_or(0);
+    let http_status = http_status_of(&s.attributes);
     let error = s.status_code == status::ERROR;
     let error_message = if !s.status_message.is_empty() {
         s.status_message.clone()
@@ -197,10 +239,10 @@ pub fn transaction(s: &Arc<Span>) -> XLog {
         error,
         error_message,
         http_status,
-        client_ip: text(s, CLIENT_ADDRESS),
-        user_id: text(s, USER_ID),
-        user_agent: text(s, USER_AGENT),
-        referer: text(s, REFERER),
+        client_ip: text_of(&s.attributes, CLIENT_ADDRESS),
+        user_id: text_of(&s.attributes, USER_ID),
+        user_agent: text_of(&s.attributes, USER_AGENT),
+        referer: text_of(&s.attributes, REFERER),
         cpu_ns: 0,
         alloc_bytes: 0,
         sql_count: 0,

@@ -49,14 +49,17 @@ use crate::stats::{ActiveBounds, DEFAULT_ACTIVE_BOUNDS};
 use crate::table::Table;
 use crate::xlog::segment::XLogSegmentMeta;
 
-/// Version 3: version 2 plus the server map's statistics (three tables under the meta prefixes
+/// Version 4: version 3 plus WAL records with a name table (row format 2) and XLog segments that
+/// compute their promoted fields from their attribute columns (`computed` in their metas); both
+/// still read the older forms.
+/// Version 3 was version 2 plus the server map's statistics (three tables under the meta prefixes
 /// `1`, `2`, `3`, their roll-up watermarks), the held traces and the retried-batch fingerprints.
 /// Version 2 was version 1 (column families meta/wal/chunks/tindex, row format 1, the span segment
 /// layout) plus XLog segments and native XLog records in the WAL. Older stores are upgraded in
 /// place when opened: each version only added, and their statistics start at the upgrade. A build
 /// older than a store refuses it, rather than writing data its statistics would miss.
-pub const FORMAT_VERSION: u32 = 3;
-const UPGRADABLE_VERSIONS: [u32; 2] = [1, 2];
+pub const FORMAT_VERSION: u32 = 4;
+const UPGRADABLE_VERSIONS: [u32; 3] = [1, 2, 3];
 
 /// RocksDB's own write-ahead logs, at most (beside the data the disk budget counts).
 pub const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;

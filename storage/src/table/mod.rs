@@ -76,6 +76,17 @@ pub trait SegmentMeta: Clone + Send + Sync + Serialize + DeserializeOwned + 'sta
     /// Lowest and highest time in one page, where the segment records them.
     fn page_time_range(&self, page: u32) -> Option<(u64, u64)>;
 
+    /// The columns `column` is computed from when the segment does not store it (see
+    /// `page::Page::fetch`); `None` for a stored column.
+    fn computed_from(&self, _column: u16) -> Option<Vec<u16>> {
+        None
+    }
+
+    /// The page body of a column `computed_from` names, from a page holding its sources.
+    fn compute(page: &page::Page<'_, Self>, column: u16) -> Result<Vec<u8>, StorageError> {
+        Err(corrupt(&format!("column {column} of {} is not computed", page.meta.place())))
+    }
+
     fn pages(&self) -> u32 {
         (self.rows() as usize).div_ceil(PAGE_ROWS) as u32
     }

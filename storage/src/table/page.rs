@@ -3,6 +3,7 @@
 //! column, and callers add the segment and page (`Page::place`).
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -20,8 +21,15 @@ pub struct Page<'m, M> {
     pub page: u32,
     /// Rows in this page.
     pub rows: usize,
+    /// The columns asked for.
     wanted: Vec<u16>,
+    /// The columns fetched, `stored` in the same order: those asked for that the segment stores,
+    /// and the sources of those it computes.
+    fetched: Vec<u16>,
     stored: Vec<Option<Vec<u8>>>,
+    /// Bodies of the columns asked for that the segment computes (`SegmentMeta::computed_from`),
+    /// computed when first read: a reader that stops at an earlier column does not pay for them.
+    computed: Vec<(u16, OnceCell<Vec<u8>>)>,
 }
 
 impl<'m, M: SegmentMeta> Page<'m, M> {
@@ -37,9 +45,25 @@ impl<'m, M: SegmentMeta> Page<'m, M> {
             return Err(corrupt(&format!("page {page} of {}", meta.pages())).within(|| meta.place()));
         }
         let table = M::TABLE.resource_table_column;
-        let want: Vec<(u16, u32)> = columns.iter().map(|c| (*c, if *c == table { 0 } else { page })).collect();
+        let mut to_compute = Vec::new();
+        let mut fetched: Vec<u16> = Vec::with_capacity(columns.len());
+        for &c in columns {
+            match meta.computed_from(c) {
+                Some(sources) => {
+                    to_compute.push(c);
+                    fetched.extend(sources);
+                }
+                None => fetched.push(c),
+            }
+        }
+        if !to_compute.is_empty() {
+            let mut seen = rustc_hash::FxHashSet::default();
+            fetched.retain(|c| seen.insert(*c));
+        }
+        let want: Vec<(u16, u32)> = fetched.iter().map(|c| (*c, if *c == table { 0 } else { page })).collect();
         let stored = fetch(&want)?;
-        Ok(Self { meta, page, rows: meta.page_rows(page), wanted: columns.to_vec(), stored })
+        let computed = to_compute.into_iter().map(|c| (c, OnceCell::new())).collect();
+        Ok(Self { meta, page, rows: meta.page_rows(page), wanted: columns.to_vec(), fetched, stored, computed })
     }
 
     /// "spans partition 12 segment 40 page 3": where an error about this page's data happened.
@@ -49,7 +73,14 @@ impl<'m, M: SegmentMeta> Page<'m, M> {
 
     /// The column's page body; `None` for an attribute column with no values in this page.
     pub fn body(&self, c: u16) -> Result<Option<Cow<'_, [u8]>>, StorageError> {
-        let i = self.wanted.iter().position(|w| *w == c).expect("column was fetched");
+        if let Some((_, cell)) = self.computed.iter().find(|(w, _)| *w == c) {
+            if cell.get().is_none() {
+                let body = M::compute(self, c).map_err(|e| e.within(|| format!("column {c}, computed")))?;
+                let _ = cell.set(body);
+            }
+            return Ok(cell.get().map(|b| Cow::Borrowed(b.as_slice())));
+        }
+        let i = self.fetched.iter().position(|w| *w == c).expect("column was fetched");
         let column = || format!("column {c}");
         match self.stored[i].as_deref() {
             Some(chunk) => Ok(Some(col::decompress(chunk).map_err(|e| e.within(column))?)),
@@ -130,11 +161,10 @@ impl<'m, M: SegmentMeta> Page<'m, M> {
     /// row `range.start`), as (key, values), in the order they were asked for.
     pub fn attributes(&self, range: Range<usize>) -> Result<Vec<AttrValues<'m>>, StorageError> {
         let mut out = Vec::new();
-        for (j, &c) in self.wanted.iter().enumerate() {
+        for &c in &self.wanted {
             let Some(i) = c.checked_sub(ATTR_BASE) else { continue };
             let key = self.meta.attr_keys().get(i as usize).ok_or_else(|| corrupt("attribute column"))?;
-            if let Some(chunk) = self.stored[j].as_deref() {
-                let body = col::decompress(chunk).map_err(|e| e.within(|| format!("column {c}")))?;
+            if let Some(body) = self.body(c)? {
                 out.push((key, col::decode_values_range(&body, self.rows, range.clone())?));
             }
         }

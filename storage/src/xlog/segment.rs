@@ -5,13 +5,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::XLog;
+use super::{Attributes, XLog};
+use crate::apm::semconv::{self, Promoted};
 use crate::attr_keys::{AttributeKeys, Key};
 use crate::codec::{column as col, corrupt};
 use crate::error::StorageError;
 use crate::keys;
-use crate::model::{SpanId, TraceId};
-use crate::table::attrs::AttrColumns;
+use crate::model::{SpanId, TraceId, Value};
+use crate::table::attrs::{AttrColumns, MAX_SEGMENT_KEYS};
 use crate::table::build::{self, Chunk, SegmentWriter};
 use crate::table::page::Page;
 use crate::table::{SegmentMeta, TableDef};
@@ -72,7 +73,25 @@ pub struct XLogSegmentMeta {
     pub resources: u32,
     pub resource_keys: Vec<Key>,
     pub bytes: u64,
+    /// Bit `i` set: the column of `PROMOTED_COLUMNS[i]` is not stored but computed from the
+    /// attribute columns, as derivation took it from the entry span's attributes
+    /// (`semconv::PROMOTED`). Set when every record of the segment was derived from a span;
+    /// segments written before it store every column.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub computed: u8,
 }
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
+}
+
+/// The index in `semconv::PROMOTED` of a column the segment computes.
+fn computed_index(meta: &XLogSegmentMeta, column: u16) -> Option<usize> {
+    PROMOTED_COLUMNS.iter().position(|c| *c == column).filter(|i| meta.computed & (1 << i) != 0)
+}
+
+/// The columns of `semconv::PROMOTED`, in its order.
+const PROMOTED_COLUMNS: [u16; 5] = [cols::CLIENT_IP, cols::USER_ID, cols::USER_AGENT, cols::REFERER, cols::HTTP_STATUS];
 
 /// Services an XLog segment's meta names at most: enough for the segments of a normal estate to
 /// be skipped by a service filter, few enough that a flood of service names does not grow
@@ -129,6 +148,44 @@ impl SegmentMeta for XLogSegmentMeta {
     fn page_time_range(&self, page: u32) -> Option<(u64, u64)> {
         self.page_ends.get(page as usize).copied()
     }
+
+    fn computed_from(&self, column: u16) -> Option<Vec<u16>> {
+        let i = computed_index(self, column)?;
+        Some(semconv::PROMOTED[i].keys().iter().filter_map(|k| self.attr_column(k)).collect())
+    }
+
+    /// Each row's field as `semconv::transaction` took it: from the attributes of the keys the
+    /// field reads, in the same order of preference.
+    fn compute(page: &XPage<'_>, column: u16) -> Result<Vec<u8>, StorageError> {
+        let i = PROMOTED_COLUMNS.iter().position(|c| *c == column).ok_or_else(|| corrupt("computed column"))?;
+        let promoted = semconv::PROMOTED[i];
+        // The values of the keys the field reads, in its order of preference: each row takes the
+        // first that gives one, as `semconv::text_of` and `http_status_of` do.
+        let mut sources: Vec<Vec<Option<Value>>> = Vec::new();
+        for k in promoted.keys() {
+            let Some(c) = page.meta.attr_column(k) else { continue };
+            if let Some(body) = page.body(c)? {
+                sources.push(col::decode_values(&body, page.rows)?);
+            }
+        }
+        Ok(match promoted {
+            Promoted::Text(_) => {
+                let texts: Vec<&str> = (0..page.rows)
+                    .map(|r| sources.iter().find_map(|v| v[r].as_ref().and_then(semconv::text_value)).unwrap_or(""))
+                    .collect();
+                col::encode_dict(&texts)
+            }
+            Promoted::HttpStatus => col::encode_varints(
+                &(0..page.rows)
+                    .map(|r| {
+                        u64::from(
+                            sources.iter().find_map(|v| v[r].as_ref().and_then(semconv::status_value)).unwrap_or(0),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        })
+    }
 }
 
 pub struct BuiltXSegment {
@@ -148,6 +205,15 @@ pub fn build(partition: u64, next_id: &mut dyn FnMut() -> u64, records: &[&XLog]
 
 /// One segment of records already in end-time order.
 fn encode(partition: u64, id: u64, order: &[&XLog], attrs: AttrColumns<'_>) -> BuiltXSegment {
+    // Records derived from spans took these fields from the attributes the segment keeps (all of
+    // them, unless a row had more keys than a segment holds and some were dropped).
+    let computed =
+        if attrs.keys.len() < MAX_SEGMENT_KEYS && order.iter().all(|x| matches!(x.attributes, Attributes::OfSpan(_))) {
+            (1u8 << PROMOTED_COLUMNS.len()) - 1
+        } else {
+            0
+        };
+    let stored = |c: u16| PROMOTED_COLUMNS.iter().position(|p| *p == c).is_none_or(|i| computed & (1 << i) == 0);
     let mut w = SegmentWriter::new(&TABLE, attrs, order.iter().map(|x| &x.resource));
     let mut services: Vec<&str> = order.iter().map(|x| x.service.as_str()).collect();
     services.sort_unstable();
@@ -167,11 +233,21 @@ fn encode(partition: u64, id: u64, order: &[&XLog], attrs: AttrColumns<'_>) -> B
         w.put(cols::ELAPSED, page, &col::encode_varints(&nums(|x| x.elapsed_ns)));
         w.put(cols::ERROR, page, &col::encode_u8(&rows.iter().map(|x| u8::from(x.error)).collect::<Vec<_>>()));
         w.put(cols::ERROR_MESSAGE, page, &col::encode_dict(&strs(|x| &x.error_message)));
-        w.put(cols::HTTP_STATUS, page, &col::encode_varints(&nums(|x| u64::from(x.http_status))));
-        w.put(cols::CLIENT_IP, page, &col::encode_dict(&strs(|x| &x.client_ip)));
-        w.put(cols::USER_ID, page, &col::encode_dict(&strs(|x| &x.user_id)));
-        w.put(cols::USER_AGENT, page, &col::encode_dict(&strs(|x| &x.user_agent)));
-        w.put(cols::REFERER, page, &col::encode_dict(&strs(|x| &x.referer)));
+        if stored(cols::HTTP_STATUS) {
+            w.put(cols::HTTP_STATUS, page, &col::encode_varints(&nums(|x| u64::from(x.http_status))));
+        }
+        if stored(cols::CLIENT_IP) {
+            w.put(cols::CLIENT_IP, page, &col::encode_dict(&strs(|x| &x.client_ip)));
+        }
+        if stored(cols::USER_ID) {
+            w.put(cols::USER_ID, page, &col::encode_dict(&strs(|x| &x.user_id)));
+        }
+        if stored(cols::USER_AGENT) {
+            w.put(cols::USER_AGENT, page, &col::encode_dict(&strs(|x| &x.user_agent)));
+        }
+        if stored(cols::REFERER) {
+            w.put(cols::REFERER, page, &col::encode_dict(&strs(|x| &x.referer)));
+        }
         w.put(cols::CPU, page, &col::encode_varints(&nums(|x| x.cpu_ns)));
         w.put(cols::ALLOC, page, &col::encode_varints(&nums(|x| x.alloc_bytes)));
         w.put(cols::SQL_COUNT, page, &col::encode_varints(&nums(|x| u64::from(x.sql_count))));
@@ -198,6 +274,7 @@ fn encode(partition: u64, id: u64, order: &[&XLog], attrs: AttrColumns<'_>) -> B
         resources: written.resources,
         resource_keys: written.resource_keys,
         bytes: written.bytes,
+        computed,
     };
     BuiltXSegment { meta, chunks: written.chunks }
 }
@@ -217,25 +294,37 @@ pub fn records(page: &XPage<'_>, rows: &[usize]) -> Result<Vec<XLog>, StorageErr
     let dict = |c: u16| -> Result<Vec<String>, StorageError> { Ok(pick(page.strings(c, 0..n)?)) };
     let trace_ids = page.trace_ids(cols::TRACE_ID)?;
     let span_ids = page.span_ids(cols::SPAN_ID)?;
+    let mut attrs = page.attributes(0..n)?;
+    // A field the segment computes is taken from the attribute values just decoded, by the rule
+    // `XLogSegmentMeta::compute` follows, rather than computed again from their columns.
+    let sources = |i: usize| -> Vec<&Vec<Option<Value>>> {
+        let keys = semconv::PROMOTED[i].keys();
+        keys.iter().filter_map(|k| attrs.iter().find(|(a, _)| &***a == *k).map(|(_, v)| v)).collect()
+    };
+    let text = |c: u16| -> Result<Vec<String>, StorageError> {
+        let Some(i) = computed_index(page.meta, c) else { return dict(c) };
+        let sources = sources(i);
+        let first = |r: usize| sources.iter().find_map(|v| v[r].as_ref().and_then(semconv::text_value));
+        Ok(rows.iter().map(|&r| first(r).unwrap_or_default().to_owned()).collect())
+    };
     let (services, instances, endpoints) = (dict(cols::SERVICE)?, dict(cols::INSTANCE)?, dict(cols::ENDPOINT)?);
-    let (messages, ips, users) = (dict(cols::ERROR_MESSAGE)?, dict(cols::CLIENT_IP)?, dict(cols::USER_ID)?);
-    let (agents, referers) = (dict(cols::USER_AGENT)?, dict(cols::REFERER)?);
+    let (messages, ips, users) = (dict(cols::ERROR_MESSAGE)?, text(cols::CLIENT_IP)?, text(cols::USER_ID)?);
+    let (agents, referers) = (text(cols::USER_AGENT)?, text(cols::REFERER)?);
+    let status: Vec<u64> = match computed_index(page.meta, cols::HTTP_STATUS) {
+        Some(i) => {
+            let sources = sources(i);
+            let first = |r: usize| sources.iter().find_map(|v| v[r].as_ref().and_then(semconv::status_value));
+            (0..n).map(|r| u64::from(first(r).unwrap_or(0))).collect()
+        }
+        None => page.varints(cols::HTTP_STATUS)?,
+    };
     let ends = page.deltas(cols::END)?;
     let errors = page.u8s(cols::ERROR)?;
-    let [elapsed, status, cpu, alloc, sql_count, sql_ns, api_count, api_ns] = [
-        cols::ELAPSED,
-        cols::HTTP_STATUS,
-        cols::CPU,
-        cols::ALLOC,
-        cols::SQL_COUNT,
-        cols::SQL_NS,
-        cols::API_COUNT,
-        cols::API_NS,
-    ]
-    .map(|c| page.varints(c));
-    let (elapsed, status, cpu, alloc) = (elapsed?, status?, cpu?, alloc?);
+    let [elapsed, cpu, alloc, sql_count, sql_ns, api_count, api_ns] =
+        [cols::ELAPSED, cols::CPU, cols::ALLOC, cols::SQL_COUNT, cols::SQL_NS, cols::API_COUNT, cols::API_NS]
+            .map(|c| page.varints(c));
+    let (elapsed, cpu, alloc) = (elapsed?, cpu?, alloc?);
     let (sql_count, sql_ns, api_count, api_ns) = (sql_count?, sql_ns?, api_count?, api_ns?);
-    let mut attrs = page.attributes(0..n)?;
     let u32_of = |v: u64| u32::try_from(v).map_err(|_| corrupt("xlog u32 column"));
     let resources = page.resources()?;
     let resource_idx = page.resource_index()?;
@@ -319,6 +408,108 @@ mod tests {
         assert!(many.services_unlisted && many.services.is_empty() && many.may_hold_service("other"));
         let back: XLogSegmentMeta = serde_json::from_slice(&serde_json::to_vec(&many).unwrap()).unwrap();
         assert_eq!(back, many);
+    }
+
+    /// Every key a promoted field reads, and values of every kind they may hold.
+    fn arb_promoted_attrs() -> impl Strategy<Value = Vec<(&'static str, Value)>> {
+        let keys: Vec<&'static str> =
+            semconv::PROMOTED.iter().flat_map(|p| p.keys().iter().copied()).chain(["other"]).collect();
+        let value = prop_oneof![
+            "[a-z0-9.]{0,6}".prop_map(Value::Str),
+            (-3i64..700).prop_map(Value::Int),
+            Just(Value::Str("404".into())),
+            proptest::collection::vec("[a-z]{0,3}".prop_map(Value::Str), 0..3).prop_map(Value::Array),
+            Just(Value::Bool(true)),
+        ];
+        proptest::collection::vec((proptest::sample::select(keys), value), 0..10).prop_map(|mut kvs| {
+            let mut seen = std::collections::HashSet::new();
+            kvs.retain(|(k, _)| seen.insert(*k));
+            kvs
+        })
+    }
+
+    fn derived(attrs: &[(&'static str, Value)], i: u64) -> XLog {
+        let span = crate::testing::span(1, i + 1).start(1_000 + i).attrs(attrs).arc();
+        semconv::transaction(&span)
+    }
+
+    fn read_all(built: &BuiltXSegment, columns: &[u16]) -> Vec<XPage<'static>> {
+        let fetch = crate::table::build::in_memory(&built.chunks);
+        let meta: &'static XLogSegmentMeta = Box::leak(Box::new(built.meta.clone()));
+        (0..meta.pages()).map(|p| Page::fetch(meta, p, columns, &fetch).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_segment_of_records_from_spans_stores_their_promoted_fields_once() {
+        let records: Vec<XLog> = (0..5000)
+            .map(|i| {
+                derived(
+                    &[
+                        ("client.address", Value::Str(format!("10.0.0.{}", i % 7))),
+                        ("enduser.id", Value::Str(format!("u{i}"))),
+                        ("http.response.status_code", Value::Int(200)),
+                    ],
+                    i,
+                )
+            })
+            .collect();
+        let refs: Vec<&XLog> = records.iter().collect();
+        let built = build(3, &mut || 9, &refs).remove(0);
+        assert_eq!(built.meta.computed, 0b11111);
+        assert!(built.chunks.iter().all(|(c, ..)| !PROMOTED_COLUMNS.contains(c)), "not stored");
+        // Asked for alone, the fields come from the attribute columns the page fetches for them.
+        let pages = read_all(&built, &[cols::END, cols::CLIENT_IP, cols::USER_ID, cols::HTTP_STATUS]);
+        let ips: Vec<String> = pages.iter().flat_map(|p| p.strings(cols::CLIENT_IP, 0..p.rows).unwrap()).collect();
+        let statuses: Vec<u64> = pages.iter().flat_map(|p| p.varints(cols::HTTP_STATUS).unwrap()).collect();
+        assert_eq!(ips.len(), 5000);
+        assert!(ips.iter().all(|ip| ip.starts_with("10.0.0.")) && statuses.iter().all(|s| *s == 200));
+        assert!(pages[0].attributes(0..1).unwrap().is_empty(), "the sources are not answered as asked-for columns");
+        // A segment with one record of an agent stores every column, as before.
+        let mut native = records[0].clone();
+        native.attributes = Attributes::Own(native.attributes.to_vec());
+        let mixed = build(3, &mut || 9, &[&records[1], &native]).remove(0);
+        assert_eq!(mixed.meta.computed, 0);
+        assert!(mixed.chunks.iter().any(|(c, ..)| *c == cols::CLIENT_IP));
+        // Metas written before the field read as storing every column.
+        let mut json: serde_json::Value = serde_json::to_value(&built.meta).unwrap();
+        json.as_object_mut().unwrap().remove("computed");
+        assert_eq!(serde_json::from_value::<XLogSegmentMeta>(json).unwrap().computed, 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn fields_computed_from_attributes_are_the_ones_derivation_took(
+            attrs in proptest::collection::vec(arb_promoted_attrs(), 1..40)
+        ) {
+            let derived: Vec<XLog> = attrs.iter().enumerate().map(|(i, a)| derived(a, i as u64)).collect();
+            let refs: Vec<&XLog> = derived.iter().collect();
+            let built = build(3, &mut || 9, &refs).remove(0);
+            prop_assert_eq!(built.meta.computed, 0b11111);
+            let mut back = Vec::new();
+            for page in read_all(&built, &all_columns(&built.meta)) {
+                back.extend(records(&page, &(0..page.rows).collect::<Vec<_>>()).unwrap());
+            }
+            let fields = |x: &XLog| (x.span_id, x.client_ip.clone(), x.user_id.clone(), x.user_agent.clone(), x.referer.clone(), x.http_status);
+            let mut want: Vec<_> = derived.iter().map(fields).collect();
+            let mut got: Vec<_> = back.iter().map(fields).collect();
+            want.sort();
+            got.sort();
+            prop_assert_eq!(&got, &want);
+            // The same fields as columns alone: computed by the page from their sources.
+            let alone = [cols::SPAN_ID, cols::CLIENT_IP, cols::USER_ID, cols::USER_AGENT, cols::REFERER, cols::HTTP_STATUS];
+            let mut columns = Vec::new();
+            for p in read_all(&built, &alone) {
+                let strs = |c| p.strings(c, 0..p.rows).unwrap();
+                let (ips, users, agents, referers) = (strs(cols::CLIENT_IP), strs(cols::USER_ID), strs(cols::USER_AGENT), strs(cols::REFERER));
+                let (ids, status) = (p.span_ids(cols::SPAN_ID).unwrap(), p.varints(cols::HTTP_STATUS).unwrap());
+                for r in 0..p.rows {
+                    columns.push((ids[r], ips[r].clone(), users[r].clone(), agents[r].clone(), referers[r].clone(), status[r] as u32));
+                }
+            }
+            columns.sort();
+            prop_assert_eq!(columns, want);
+        }
     }
 
     proptest! {

@@ -175,12 +175,39 @@ struct Sighting {
 
 impl Sightings {
     pub fn of<'s>(spans: impl IntoIterator<Item = &'s Span>) -> Self {
+        Self::with_peers(spans, |_| None)
+    }
+
+    /// As `of`, taking a span's peer from `known` (by its index) where the caller has found it
+    /// already (XLog extraction names the peer of every call out it counts).
+    pub fn with_peers<'s, 'p>(
+        spans: impl IntoIterator<Item = &'s Span>,
+        known: impl Fn(usize) -> Option<Option<(&'p str, NodeKind)>>,
+    ) -> Self {
         let mut out = Gathering::default();
-        for span in spans {
+        // A batch's spans share a handful of resources: the instance is looked up once for a run
+        // of spans of the same one.
+        let mut last: Option<(*const crate::model::Resource, Option<&'s str>)> = None;
+        for (i, span) in spans.into_iter().enumerate() {
             let t = span.start_ns;
-            out.add(&span.service, NodeKind::Server, span.resource.instance(), t, 1);
-            if let Some((name, k)) = peer_node(span) {
-                out.add(&name, k, None, t, 0);
+            let ptr = Arc::as_ptr(&span.resource);
+            let instance = match last {
+                Some((p, instance)) if p == ptr => instance,
+                _ => {
+                    let instance = span.resource.instance();
+                    last = Some((ptr, instance));
+                    instance
+                }
+            };
+            out.add(&span.service, NodeKind::Server, instance, t, 1);
+            match known(i) {
+                Some(Some((name, k))) => out.add(name, k, None, t, 0),
+                Some(None) => {}
+                None => {
+                    if let Some((name, k)) = peer_node(span) {
+                        out.add(&name, k, None, t, 0);
+                    }
+                }
             }
             if span.parent_span_id.is_none() && span.kind == kind::SERVER {
                 out.add(USER_NODE, NodeKind::User, None, t, 0);

@@ -25,7 +25,7 @@ use std::time::Duration;
 use rustc_hash::{FxHashMap, FxHasher};
 
 use super::links::{self, Learn, Uninstrumented};
-use super::semconv;
+use super::semconv::{self, NodeKind};
 use super::trace::{CallInfo, Counts, Node, Pending, Role, TraceBuf};
 use crate::model::{Resource, Span, SpanId, TraceId};
 use crate::stats::LinkCall;
@@ -121,6 +121,16 @@ impl Extract {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+    }
+
+    /// The peer of the `i`th span as `semconv::peer_node` names it, where extraction looked it up
+    /// (calls out it counts); `None` where it did not.
+    pub fn peer_of(&self, i: usize) -> Option<Option<(&str, NodeKind)>> {
+        let (_, _, node, _) = self.items.get(i)?;
+        match (node.role, &node.call) {
+            (Role::Sql(_) | Role::Api(_), Some(call)) => Some(call.peer.as_ref().map(|(n, k)| (&**n, *k))),
+            _ => None,
+        }
     }
 }
 

@@ -38,7 +38,7 @@ impl EncodedBatch {
         let memory = spans.iter().map(Span::memory_bytes).sum();
         let spans: Vec<Arc<Span>> = spans.into_iter().map(Arc::new).collect();
         let extract = Extract::from_spans(&spans);
-        let sightings = Sightings::of(spans.iter().map(|s| &**s));
+        let sightings = Sightings::with_peers(spans.iter().map(|s| &**s), |i| extract.peer_of(i));
         Self { spans, xlogs: Vec::new(), wal, memory, extract, sightings, fingerprint }
     }
 

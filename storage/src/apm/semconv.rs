@@ -149,10 +149,12 @@ pub fn consumed_from(span: &Span) -> Option<(String, NodeKind)> {
 
 /// The first of several text attributes present; header attributes are arrays of strings.
 pub fn text_of(attrs: &[KeyValue], keys: &[&str]) -> String {
-    keys.iter()
-        .find_map(|k| attrs.iter().find(|(a, _)| &**a == *k).and_then(|(_, v)| text_value(v)))
-        .unwrap_or_default()
-        .to_owned()
+    first_of(attrs, keys, text_value).unwrap_or_default().to_owned()
+}
+
+/// The first of `keys` present in `attrs` whose value `take` accepts.
+fn first_of<'a, T>(attrs: &'a [KeyValue], keys: &[&str], take: impl Fn(&'a Value) -> Option<T>) -> Option<T> {
+    keys.iter().find_map(|k| attrs.iter().find(|(a, _)| &**a == *k).and_then(|(_, v)| take(v)))
 }
 
 /// What a text field takes from one attribute's value, if it can.
@@ -166,10 +168,7 @@ pub fn text_value(v: &Value) -> Option<&str> {
 
 /// The HTTP status of a transaction's attributes; 0 when not an HTTP transaction.
 pub fn http_status_of(attrs: &[KeyValue]) -> u32 {
-    HTTP_STATUS
-        .iter()
-        .find_map(|k| attrs.iter().find(|(a, _)| &**a == *k).and_then(|(_, v)| status_value(v)))
-        .unwrap_or(0)
+    first_of(attrs, HTTP_STATUS, status_value).unwrap_or(0)
 }
 
 /// What the HTTP status takes from one attribute's value, if it can.

@@ -90,9 +90,14 @@ pub fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, StorageErro
 }
 
 pub fn put_kvs(out: &mut Vec<u8>, kvs: &[KeyValue]) {
+    put_kvs_with(out, kvs, put_str);
+}
+
+/// Key-value pairs, each key written by `key` (inline, or as a batch's name index).
+fn put_kvs_with<'a>(out: &mut Vec<u8>, kvs: &'a [KeyValue], mut key: impl FnMut(&mut Vec<u8>, &'a str)) {
     varint::put(out, kvs.len() as u64);
     for (k, v) in kvs {
-        put_str(out, k);
+        key(out, k);
         put_value(out, v);
     }
 }
@@ -102,11 +107,24 @@ pub fn read_kvs(r: &mut Reader<'_>) -> Result<Vec<KeyValue>, StorageError> {
 }
 
 fn read_kvs_at(r: &mut Reader<'_>, depth: usize) -> Result<Vec<KeyValue>, StorageError> {
+    read_kvs_with(r, depth, &inline_key)
+}
+
+fn inline_key(r: &mut Reader<'_>) -> Result<Key, StorageError> {
+    Ok(r.str()?.into())
+}
+
+/// Key-value pairs, each key read by `key` (inline, or a batch's name index).
+fn read_kvs_with(
+    r: &mut Reader<'_>,
+    depth: usize,
+    key: &impl Fn(&mut Reader<'_>) -> Result<Key, StorageError>,
+) -> Result<Vec<KeyValue>, StorageError> {
     let n = r.count(2)?;
     let mut kvs = Vec::with_capacity(n);
     for _ in 0..n {
-        let k = r.string()?;
-        kvs.push((k.into(), read_value(r, depth)?));
+        let k = key(r)?;
+        kvs.push((k, read_value(r, depth)?));
     }
     Ok(kvs)
 }
@@ -200,27 +218,13 @@ impl<'a> Names<'a> {
     }
 
     fn put_kvs(&mut self, out: &mut Vec<u8>, kvs: &'a [KeyValue]) {
-        varint::put(out, kvs.len() as u64);
-        for (k, v) in kvs {
-            self.put(out, k);
-            put_value(out, v);
-        }
+        put_kvs_with(out, kvs, |out, k| self.put(out, k));
     }
 }
 
 fn name(r: &mut Reader<'_>, names: &[Key]) -> Result<Key, StorageError> {
     let i = r.varint()?;
     usize::try_from(i).ok().and_then(|i| names.get(i)).cloned().ok_or_else(|| corrupt("name index"))
-}
-
-fn named_kvs(r: &mut Reader<'_>, names: &[Key]) -> Result<Vec<KeyValue>, StorageError> {
-    let n = r.count(2)?;
-    let mut kvs = Vec::with_capacity(n);
-    for _ in 0..n {
-        let k = name(r, names)?;
-        kvs.push((k, read_value(r, 0)?));
-    }
-    Ok(kvs)
 }
 
 /// Encodes a batch: a header with where the name table starts, the resources (spans that share
@@ -314,13 +318,10 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
     let text = |r: &mut Reader<'_>| -> Result<Key, StorageError> {
         match names {
             Some(names) => name(r, names),
-            None => Ok(r.str()?.into()),
+            None => inline_key(r),
         }
     };
-    let kvs = |r: &mut Reader<'_>| match names {
-        Some(names) => named_kvs(r, names),
-        None => read_kvs(r),
-    };
+    let kvs = |r: &mut Reader<'_>| read_kvs_with(r, 0, &text);
     let n_res = r.count(1)?;
     let mut resources = Vec::with_capacity(n_res);
     for _ in 0..n_res {

@@ -157,35 +157,35 @@ impl SegmentMeta for XLogSegmentMeta {
     /// Each row's field as `semconv::transaction` took it: from the attributes of the keys the
     /// field reads, in the same order of preference.
     fn compute(page: &XPage<'_>, column: u16) -> Result<Vec<u8>, StorageError> {
-        let i = PROMOTED_COLUMNS.iter().position(|c| *c == column).ok_or_else(|| corrupt("computed column"))?;
+        let i = computed_index(page.meta, column).ok_or_else(|| corrupt("computed column"))?;
         let promoted = semconv::PROMOTED[i];
-        // The values of the keys the field reads, in its order of preference: each row takes the
-        // first that gives one, as `semconv::text_of` and `http_status_of` do.
-        let mut sources: Vec<Vec<Option<Value>>> = Vec::new();
+        let mut decoded: Vec<Vec<Option<Value>>> = Vec::new();
         for k in promoted.keys() {
             let Some(c) = page.meta.attr_column(k) else { continue };
             if let Some(body) = page.body(c)? {
-                sources.push(col::decode_values(&body, page.rows)?);
+                decoded.push(col::decode_values(&body, page.rows)?);
             }
         }
+        let sources: Vec<&[Option<Value>]> = decoded.iter().map(Vec::as_slice).collect();
         Ok(match promoted {
             Promoted::Text(_) => {
-                let texts: Vec<&str> = (0..page.rows)
-                    .map(|r| sources.iter().find_map(|v| v[r].as_ref().and_then(semconv::text_value)).unwrap_or(""))
-                    .collect();
+                let texts: Vec<&str> =
+                    (0..page.rows).map(|r| first_in_row(&sources, r, semconv::text_value).unwrap_or("")).collect();
                 col::encode_dict(&texts)
             }
             Promoted::HttpStatus => col::encode_varints(
                 &(0..page.rows)
-                    .map(|r| {
-                        u64::from(
-                            sources.iter().find_map(|v| v[r].as_ref().and_then(semconv::status_value)).unwrap_or(0),
-                        )
-                    })
+                    .map(|r| u64::from(first_in_row(&sources, r, semconv::status_value).unwrap_or(0)))
                     .collect::<Vec<_>>(),
             ),
         })
     }
+}
+
+/// A row's computed field: the first of its sources (the values of the keys the field reads, in
+/// its order of preference) that `take` accepts, as `semconv::text_of` and `http_status_of` do.
+fn first_in_row<'v, T>(sources: &[&'v [Option<Value>]], r: usize, take: impl Fn(&'v Value) -> Option<T>) -> Option<T> {
+    sources.iter().find_map(|v| v[r].as_ref().and_then(&take))
 }
 
 pub struct BuiltXSegment {
@@ -297,15 +297,14 @@ pub fn records(page: &XPage<'_>, rows: &[usize]) -> Result<Vec<XLog>, StorageErr
     let mut attrs = page.attributes(0..n)?;
     // A field the segment computes is taken from the attribute values just decoded, by the rule
     // `XLogSegmentMeta::compute` follows, rather than computed again from their columns.
-    let sources = |i: usize| -> Vec<&Vec<Option<Value>>> {
+    let sources = |i: usize| -> Vec<&[Option<Value>]> {
         let keys = semconv::PROMOTED[i].keys();
-        keys.iter().filter_map(|k| attrs.iter().find(|(a, _)| &***a == *k).map(|(_, v)| v)).collect()
+        keys.iter().filter_map(|k| attrs.iter().find(|(a, _)| &***a == *k).map(|(_, v)| v.as_slice())).collect()
     };
     let text = |c: u16| -> Result<Vec<String>, StorageError> {
         let Some(i) = computed_index(page.meta, c) else { return dict(c) };
         let sources = sources(i);
-        let first = |r: usize| sources.iter().find_map(|v| v[r].as_ref().and_then(semconv::text_value));
-        Ok(rows.iter().map(|&r| first(r).unwrap_or_default().to_owned()).collect())
+        Ok(rows.iter().map(|&r| first_in_row(&sources, r, semconv::text_value).unwrap_or("").to_owned()).collect())
     };
     let (services, instances, endpoints) = (dict(cols::SERVICE)?, dict(cols::INSTANCE)?, dict(cols::ENDPOINT)?);
     let (messages, ips, users) = (dict(cols::ERROR_MESSAGE)?, text(cols::CLIENT_IP)?, text(cols::USER_ID)?);
@@ -313,8 +312,7 @@ pub fn records(page: &XPage<'_>, rows: &[usize]) -> Result<Vec<XLog>, StorageErr
     let status: Vec<u64> = match computed_index(page.meta, cols::HTTP_STATUS) {
         Some(i) => {
             let sources = sources(i);
-            let first = |r: usize| sources.iter().find_map(|v| v[r].as_ref().and_then(semconv::status_value));
-            (0..n).map(|r| u64::from(first(r).unwrap_or(0))).collect()
+            (0..n).map(|r| u64::from(first_in_row(&sources, r, semconv::status_value).unwrap_or(0))).collect()
         }
         None => page.varints(cols::HTTP_STATUS)?,
     };

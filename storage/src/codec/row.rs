@@ -13,6 +13,8 @@ use crate::model::{Event, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, 
 const ROW_FORMAT_INLINE: u8 = 1;
 /// Names in a table at the end of the batch.
 const ROW_FORMAT: u8 = 2;
+/// Format 2's header: the format byte and where the name table starts (u64, little-endian).
+const HEADER: usize = 9;
 /// Deeper values are refused on decode; the collector never produces them.
 pub const MAX_VALUE_DEPTH: usize = 32;
 
@@ -232,7 +234,7 @@ fn name(r: &mut Reader<'_>, names: &[Key]) -> Result<Key, StorageError> {
 pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
     let mut out = Vec::with_capacity(spans.len() * 160);
     out.push(ROW_FORMAT);
-    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[0; HEADER - 1]);
     let mut names = Names::new();
     let mut resources: Vec<&Arc<Resource>> = Vec::new();
     let mut resource_of = Vec::with_capacity(spans.len());
@@ -281,9 +283,9 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
         varint::put(&mut out, u64::from(s.dropped_events));
         varint::put(&mut out, u64::from(s.dropped_links));
     }
-    // A batch is one export request, far below 4 GiB (the collector refuses bodies past its limit).
-    let table = u32::try_from(out.len()).expect("a batch under 4 GiB");
-    out[1..5].copy_from_slice(&table.to_le_bytes());
+    // Eight bytes: what a request decodes into is bounded by configuration, not below 4 GiB.
+    let table = out.len() as u64;
+    out[1..HEADER].copy_from_slice(&table.to_le_bytes());
     varint::put(&mut out, names.list.len() as u64);
     for n in &names.list {
         put_str(&mut out, n);
@@ -296,10 +298,11 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
     let (mut r, names) = match r.u8()? {
         ROW_FORMAT_INLINE => (r, None),
         ROW_FORMAT => {
-            let at = u32::from_le_bytes(r.array()?) as usize;
-            if at < 5 || at > buf.len() {
+            let at = u64::from_le_bytes(r.array()?);
+            let at = usize::try_from(at).ok().filter(|at| (HEADER..=buf.len()).contains(at));
+            let Some(at) = at else {
                 return Err(corrupt("name table offset"));
-            }
+            };
             let mut t = Reader::new(&buf[at..]);
             let n = t.count(1)?;
             let mut names: Vec<Key> = Vec::with_capacity(n);
@@ -309,7 +312,7 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
             if !t.is_empty() {
                 return Err(corrupt("trailing bytes after the name table"));
             }
-            (Reader::new(&buf[5..at]), Some(names))
+            (Reader::new(&buf[HEADER..at]), Some(names))
         }
         _ => return Err(corrupt("unknown row format")),
     };
@@ -407,10 +410,12 @@ mod tests {
     #[test]
     fn a_name_table_out_of_bounds_is_corrupt() {
         let mut bytes = encode_batch(&[testing::span(1, 2).build()]);
-        let past = (bytes.len() as u32 + 1).to_le_bytes();
-        bytes[1..5].copy_from_slice(&past);
+        let past = (bytes.len() as u64 + 1).to_le_bytes();
+        bytes[1..HEADER].copy_from_slice(&past);
         assert!(decode_batch(&bytes).is_err());
-        bytes[1..5].copy_from_slice(&2u32.to_le_bytes());
+        bytes[1..HEADER].copy_from_slice(&2u64.to_le_bytes());
+        assert!(decode_batch(&bytes).is_err());
+        bytes[1..HEADER].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode_batch(&bytes).is_err());
     }
 

@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// before it starts (a scatter 200 bytes a point asked for); past it, 503 [default: 1GiB].
     #[arg(long, env = "REWIND_QUERY_MEMORY")]
     pub query_memory: Option<String>,
+    /// Path prefix of the Jaeger query API on the query port (for Grafana's Jaeger data source
+    /// and the Jaeger UI); `none` turns it off [default: /jaeger].
+    #[arg(long, env = "REWIND_JAEGER_PREFIX")]
+    pub jaeger_prefix: Option<String>,
     /// Services and the peers they call kept in the catalog (peers at most half); more names
     /// are counted in rewind_storage_catalog_overflow_total, not kept [default: 10000].
     #[arg(long, env = "REWIND_MAX_SERVICES")]
@@ -173,6 +177,7 @@ struct FileConfig {
     query_timeout: Option<String>,
     query_concurrency: Option<usize>,
     query_memory: Option<String>,
+    jaeger_prefix: Option<String>,
     max_services: Option<usize>,
     max_attribute_keys: Option<usize>,
     xlog_max_spans: Option<usize>,
@@ -212,6 +217,8 @@ pub struct Config {
     pub query_timeout: Duration,
     pub query_concurrency: usize,
     pub query_memory: usize,
+    /// `None`: no Jaeger API.
+    pub jaeger_prefix: Option<String>,
     pub max_services: usize,
     pub max_attribute_keys: usize,
     pub xlog_max_spans: usize,
@@ -274,6 +281,7 @@ impl Config {
             query_timeout: parse_duration("query-timeout", &pick!(query_timeout, "30s"))?,
             query_concurrency: args.query_concurrency.or(file.query_concurrency).unwrap_or(8),
             query_memory: parse_bytes("query-memory", &pick!(query_memory, "1GiB"))? as usize,
+            jaeger_prefix: Some(pick!(jaeger_prefix, "/jaeger")).filter(|p| p != "none"),
             max_services: args.max_services.or(file.max_services).unwrap_or(10_000),
             max_attribute_keys: args
                 .max_attribute_keys
@@ -287,6 +295,15 @@ impl Config {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if let Some(p) = &self.jaeger_prefix {
+            let segments_ok = p
+                .split('/')
+                .skip(1)
+                .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+            if !p.starts_with('/') || !segments_ok || p == "/api" || p.starts_with("/api/") {
+                bail!("jaeger-prefix: a path such as /jaeger (letters, digits, - _ . between slashes, no trailing slash, not under /api), or none");
+            }
+        }
         if self.retention < Duration::from_secs(3600) {
             bail!("retention: must be at least 1h (data is dropped by whole one-hour partitions)");
         }
@@ -470,6 +487,15 @@ mod tests {
         for bad in ["8s,3s", "0s,3s", "3s", "3s,8s,20s", "1500ms,8s", "3s,2h", "x,y"] {
             let e = thresholds(bad).unwrap_err();
             assert!(e.to_string().contains("active-thresholds"), "{bad}: {e}");
+        }
+
+        let prefix = |v: &str| Config::load(ServeArgs { jaeger_prefix: Some(v.into()), ..Default::default() });
+        assert_eq!(Config::load(ServeArgs::default()).unwrap().jaeger_prefix.as_deref(), Some("/jaeger"));
+        assert_eq!(prefix("/tools/jaeger-1").unwrap().jaeger_prefix.as_deref(), Some("/tools/jaeger-1"));
+        assert_eq!(prefix("none").unwrap().jaeger_prefix, None);
+        for bad in ["", "/", "jaeger", "/jaeger/", "/api", "/api/jaeger", "//x", "/a b", "/j?x"] {
+            let e = prefix(bad).unwrap_err();
+            assert!(e.to_string().contains("jaeger-prefix"), "{bad}: {e}");
         }
     }
 

@@ -112,6 +112,7 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
         ready: ready.clone(),
         metrics: Arc::new(move || prometheus.render()),
         token: config.query_token.clone(),
+        jaeger_prefix: config.jaeger_prefix.clone(),
         limits: Arc::new(QueryLimits::new(config.query_timeout, config.query_concurrency, config.query_memory)),
         sql: Some(Arc::new(crate::sql::Service(rewind_sql::Engine::new(
             store.clone(),

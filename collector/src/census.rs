@@ -237,7 +237,7 @@ fn walk(buf: &[u8], msg: Msg, depth: usize, c: &mut Census) -> Result<(), String
     Ok(())
 }
 
-pub use json::otlp_json;
+pub use json::{otlp_json, zipkin_json};
 
 mod json {
     use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -254,6 +254,43 @@ mod json {
             .map_err(|e| format!("invalid JSON: {e}"))?;
         de.end().map_err(|e| format!("invalid JSON: {e}"))?;
         Ok(c)
+    }
+
+    /// The census of a Zipkin v2 JSON request: the top-level array's elements are its spans. The
+    /// translation copies the document into an OTLP request before converting it: each value
+    /// of the document is priced once more as an attribute of it.
+    pub fn zipkin_json(buf: &[u8]) -> Result<Census, String> {
+        let mut c = Census::default();
+        let mut de = serde_json::Deserializer::from_slice(buf);
+        Spans(&mut c).deserialize(&mut de).map_err(|e| format!("invalid Zipkin JSON: {e}"))?;
+        de.end().map_err(|e| format!("invalid Zipkin JSON: {e}"))?;
+        c.attributes += c.json_values;
+        Ok(c)
+    }
+
+    struct Spans<'c>(&'c mut Census);
+
+    impl<'de> DeserializeSeed<'de> for Spans<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Spans<'_> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON array of spans")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            self.0.json_values += 1;
+            while seq.next_element_seed(Node { msg: None, depth: 1, c: &mut *self.0 })?.is_some() {
+                self.0.spans += 1;
+            }
+            Ok(())
+        }
     }
 
     /// A JSON value standing for `msg` (or for nothing the census counts).

@@ -34,6 +34,7 @@ pub fn census_of(payload: Payload, body: &[u8]) -> Result<Census, CollectorError
         Payload::Traces(Format::Protobuf) => census::otlp_protobuf(body),
         Payload::Traces(Format::Json) => census::otlp_json(body),
         Payload::XLog => census::xlog_protobuf(body),
+        Payload::Zipkin => census::zipkin_json(body),
     }
     .map_err(|e| CollectorError::InvalidArgument(format!("invalid {}: {e}", payload.format_name())))
 }
@@ -52,6 +53,12 @@ pub fn decode(body: &[u8], payload: Payload, rules: &Rules<'_>) -> Result<Decode
                     convert(req, limits, keys, now_ns, min_start_ns)
                 }
             };
+            let message = converted.message();
+            Decoded { batch: EncodedBatch::new(converted.items), rejected: converted.rejected, message }
+        }
+        Payload::Zipkin => {
+            let req = crate::zipkin::decode(body).map_err(CollectorError::InvalidArgument)?;
+            let converted = convert(req, limits, keys, now_ns, min_start_ns);
             let message = converted.message();
             Decoded { batch: EncodedBatch::new(converted.items), rejected: converted.rejected, message }
         }

@@ -18,7 +18,38 @@ use crate::grpc::response;
 use crate::ingest::{Admission, Format, Ingest, Payload};
 
 pub fn router(ingest: Arc<Ingest>) -> Router {
-    Router::new().route("/v1/traces", post(export)).with_state(ingest)
+    Router::new().route("/v1/traces", post(export)).route("/api/v2/spans", post(zipkin)).with_state(ingest)
+}
+
+/// Zipkin v2 `POST /api/v2/spans`: a JSON array of spans (`zipkin.rs`), answered 202 as Zipkin
+/// does, errors in plain text; the same budget, limits and durable write as OTLP.
+async fn zipkin(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
+    const TRANSPORT: &str = "zipkin";
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(JSON);
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let answer = if mime != JSON {
+        Err(CollectorError::UnsupportedMediaType(format!(
+            "{ct} (Zipkin spans are taken as v2 JSON, application/json; not protobuf or thrift)"
+        )))
+    } else {
+        let work = async {
+            let (bytes, admitted) = read_body(&ingest, &headers, body).await.inspect_err(|e| {
+                crate::metrics::refused(TRANSPORT, e.reason());
+            })?;
+            ingest.export_admitted(bytes, admitted, Payload::Zipkin, TRANSPORT).await
+        };
+        ingest.timed(TRANSPORT, work).await.and_then(|r| r)
+    };
+    match answer {
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => {
+            let mut resp = (e.http_status(), e.to_string()).into_response();
+            if e.retryable() {
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
+            }
+            resp
+        }
+    }
 }
 
 const PROTOBUF: &str = "application/x-protobuf";

@@ -25,6 +25,7 @@ impl Payload {
     pub(crate) fn format_name(self) -> &'static str {
         match self {
             Payload::Traces(Format::Json) => "JSON",
+            Payload::Zipkin => "Zipkin JSON",
             _ => "protobuf",
         }
     }
@@ -37,6 +38,8 @@ pub enum Payload {
     Traces(Format),
     /// A native `rewind.agent.v1.ExportXLogRequest` (protobuf).
     XLog,
+    /// Zipkin v2 JSON: an array of spans.
+    Zipkin,
 }
 
 /// What an export achieved: the OTLP partial-success fields.

@@ -13,6 +13,7 @@ pub mod json;
 pub mod metrics;
 pub mod wire;
 pub mod xlog;
+pub mod zipkin;
 
 pub use convert::Limits;
 pub use error::CollectorError;

@@ -1,6 +1,7 @@
 //! Rewind's query service: the HTTP API over the store.
 
 mod error;
+pub mod jaeger;
 pub mod metrics;
 mod params;
 pub mod render;

@@ -12,7 +12,7 @@ use crate::routes::{health, histogram, replay, servermap, services, sql, traces,
 use crate::state::QueryState;
 
 pub fn router(state: QueryState) -> Router {
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/services", get(services::list))
         .route("/api/traces/{trace_id}", get(traces::get))
         .route("/api/traces/{trace_id}/calltree", get(traces::calltree))
@@ -23,7 +23,11 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/compare", get(replay::compare))
         .route("/api/xlog", get(xlog::scatter))
         .route("/api/transactions", get(xlog::transactions))
-        .route("/api/sql", post(sql::post))
+        .route("/api/sql", post(sql::post));
+    if let Some(prefix) = &state.jaeger_prefix {
+        api = api.nest(prefix, crate::jaeger::routes());
+    }
+    let api = api
         .fallback(|| async { QueryError::NotFound("no such API endpoint".into()) })
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()

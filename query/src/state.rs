@@ -20,6 +20,8 @@ pub struct QueryState {
     /// Answers `POST /api/sql`; without it the endpoint answers 404.
     pub sql: Option<Arc<dyn crate::sql_service::SqlService>>,
     pub limits: Arc<QueryLimits>,
+    /// Where the Jaeger query API is served (`/jaeger`), or nowhere.
+    pub jaeger_prefix: Option<String>,
 }
 
 /// Trace reads by id allowed at once for each scan slot.

@@ -20,6 +20,11 @@ pub const MAX_TOTAL_INSTANCES: usize = 50_000;
 /// Longest service, peer or instance name kept (bytes); a longer one is not a name a map can show.
 pub const MAX_NAME_BYTES: usize = 256;
 pub const USER_NODE: &str = "USER";
+/// Span names (Jaeger's "operations") kept for one service: a service naming its spans by URL or
+/// statement would otherwise grow its entry with every request.
+pub const MAX_OPERATIONS: usize = 2_000;
+/// Span names kept across all services.
+pub const MAX_TOTAL_OPERATIONS: usize = 200_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceInfo {
@@ -29,6 +34,10 @@ pub struct ServiceInfo {
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
     pub span_count: u64,
+    /// The names of the service's spans, each with the span kinds it was seen with (bit `1 << k`
+    /// for OTLP's kind `k`). Stores written before it have none, and learn them as spans arrive.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub operations: BTreeMap<String, u8>,
 }
 
 /// Every distinct `peer.service`, `server.address` or socket address a client span names becomes
@@ -44,6 +53,8 @@ pub struct Catalog {
     peers: usize,
     /// Instances of all entries, against `MAX_TOTAL_INSTANCES`.
     instances: usize,
+    /// Operations of all entries, against `MAX_TOTAL_OPERATIONS`.
+    operations: usize,
 }
 
 impl Default for Catalog {
@@ -59,7 +70,8 @@ impl Catalog {
         let services: BTreeMap<_, _> = entries.into_iter().map(|s| (s.name.clone(), Arc::new(s))).collect();
         let peers = services.values().filter(|s| is_peer(s.kind)).count();
         let instances = services.values().map(|s| s.instances.len()).sum();
-        Self { services, dirty: BTreeSet::new(), max, peers, instances }
+        let operations = services.values().map(|s| s.operations.len()).sum();
+        Self { services, dirty: BTreeSet::new(), max, peers, instances, operations }
     }
 
     /// One span's sightings (the tests'; the write path applies a batch's, `apply`).
@@ -70,8 +82,33 @@ impl Catalog {
 
     /// What a batch's spans showed (gathered off the write path's locks, `Sightings::of`).
     pub fn apply(&mut self, sightings: &Sightings) {
-        for s in &sightings.0 {
+        for s in &sightings.entries {
             self.note(&s.name, s.kind, s.instance.as_deref(), (s.first_ns, s.last_ns), s.spans);
+        }
+        for (service, name, kinds) in &sightings.operations {
+            self.note_operation(service, name, *kinds);
+        }
+    }
+
+    /// After the service's own sighting, which made its entry (unless the catalog was full).
+    fn note_operation(&mut self, service: &str, name: &str, kinds: u8) {
+        let Some(entry) = self.services.get_mut(service) else { return };
+        if entry.operations.get(name).is_some_and(|k| k & kinds == kinds) {
+            return;
+        }
+        let new = !entry.operations.contains_key(name);
+        if new
+            && (name.len() > MAX_NAME_BYTES
+                || entry.operations.len() >= MAX_OPERATIONS
+                || self.operations >= MAX_TOTAL_OPERATIONS)
+        {
+            crate::metrics::operations_overflow();
+            return;
+        }
+        *Arc::make_mut(entry).operations.entry(name.to_owned()).or_default() |= kinds;
+        self.operations += usize::from(new);
+        if !self.dirty.contains(service) {
+            self.dirty.insert(service.to_owned());
         }
     }
 
@@ -92,6 +129,7 @@ impl Catalog {
                 first_seen_ns: first,
                 last_seen_ns: last,
                 span_count: 0,
+                operations: BTreeMap::new(),
             };
             self.peers += usize::from(is_peer(kind));
             self.services.insert(name.to_owned(), Arc::new(info));
@@ -128,6 +166,7 @@ impl Catalog {
             if let Some(s) = self.services.remove(name) {
                 self.peers -= usize::from(is_peer(s.kind));
                 self.instances -= s.instances.len();
+                self.operations -= s.operations.len();
             }
             self.dirty.remove(name);
         }
@@ -137,6 +176,10 @@ impl Catalog {
 
     pub fn contains(&self, name: &str) -> bool {
         self.services.contains_key(name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<ServiceInfo>> {
+        self.services.get(name).cloned()
     }
 
     pub fn list(&self) -> Vec<Arc<ServiceInfo>> {
@@ -158,10 +201,15 @@ impl Catalog {
 }
 
 /// What a batch of spans shows the catalog: one entry per distinct (name, kind, instance), with
-/// the span times and count seen. Gathered where the batch is encoded, off the write path's
-/// locks, so that the catalog's lock is taken once per batch for its few distinct nodes.
+/// the span times and count seen, and each service's distinct span names. Gathered where the
+/// batch is encoded, off the write path's locks, so that the catalog's lock is taken once per
+/// batch for its few distinct nodes.
 #[derive(Debug, Default)]
-pub struct Sightings(Vec<Sighting>);
+pub struct Sightings {
+    entries: Vec<Sighting>,
+    /// (service, span name, kinds seen as bits `1 << kind`).
+    operations: Vec<(Box<str>, Box<str>, u8)>,
+}
 
 #[derive(Debug)]
 struct Sighting {
@@ -185,6 +233,7 @@ impl Sightings {
         known: impl Fn(usize) -> Option<Option<(&'p str, NodeKind)>>,
     ) -> Self {
         let mut out = Gathering::default();
+        let mut operations: rustc_hash::FxHashMap<(&'s str, &'s str), u8> = Default::default();
         // A batch's spans share a handful of resources: the instance is looked up once for a run
         // of spans of the same one.
         let mut last: Option<(*const crate::model::Resource, Option<&'s str>)> = None;
@@ -200,6 +249,7 @@ impl Sightings {
                 }
             };
             out.add(&span.service, NodeKind::Server, instance, t, 1);
+            *operations.entry((&span.service, &span.name)).or_default() |= kind_bit(span.kind);
             match known(i) {
                 Some(Some((name, k))) => out.add(name, k, None, t, 0),
                 Some(None) => {}
@@ -213,8 +263,15 @@ impl Sightings {
                 out.add(USER_NODE, NodeKind::User, None, t, 0);
             }
         }
-        Self(out.entries)
+        let operations = operations.into_iter().map(|((s, n), k)| (s.into(), n.into(), k)).collect();
+        Self { entries: out.entries, operations }
     }
+}
+
+/// A span kind's bit in `ServiceInfo::operations` (OTLP's kinds are 0 to 5; anything else is
+/// stored as unspecified).
+pub fn kind_bit(kind: u8) -> u8 {
+    1 << if kind <= kind::CONSUMER { kind } else { kind::UNSPECIFIED }
 }
 
 #[derive(Default)]
@@ -307,6 +364,48 @@ mod tests {
         assert_eq!(total, MAX_TOTAL_INSTANCES);
         c.prune(u64::MAX);
         assert_eq!(c.instances, 0, "pruning gives the instances back");
+    }
+
+    #[test]
+    fn span_names_become_operations_with_their_kinds_bounded_per_service_and_in_all() {
+        let mut c = Catalog::from_entries(Vec::new(), 1000);
+        let named = |service: &str, name: &str, k: u8| {
+            crate::testing::span(1, 2).service(service).name(name).kind(k).start(5).build()
+        };
+        c.observe(&named("cart", "GET /cart", kind::SERVER));
+        c.observe(&named("cart", "SELECT cart", kind::CLIENT));
+        c.observe(&named("cart", "GET /cart", kind::INTERNAL));
+        c.observe(&named("cart", "odd", 9));
+        let ops = &c.get("cart").unwrap().operations;
+        assert_eq!(ops["GET /cart"], 1 << kind::SERVER | 1 << kind::INTERNAL);
+        assert_eq!(ops["SELECT cart"], 1 << kind::CLIENT);
+        assert_eq!(ops["odd"], 1 << kind::UNSPECIFIED, "an unknown kind counts as unspecified");
+        c.observe(&client_span("cart", "mysql", 5));
+        assert!(c.get("mysql").unwrap().operations.is_empty(), "peers have no operations");
+        assert_eq!(c.get("cart").unwrap().operations.len(), 4, "the client span's own name");
+        // A service naming spans by URL is bounded; the names kept stay.
+        for i in 0..MAX_OPERATIONS + 10 {
+            c.observe(&named("api", &format!("GET /item/{i}"), kind::SERVER));
+        }
+        c.observe(&named("api", &"x".repeat(MAX_NAME_BYTES + 1), kind::SERVER));
+        assert_eq!(c.get("api").unwrap().operations.len(), MAX_OPERATIONS);
+        assert!(c.get("api").unwrap().operations.contains_key("GET /item/0"));
+        // In all, across services.
+        for s in 0..(MAX_TOTAL_OPERATIONS / MAX_OPERATIONS + 2) {
+            for i in 0..MAX_OPERATIONS {
+                c.observe(&named(&format!("s{s}"), &format!("op {i}"), kind::SERVER));
+            }
+        }
+        let total: usize = c.list().iter().map(|s| s.operations.len()).sum();
+        assert_eq!(total, MAX_TOTAL_OPERATIONS);
+        // Persisted with the entry, and read back (an entry of an older store has none).
+        let json = serde_json::to_string(&*c.get("cart").unwrap()).unwrap();
+        let back: ServiceInfo = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.operations.len(), 4);
+        let old = r#"{"name":"x","kind":"server","instances":[],"first_seen_ns":1,"last_seen_ns":2,"span_count":3}"#;
+        assert!(serde_json::from_str::<ServiceInfo>(old).unwrap().operations.is_empty());
+        c.prune(u64::MAX);
+        assert_eq!(c.operations, 0, "pruning gives the operations back");
     }
 
     #[test]

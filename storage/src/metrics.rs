@@ -12,6 +12,10 @@ pub fn describe() {
         "rewind_storage_catalog_overflow_total",
         "New service or peer names not kept because the catalog is full (--max-services)"
     );
+    metrics::describe_counter!(
+        "rewind_storage_catalog_operations_overflow_total",
+        "Batches with a new span name not kept as a service's operation: too long, or the service or catalog at its bound"
+    );
     metrics::describe_gauge!(
         "rewind_storage_attribute_keys",
         "Distinct attribute keys within the retention (the registry --max-attribute-keys bounds)"
@@ -101,6 +105,10 @@ pub fn catalog_services(n: usize) {
 
 pub fn catalog_overflow() {
     metrics::counter!("rewind_storage_catalog_overflow_total").increment(1);
+}
+
+pub fn operations_overflow() {
+    metrics::counter!("rewind_storage_catalog_operations_overflow_total").increment(1);
 }
 
 pub fn attribute_keys(n: usize) {

@@ -228,6 +228,11 @@ impl Store {
     pub fn has_service(&self, name: &str) -> bool {
         self.catalog.lock().contains(name)
     }
+
+    /// One entry of the catalog, shared.
+    pub fn service(&self, name: &str) -> Option<Arc<ServiceInfo>> {
+        self.catalog.lock().get(name)
+    }
 }
 
 #[cfg(test)]

@@ -24,66 +24,67 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 /// Zipkin v2 `POST /api/v2/spans`: a JSON array of spans (`zipkin.rs`), answered 202 as Zipkin
 /// does, errors in plain text; the same budget, limits and durable write as OTLP.
 async fn zipkin(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
-    const TRANSPORT: &str = "zipkin";
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or(JSON);
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let answer = if mime != JSON {
-        Err(CollectorError::UnsupportedMediaType(format!(
+    // No content type is JSON, as Zipkin's own server and curl users assume.
+    let answer = match mime_of(&headers) {
+        (JSON | "", _) => receive(&ingest, &headers, body, Payload::Zipkin, "zipkin").await,
+        (_, ct) => Err(CollectorError::UnsupportedMediaType(format!(
             "{ct} (Zipkin spans are taken as v2 JSON, application/json; not protobuf or thrift)"
-        )))
-    } else {
-        let work = async {
-            let (bytes, admitted) = read_body(&ingest, &headers, body).await.inspect_err(|e| {
-                crate::metrics::refused(TRANSPORT, e.reason());
-            })?;
-            ingest.export_admitted(bytes, admitted, Payload::Zipkin, TRANSPORT).await
-        };
-        ingest.timed(TRANSPORT, work).await.and_then(|r| r)
+        ))),
     };
     match answer {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(e) => {
-            let mut resp = (e.http_status(), e.to_string()).into_response();
-            if e.retryable() {
-                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
-            }
-            resp
-        }
+        Err(e) => with_error_headers((e.http_status(), e.to_string()).into_response(), &e),
     }
 }
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
-fn format_of(headers: &HeaderMap) -> Result<Format, CollectorError> {
+/// The request's media type, lower-cased and without parameters, beside the header as sent (for
+/// error messages); both empty when there is none.
+fn mime_of(headers: &HeaderMap) -> (&'static str, &str) {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match mime.as_str() {
-        PROTOBUF | "application/protobuf" => Ok(Format::Protobuf),
-        JSON => Ok(Format::Json),
-        _ => Err(CollectorError::UnsupportedMediaType(ct.to_owned())),
-    }
+    let known = match mime.as_str() {
+        PROTOBUF | "application/protobuf" => PROTOBUF,
+        JSON => JSON,
+        "" => "",
+        _ => "unknown",
+    };
+    (known, ct)
 }
 
 async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
-    // Errors before the content type is known are answered in protobuf, OTLP's default.
-    let format = match format_of(&headers) {
-        Ok(f) => f,
-        Err(e) => return error(Format::Protobuf, &e),
+    let format = match mime_of(&headers) {
+        (PROTOBUF, _) => Format::Protobuf,
+        (JSON, _) => Format::Json,
+        // Errors before the content type is known are answered in protobuf, OTLP's default.
+        (_, ct) => return error(Format::Protobuf, &CollectorError::UnsupportedMediaType(ct.to_owned())),
     };
     let transport = if format == Format::Json { "http_json" } else { "http_protobuf" };
-    // The whole export, the body's upload included, within --export-timeout: a client that
-    // trickles its body in holds its connection, and the bytes it sent, only that long.
-    let work = async {
-        let (bytes, admitted) = read_body(&ingest, &headers, body).await.inspect_err(|e| {
-            crate::metrics::refused(transport, e.reason());
-        })?;
-        ingest.export_admitted(bytes, admitted, Payload::Traces(format), transport).await
-    };
-    match ingest.timed(transport, work).await.and_then(|r| r) {
+    match receive(&ingest, &headers, body, Payload::Traces(format), transport).await {
         Ok(o) => success(format, o.rejected, o.message),
         Err(e) => error(format, &e),
     }
+}
+
+/// One export over HTTP: the body's upload and the durable write, all within
+/// --export-timeout (a client that trickles its body in holds its connection, and the bytes it
+/// sent, only that long).
+async fn receive(
+    ingest: &Ingest,
+    headers: &HeaderMap,
+    body: Body,
+    payload: Payload,
+    transport: &'static str,
+) -> Result<crate::ingest::Outcome, CollectorError> {
+    let work = async {
+        let (bytes, admitted) = read_body(ingest, headers, body).await.inspect_err(|e| {
+            crate::metrics::refused(transport, e.reason());
+        })?;
+        ingest.export_admitted(bytes, admitted, payload, transport).await
+    };
+    ingest.timed(transport, work).await.and_then(|r| r)
 }
 
 /// Past the limit the body is still read, up to this much more, and thrown away: a client that is
@@ -187,6 +188,12 @@ fn error(format: Format, e: &CollectorError) -> Response {
             .into_response(),
     };
     *resp.status_mut() = e.http_status();
+    with_error_headers(resp, e)
+}
+
+/// What every error answer carries whatever its body: `Retry-After` when a retry can help, the
+/// auth scheme on a 401.
+fn with_error_headers(mut resp: Response, e: &CollectorError) -> Response {
     if e.retryable() {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
     }
@@ -215,8 +222,11 @@ mod tests {
     fn content_types_are_recognised_with_parameters() {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
-        assert_eq!(format_of(&h).unwrap(), Format::Json);
+        assert_eq!(mime_of(&h).0, JSON);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("Application/X-Protobuf"));
+        assert_eq!(mime_of(&h).0, PROTOBUF);
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        assert!(matches!(format_of(&h), Err(CollectorError::UnsupportedMediaType(_))));
+        assert_eq!(mime_of(&h), ("unknown", "text/plain"));
+        assert_eq!(mime_of(&HeaderMap::new()), ("", ""));
     }
 }

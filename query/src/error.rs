@@ -57,16 +57,25 @@ impl QueryError {
     }
 }
 
-impl IntoResponse for QueryError {
-    fn into_response(self) -> Response {
-        if self.status().is_server_error() {
+impl QueryError {
+    /// Answers this error with the given body: its status, a log line when the fault is ours,
+    /// and `Retry-After` when a retry can help. Rewind's own API and the Jaeger API differ only
+    /// in the body.
+    pub fn respond_with(&self, body: impl serde::Serialize) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
             tracing::error!(error = %self, "query failed");
         }
-        let body = serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}});
-        let mut response = (self.status(), Json(body)).into_response();
-        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+impl IntoResponse for QueryError {
+    fn into_response(self) -> Response {
+        self.respond_with(serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}}))
     }
 }

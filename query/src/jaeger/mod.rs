@@ -16,7 +16,6 @@ mod model;
 mod params;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -67,21 +66,13 @@ impl From<QueryError> for JaegerError {
 impl IntoResponse for JaegerError {
     fn into_response(self) -> Response {
         let status = self.0.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self.0, "Jaeger API query failed");
-        }
-        let body = Envelope {
+        self.0.respond_with(Envelope {
             data: serde_json::Value::Null,
             total: 0,
             limit: 0,
             offset: 0,
             errors: Some(vec![StructuredError { code: status.as_u16(), msg: self.0.to_string(), trace_id: None }]),
-        };
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
-        }
-        response
+        })
     }
 }
 

@@ -74,8 +74,22 @@ impl QueryError {
     }
 }
 
+/// Every error of Rewind's own API.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: `bad_parameter`, `not_found`, `unauthenticated`, `too_large`,
+    /// `busy`, `query_timeout`, `storage`, `internal`, or one of the SQL engine's.
+    pub code: &'static str,
+    pub message: String,
+}
+
 impl IntoResponse for QueryError {
     fn into_response(self) -> Response {
-        self.respond_with(serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}}))
+        self.respond_with(ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } })
     }
 }

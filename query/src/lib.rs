@@ -3,6 +3,7 @@
 mod error;
 pub mod jaeger;
 pub mod metrics;
+pub mod openapi;
 mod params;
 pub mod render;
 mod router;

@@ -34,6 +34,7 @@ pub fn router(state: QueryState) -> Router {
         .merge(api)
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
+        .route("/api/openapi.json", get(crate::openapi::serve))
         .route("/metrics", get(health::metrics))
         .layer(middleware::from_fn(crate::metrics::track))
         .with_state(state)

@@ -11,6 +11,7 @@ mod fuzz;
 mod harness;
 mod hostile;
 mod jaeger;
+mod openapi;
 mod replay;
 mod roundtrip;
 mod safety;

@@ -114,4 +114,12 @@ async fn shared_spans_are_kept_apart_and_bad_requests_are_answered() {
         let text = r.text().await.unwrap();
         assert!(text.contains(says), "{payload}: {text}");
     }
+
+    // With --ingest-token, Zipkin's route asks for it as OTLP's does.
+    let guarded = Server::start(&dir.path().join("guarded"), &["--ingest-token", "zk-secret"]);
+    let url = format!("http://{}/api/v2/spans", guarded.http_endpoint());
+    let r = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    assert_eq!(http.post(&url).bearer_auth("zk-secret").json(&body).send().await.unwrap().status().as_u16(), 202);
 }

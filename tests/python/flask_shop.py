@@ -1,7 +1,8 @@
 """A two-service Flask shop instrumented with the OpenTelemetry Python SDK, for the XLog tests.
 
 `shop-a` serves GET /checkout/<n> and calls `shop-b` GET /stock/<n> with `requests`; `shop-b`
-runs n % 3 + 1 SQLite queries, sleeps (n % 4) * 10 ms, and raises for n % 5 == 0 (then shop-a
+runs n % 3 + 1 SQLite queries, sleeps 0, 10, 20 or 100 ms by n % 4 (the slow quarter far from the
+rest, so that a loaded machine does not blur them), and raises for n % 5 == 0 (then shop-a
 raises too). Each role runs in its own process with its own TracerProvider and exports over
 OTLP/gRPC with a BatchSpanProcessor, as a deployed service would. GET /flush forces an export.
 
@@ -54,7 +55,7 @@ def shop_b(tp):
         for i in range(n % 3 + 1):
             cur.execute("SELECT ? + 1", (i,)).fetchall()
         db.close()
-        time.sleep((n % 4) * 0.01)
+        time.sleep(0.1 if n % 4 == 3 else (n % 4) * 0.01)
         if n % 5 == 0:
             raise ValueError(f"item {n} is out of stock")
         return {"n": n, "in_stock": True}

@@ -10,9 +10,22 @@ use crate::error::QueryError;
 use crate::params::{self, bad, duration_ms, text};
 use crate::state::QueryState;
 
-const PARAMS: &[&str] =
+pub(crate) const PARAMS: &[&str] =
     &["from", "to", "service", "endpoint", "instance", "source", "target", "step", "slow_ms", "apdex_ms"];
 
+/// Response-time figures of a service (or one endpoint or instance of it) or of a link over a
+/// range: percentiles, buckets, and a series of points.
+#[utoipa::path(get, path = "/api/histogram", operation_id = "get_histogram", tag = "server map",
+    params(crate::openapi::Range,
+        ("service" = Option<String>, Query, description = "The service (or virtual node); else `source` and `target`", min_length = 1, max_length = 4096),
+        ("endpoint" = Option<String>, Query, description = "With `service`: one endpoint (transaction name)", min_length = 1, max_length = 4096),
+        ("instance" = Option<String>, Query, description = "With `service`: one instance", min_length = 1, max_length = 4096),
+        ("source" = Option<String>, Query, description = "A link's caller, with `target`", min_length = 1, max_length = 4096),
+        ("target" = Option<String>, Query, description = "A link's callee, with `source`", min_length = 1, max_length = 4096),
+        ("step" = Option<f64>, Query, description = "The series' step, milliseconds (at least 1000; the finest that keeps 1,500 points by default)",
+            minimum = 1000, maximum = 1e12),
+        crate::openapi::Thresholds),
+    responses((status = 200, description = "The figures and the series", body = HistogramAnswer), crate::openapi::Refusals))]
 pub async fn get(
     State(st): State<QueryState>,
     Query(pairs): Query<Vec<(String, String)>>,

@@ -26,6 +26,14 @@ fn service(store: &Store, p: &std::collections::BTreeMap<&'static str, &str>) ->
     Ok(Some(name))
 }
 
+/// The range second by second (or by `step`): each frame's throughput, errors, response times
+/// and transactions in flight, overall and by service, and the calls on each link.
+#[utoipa::path(get, path = "/api/replay", operation_id = "get_replay", tag = "replay",
+    params(crate::openapi::Range,
+        ("service" = Option<String>, Query, description = "Only this service and its links", min_length = 1, max_length = 4096),
+        ("step" = Option<f64>, Query, description = "Frame length, milliseconds (whole seconds; at most 3,600 frames)",
+            minimum = 1000, maximum = 1e12)),
+    responses((status = 200, description = "Every frame of the range", body = Replay), crate::openapi::Refusals))]
 pub async fn replay(
     State(st): State<QueryState>,
     Query(pairs): Query<Vec<(String, String)>>,
@@ -37,7 +45,7 @@ pub async fn replay(
     blocking(&st, move || store.replay(&q)).await
 }
 
-const REPLAY: &[&str] = &["from", "to", "service", "step"];
+pub(crate) const REPLAY: &[&str] = &["from", "to", "service", "step"];
 
 fn parse_replay(pairs: &[(String, String)]) -> Result<ReplayQuery, QueryError> {
     let p = params::unique(pairs, REPLAY)?;
@@ -64,8 +72,19 @@ fn parse_replay(pairs: &[(String, String)]) -> Result<ReplayQuery, QueryError> {
     Ok(ReplayQuery { from_s, to_s, service: None, step_s })
 }
 
-const INCIDENTS: &[&str] = &["from", "to", "service", "baseline", "z", "min_count"];
+pub(crate) const INCIDENTS: &[&str] = &["from", "to", "service", "baseline", "z", "min_count"];
 
+/// Incidents over at most a week: stretches where services or links left their baseline (rate,
+/// errors or latency), worst first within each, with the reason.
+#[utoipa::path(get, path = "/api/incidents", operation_id = "find_incidents", tag = "replay",
+    params(crate::openapi::Range,
+        ("service" = Option<String>, Query, description = "Only this service and its links", min_length = 1, max_length = 4096),
+        ("baseline" = Option<f64>, Query, description = "The baseline's length, milliseconds: whole minutes from 10 minutes to a day",
+            minimum = 600000, maximum = 86400000),
+        ("z" = Option<f64>, Query, description = "How far from the baseline counts, in deviations", minimum = 2, maximum = 100),
+        ("min_count" = Option<u64>, Query, description = "Calls a second below which a subject is too quiet to judge",
+            minimum = 1, maximum = 1000000)),
+    responses((status = 200, description = "The incidents, worst first", body = Incidents), crate::openapi::Refusals))]
 pub async fn incidents(
     State(st): State<QueryState>,
     Query(pairs): Query<Vec<(String, String)>>,
@@ -106,8 +125,19 @@ fn parse_incidents(pairs: &[(String, String)]) -> Result<IncidentQuery, QueryErr
     Ok(IncidentQuery { from_s, to_s, service: None, params })
 }
 
-const COMPARE: &[&str] = &["a_from", "a_to", "b_from", "b_to", "service", "slow_ms", "apdex_ms"];
+pub(crate) const COMPARE: &[&str] = &["a_from", "a_to", "b_from", "b_to", "service", "slow_ms", "apdex_ms"];
 
+/// Two windows side by side: each node's and link's rate, errors and latency in both, most
+/// changed first, with the callee that explains a caller's change.
+#[utoipa::path(get, path = "/api/compare", operation_id = "compare_windows", tag = "replay",
+    params(
+        ("a_from" = String, Query, description = "Window A's start, Unix milliseconds", pattern = r"^[0-9]{1,16}(\.[0-9]{1,6})?$"),
+        ("a_to" = String, Query, description = "Window A's end, after `a_from`", pattern = r"^[0-9]{1,16}(\.[0-9]{1,6})?$"),
+        ("b_from" = String, Query, description = "Window B's start", pattern = r"^[0-9]{1,16}(\.[0-9]{1,6})?$"),
+        ("b_to" = String, Query, description = "Window B's end, after `b_from`", pattern = r"^[0-9]{1,16}(\.[0-9]{1,6})?$"),
+        ("service" = Option<String>, Query, description = "Around this service only", min_length = 1, max_length = 4096),
+        crate::openapi::Thresholds),
+    responses((status = 200, description = "Both windows, most changed first", body = Comparison), crate::openapi::Refusals))]
 pub async fn compare(
     State(st): State<QueryState>,
     Query(pairs): Query<Vec<(String, String)>>,

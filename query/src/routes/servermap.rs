@@ -9,12 +9,23 @@ use crate::error::QueryError;
 use crate::params::{self, bad, boolean, text, whole};
 use crate::state::QueryState;
 
-const PARAMS: &[&str] =
+pub(crate) const PARAMS: &[&str] =
     &["from", "to", "service", "in_depth", "out_depth", "instance", "instances", "slow_ms", "apdex_ms"];
 
 /// How far a cut around one service reaches, callers up and callees down.
 const MAX_DEPTH: u64 = 4;
 
+/// Who calls whom over a range, with each node's and link's call counts, errors, percentiles,
+/// Apdex and response-time buckets.
+#[utoipa::path(get, path = "/api/servermap", operation_id = "get_servermap", tag = "server map",
+    params(crate::openapi::Range,
+        ("service" = Option<String>, Query, description = "Only the map around this service", min_length = 1, max_length = 4096),
+        ("in_depth" = Option<u8>, Query, description = "With `service`: levels of callers", minimum = 1, maximum = 4),
+        ("out_depth" = Option<u8>, Query, description = "With `service`: levels of callees", minimum = 1, maximum = 4),
+        ("instance" = Option<String>, Query, description = "With `service`: only this instance's calls", min_length = 1, max_length = 4096),
+        ("instances" = Option<bool>, Query, description = "Each node and link broken down by instance"),
+        crate::openapi::Thresholds),
+    responses((status = 200, description = "The map", body = ServerMap), crate::openapi::Refusals))]
 pub async fn get(
     State(st): State<QueryState>,
     Query(pairs): Query<Vec<(String, String)>>,

@@ -40,7 +40,7 @@ const ARGUMENT: &[&str] = &[
     "rpc.method",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RowType {
     Span,
@@ -52,7 +52,7 @@ pub enum RowType {
     MissingParent,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ExceptionInfo {
     #[serde(rename = "type")]
     pub kind: String,
@@ -60,7 +60,7 @@ pub struct ExceptionInfo {
     pub stacktrace: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Row {
     /// Position in tree order, from 0 (over the whole tree, not the page).
     pub row: usize,
@@ -102,7 +102,7 @@ pub struct Row {
 }
 
 /// What the trace held that a tree does not.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Anomalies {
     pub missing_parents: usize,
     pub orphans: usize,
@@ -111,7 +111,7 @@ pub struct Anomalies {
     pub cycles_broken: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CallTree {
     /// Unix milliseconds of the trace's first start (after adjustment).
     pub start_ms: f64,

@@ -23,7 +23,7 @@ pub struct CompareQuery {
 }
 
 /// One window's figures of a node or link.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Side {
     pub count: u64,
     pub per_second: f64,
@@ -34,7 +34,7 @@ pub struct Side {
     pub p99_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Change {
     /// `b` over `a`, per second; `null` where `a` had none.
     pub rate_ratio: Option<f64>,
@@ -51,7 +51,7 @@ pub struct Change {
     pub explained_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Compared {
     /// A node's name, or empty for a link.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -68,7 +68,7 @@ pub struct Compared {
     pub change: Change,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Comparison {
     pub a_from_ms: u64,
     pub a_to_ms: u64,

@@ -67,7 +67,37 @@ impl Serialize for Buckets {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+impl utoipa::PartialSchema for Buckets {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        counts_by_name(
+            utoipa::openapi::Type::Integer,
+            "Calls by Pinpoint's response-time bucket: `1s`, `3s`, `5s` (or `100ms`, `300ms`, \
+             `500ms` for fast services), `Slow` and `Error`, in that order.",
+            &["Slow", "Error"],
+        )
+    }
+}
+
+impl utoipa::ToSchema for Buckets {}
+
+/// The schema of a JSON object whose keys are labels the answer computes (bucket names, age
+/// ranges): counts of `ty` by name, `required` among them whatever the labels.
+pub(crate) fn counts_by_name(
+    ty: utoipa::openapi::Type,
+    description: &str,
+    required: &[&str],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder};
+    let mut o = ObjectBuilder::new()
+        .description(Some(description))
+        .additional_properties(Some(AdditionalProperties::RefOr(ObjectBuilder::new().schema_type(ty).into())));
+    for name in required {
+        o = o.required(*name);
+    }
+    o.into()
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Figures {
     pub count: u64,
     pub errors: u64,

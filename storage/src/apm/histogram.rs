@@ -53,7 +53,7 @@ pub const MAX_POINTS: u64 = 1500;
 /// hour reads hour rows (30 days: 720 points instead of 1,440, and 60 times fewer rows).
 const STEPS: [u64; 14] = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 3600, 7200, 21_600, 86_400];
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Percentiles {
     pub p50_ms: f64,
     pub p75_ms: f64,
@@ -64,7 +64,7 @@ pub struct Percentiles {
     pub max_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Point {
     pub time_ms: u64,
     pub count: u64,
@@ -75,7 +75,7 @@ pub struct Point {
     pub max_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct HistogramAnswer {
     pub from_ms: u64,
     pub to_ms: u64,

@@ -80,14 +80,14 @@ pub struct IncidentQuery {
     pub params: FinderParams,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct LinkName {
     pub source: String,
     pub target: String,
 }
 
 /// One subject's part in an incident.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct SubjectWindow {
     /// A service or virtual node's name, or `source → target`.
     pub subject: String,
@@ -98,7 +98,7 @@ pub struct SubjectWindow {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Incident {
     pub start_ms: u64,
     pub end_ms: u64,
@@ -112,7 +112,7 @@ pub struct Incident {
     pub subjects: Vec<SubjectWindow>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Incidents {
     pub from_ms: u64,
     pub to_ms: u64,

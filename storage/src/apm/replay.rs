@@ -55,7 +55,21 @@ impl Serialize for Active {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+impl utoipa::PartialSchema for Active {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        super::figures::counts_by_name(
+            utoipa::openapi::Type::Number,
+            "Transactions in flight at the frame's start by how long they had been running, three \
+             age ranges named by the store's bounds (`<3s`, `3-8s`, `>=8s` by default); averaged \
+             over the frame's seconds.",
+            &[],
+        )
+    }
+}
+
+impl utoipa::ToSchema for Active {}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct FrameFigures {
     pub tps: f64,
     pub count: u64,
@@ -66,14 +80,14 @@ pub struct FrameFigures {
     pub active: Active,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct ServiceFrame {
     pub name: String,
     #[serde(flatten)]
     pub figures: FrameFigures,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct LinkFrame {
     pub source: String,
     pub target: String,
@@ -82,7 +96,7 @@ pub struct LinkFrame {
     pub avg_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Frame {
     /// The frame's first second, Unix milliseconds.
     pub time_ms: u64,
@@ -95,7 +109,7 @@ pub struct Frame {
     pub links: Vec<LinkFrame>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct Replay {
     /// The range answered, milliseconds: whole frames.
     pub from_ms: u64,

@@ -29,7 +29,7 @@ pub const EXCEPTION_TEXT: &[&str] = &["exception.message", "exception.type"];
 pub const CACHE_SYSTEMS: &[&str] = &["redis", "memcached", "hazelcast", "aerospike", "valkey"];
 
 /// What a node of the map is: an instrumented service, or a virtual node its calls name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
     // Order is precedence: a name seen both as an instrumented service and as someone's peer is

@@ -30,14 +30,14 @@ pub struct MapQuery {
     pub thresholds: Thresholds,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct InstanceFigures {
     pub instance: String,
     #[serde(flatten)]
     pub figures: Figures,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct LinkInstanceFigures {
     pub source_instance: String,
     pub target_instance: String,
@@ -45,7 +45,7 @@ pub struct LinkInstanceFigures {
     pub figures: Figures,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct MapNode {
     pub name: String,
     pub kind: NodeKind,
@@ -56,7 +56,7 @@ pub struct MapNode {
     pub by_instance: Option<Vec<InstanceFigures>>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct MapLink {
     pub source: String,
     pub target: String,
@@ -67,7 +67,7 @@ pub struct MapLink {
     pub by_instance: Option<Vec<LinkInstanceFigures>>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, PartialEq)]
 pub struct ServerMap {
     /// The range answered, in milliseconds (rounded out to whole minutes where second rows are
     /// gone).

@@ -34,6 +34,29 @@ pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 /// Ranges over the scatter's other Y axes: SQL, API and CPU time.
 const TIME_PARAMS: [&str; 6] = ["min_sql_ms", "max_sql_ms", "min_api_ms", "max_api_ms", "min_cpu_ms", "max_cpu_ms"];
 
+/// The filters both endpoints take (besides `attr.KEY=VALUE`); the scatter also takes `format`.
+pub const FILTERS: &[&str] = &[
+    "from",
+    "to",
+    "service",
+    "endpoint",
+    "min_ms",
+    "max_ms",
+    "error",
+    "client_ip",
+    "user_id",
+    "user_agent",
+    "text",
+    "trace_id",
+    "min_sql_ms",
+    "max_sql_ms",
+    "min_api_ms",
+    "max_api_ms",
+    "min_cpu_ms",
+    "max_cpu_ms",
+    "limit",
+];
+
 /// Parses the query string pairs into a filter (and, for the scatter, an output format).
 pub fn parse(endpoint: Endpoint, pairs: &[(String, String)]) -> Result<(XLogFilter, Format), QueryError> {
     let (default_limit, max_limit) = endpoint.limits();
@@ -109,7 +132,7 @@ pub fn parse(endpoint: Endpoint, pairs: &[(String, String)]) -> Result<(XLogFilt
             other => {
                 return Err(QueryError::BadParameter {
                     param: "query",
-                    message: format!("unknown parameter `{other}`"),
+                    message: format!("unknown parameter `{other}` (filters are {}, and attr.KEY)", FILTERS.join(", ")),
                 })
             }
         }
@@ -200,5 +223,21 @@ mod tests {
             parse(Endpoint::List, &q("from=1&to=5&format=arrow")),
             Err(QueryError::BadParameter { param: "query", .. })
         ));
+    }
+
+    #[test]
+    fn every_listed_filter_is_parsed() {
+        for name in FILTERS.iter().chain(&["format"]) {
+            let value = match *name {
+                "from" | "to" => continue,
+                "trace_id" => "0af7651916cd43dd8448eb211c80319c",
+                "error" => "true",
+                "format" => "json",
+                "service" | "endpoint" | "client_ip" | "user_id" | "user_agent" | "text" => "x",
+                _ => "5",
+            };
+            let query = format!("from=0&to=1000&{name}={value}");
+            parse(Endpoint::Scatter, &q(&query)).unwrap_or_else(|e| panic!("{query}: {e}"));
+        }
     }
 }

@@ -146,6 +146,15 @@ mod tests {
         assert_eq!(empty["count"], 0);
     }
 
+    /// The hand-written JSON is the shape the OpenAPI description gives (`ScatterAnswer`, which
+    /// refuses unknown fields): every column, nothing else.
+    #[test]
+    fn json_is_the_described_answer() {
+        let a: super::super::ScatterAnswer = serde_json::from_slice(&json(&points())).unwrap();
+        assert_eq!((a.count, a.truncated, a.end_ms.len(), a.cpu_ms.len()), (2, true, 2, 2));
+        serde_json::from_slice::<super::super::ScatterAnswer>(&json(&Points::default())).unwrap();
+    }
+
     #[test]
     fn arrow_reads_back() {
         let bytes = arrow(&points()).unwrap();

@@ -46,6 +46,8 @@ pub struct Census {
     pub json_values: usize,
     /// Non-empty objects of the JSON document: each one a map of its own.
     pub json_objects: usize,
+    /// Zipkin spans, each read into Zipkin's model before the OTLP one is built.
+    pub translated: usize,
 }
 
 impl Census {
@@ -66,7 +68,8 @@ impl Census {
             + self.xlogs * size_of::<XLog>();
         let converted = (self.spans + self.xlogs) * CONVERTED_ROW;
         let json = self.json_values * JSON_VALUE + self.json_objects * JSON_OBJECT;
-        wire * 2 + structs * 2 + self.strings * STRING + converted + json
+        let translated = self.translated * crate::zipkin::INTERMEDIATE_SPAN_BYTES;
+        wire * 2 + structs * 2 + self.strings * STRING + converted + json + translated
     }
 
     pub fn describe(&self) -> String {
@@ -113,6 +116,11 @@ pub(crate) enum Msg {
     XLogRequest,
     XLog,
     XLogAttribute,
+    ZipkinList,
+    ZipkinSpan,
+    ZipkinEndpoint,
+    ZipkinAnnotation,
+    ZipkinTag,
 }
 
 impl Msg {
@@ -139,6 +147,10 @@ impl Msg {
             (KeyValueList, 1) => KeyValue,
             (XLogRequest, 1) => XLog,
             (XLog, 21) => XLogAttribute,
+            (ZipkinList, 1) => ZipkinSpan,
+            (ZipkinSpan, 8 | 9) => ZipkinEndpoint,
+            (ZipkinSpan, 10) => ZipkinAnnotation,
+            (ZipkinSpan, 11) => ZipkinTag,
             _ => return None,
         })
     }
@@ -153,6 +165,23 @@ impl Msg {
             Msg::KeyValue | Msg::XLogAttribute => c.attributes += 1,
             Msg::AnyValue => c.values += 1,
             Msg::XLog => c.xlogs += 1,
+            Msg::ZipkinSpan => {
+                c.spans += 1;
+                c.translated += 1;
+            }
+            // Service, address and port: attributes of the resource or the span, and a map
+            // entry of the resources being gathered.
+            Msg::ZipkinEndpoint => {
+                c.attributes += 3;
+                c.values += 3;
+                c.strings += 3;
+            }
+            Msg::ZipkinAnnotation => c.events += 1,
+            // An entry of the tags' map, then an attribute.
+            Msg::ZipkinTag => {
+                c.attributes += 2;
+                c.values += 1;
+            }
             _ => {}
         }
     }
@@ -162,6 +191,13 @@ impl Msg {
 pub fn otlp_protobuf(buf: &[u8]) -> Result<Census, String> {
     let mut c = Census::default();
     walk(buf, Msg::TraceRequest, 0, &mut c)?;
+    Ok(c)
+}
+
+/// The census of a Zipkin `ListOfSpans` in protobuf.
+pub fn zipkin_protobuf(buf: &[u8]) -> Result<Census, String> {
+    let mut c = Census::default();
+    walk(buf, Msg::ZipkinList, 0, &mut c)?;
     Ok(c)
 }
 
@@ -265,6 +301,7 @@ mod json {
         Spans(&mut c).deserialize(&mut de).map_err(|e| format!("invalid Zipkin JSON: {e}"))?;
         de.end().map_err(|e| format!("invalid Zipkin JSON: {e}"))?;
         c.attributes += c.json_values;
+        c.translated = c.spans;
         Ok(c)
     }
 
@@ -502,5 +539,28 @@ mod tests {
             assert!(!ours || prost, "cut at {cut}: census refused, prost accepted");
         }
         assert!(xlog_protobuf(&[0x0a, 0x05, 0x01]).is_err());
+    }
+
+    #[test]
+    fn zipkin_protobuf_is_priced_at_both_models() {
+        use crate::zipkin::proto::{Annotation, Endpoint, ListOfSpans, Span as ZSpan};
+        let span = ZSpan {
+            trace_id: vec![1; 16],
+            id: vec![2; 8],
+            local_endpoint: Some(Endpoint { service_name: "a".into(), ..Default::default() }),
+            remote_endpoint: Some(Endpoint { port: 80, ..Default::default() }),
+            annotations: vec![Annotation { timestamp: 1, value: "x".into() }],
+            tags: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        };
+        let c = zipkin_protobuf(&ListOfSpans { spans: vec![span.clone(), span] }.encode_to_vec()).unwrap();
+        assert_eq!((c.spans, c.translated, c.events, c.attributes), (2, 2, 2, 2 * (3 + 3 + 2)));
+        // Two bytes an empty span on the wire, hundreds once decoded and translated.
+        let empty = [0x0a, 0x00].repeat(100_000);
+        let c = zipkin_protobuf(&empty).unwrap();
+        assert_eq!(c.spans, 100_000);
+        let per_span = c.decoded_bytes(empty.len()) / 100_000;
+        assert!(per_span > size_of::<Span>() + crate::zipkin::INTERMEDIATE_SPAN_BYTES, "{per_span}");
+        assert!(zipkin_protobuf(&[0x0a, 0x05, 0x01]).is_err());
     }
 }

@@ -34,7 +34,8 @@ pub fn census_of(payload: Payload, body: &[u8]) -> Result<Census, CollectorError
         Payload::Traces(Format::Protobuf) => census::otlp_protobuf(body),
         Payload::Traces(Format::Json) => census::otlp_json(body),
         Payload::XLog => census::xlog_protobuf(body),
-        Payload::Zipkin => census::zipkin_json(body),
+        Payload::Zipkin(Format::Json) => census::zipkin_json(body),
+        Payload::Zipkin(Format::Protobuf) => census::zipkin_protobuf(body),
     }
     .map_err(|e| CollectorError::InvalidArgument(format!("invalid {}: {e}", payload.format_name())))
 }
@@ -56,8 +57,12 @@ pub fn decode(body: &[u8], payload: Payload, rules: &Rules<'_>) -> Result<Decode
             let message = converted.message();
             Decoded { batch: EncodedBatch::new(converted.items), rejected: converted.rejected, message }
         }
-        Payload::Zipkin => {
-            let req = crate::zipkin::decode(body).map_err(CollectorError::InvalidArgument)?;
+        Payload::Zipkin(format) => {
+            let req = match format {
+                Format::Json => crate::zipkin::from_json(body),
+                Format::Protobuf => crate::zipkin::from_protobuf(body),
+            }
+            .map_err(CollectorError::InvalidArgument)?;
             let converted = convert(req, limits, keys, now_ns, min_start_ns);
             let message = converted.message();
             Decoded { batch: EncodedBatch::new(converted.items), rejected: converted.rejected, message }

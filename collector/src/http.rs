@@ -21,14 +21,17 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new().route("/v1/traces", post(export)).route("/api/v2/spans", post(zipkin)).with_state(ingest)
 }
 
-/// Zipkin v2 `POST /api/v2/spans`: a JSON array of spans (`zipkin.rs`), answered 202 as Zipkin
-/// does, errors in plain text; the same budget, limits and durable write as OTLP.
+/// Zipkin v2 `POST /api/v2/spans`: a JSON array of spans or a protobuf `ListOfSpans`
+/// (`zipkin/`), answered 202 as Zipkin does, errors in plain text; the same budget, limits and
+/// durable write as OTLP.
 async fn zipkin(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
     // No content type is JSON, as Zipkin's own server and curl users assume.
     let answer = match mime_of(&headers) {
-        (JSON | "", _) => receive(&ingest, &headers, body, Payload::Zipkin, "zipkin").await,
+        (JSON | "", _) => receive(&ingest, &headers, body, Payload::Zipkin(Format::Json), "zipkin_json").await,
+        (PROTOBUF, _) => receive(&ingest, &headers, body, Payload::Zipkin(Format::Protobuf), "zipkin_protobuf").await,
         (_, ct) => Err(CollectorError::UnsupportedMediaType(format!(
-            "{ct} (Zipkin spans are taken as v2 JSON, application/json; not protobuf or thrift)"
+            "{ct} (Zipkin spans are taken as v2 JSON, application/json, or protobuf, application/x-protobuf; \
+             not thrift)"
         ))),
     };
     match answer {

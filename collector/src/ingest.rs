@@ -25,7 +25,8 @@ impl Payload {
     pub(crate) fn format_name(self) -> &'static str {
         match self {
             Payload::Traces(Format::Json) => "JSON",
-            Payload::Zipkin => "Zipkin JSON",
+            Payload::Zipkin(Format::Json) => "Zipkin JSON",
+            Payload::Zipkin(Format::Protobuf) => "Zipkin protobuf",
             _ => "protobuf",
         }
     }
@@ -38,8 +39,8 @@ pub enum Payload {
     Traces(Format),
     /// A native `rewind.agent.v1.ExportXLogRequest` (protobuf).
     XLog,
-    /// Zipkin v2 JSON: an array of spans.
-    Zipkin,
+    /// Zipkin v2: a JSON array of spans, or a protobuf `zipkin.proto3.ListOfSpans`.
+    Zipkin(Format),
 }
 
 /// What an export achieved: the OTLP partial-success fields.

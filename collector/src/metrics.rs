@@ -1,5 +1,6 @@
 //! The collector's metrics, all defined here. `transport` is one of `grpc`, `http_protobuf`,
-//! `http_json` (OTLP) or `grpc_xlog` (the native agent protocol); `reason` one of
+//! `http_json` (OTLP), `grpc_xlog` (the native agent protocol), `zipkin_json` or
+//! `zipkin_protobuf` (Zipkin v2); `reason` one of
 //! `CollectorError::reason`.
 
 pub fn describe() {

@@ -1,5 +1,5 @@
-//! Zipkin v2 ingest: py_zipkin (a Zipkin client library from PyPI, v2 JSON over HTTP) sends a
-//! trace to `POST /api/v2/spans` on the OTLP/HTTP port; shared client/server spans, and what a
+//! Zipkin v2 ingest: py_zipkin (a Zipkin client library from PyPI, v2 JSON and v2 protobuf over
+//! HTTP) sends a trace to `POST /api/v2/spans` on the OTLP/HTTP port; shared client/server spans, and what a
 //! bad request is answered.
 
 use std::process::Command;
@@ -27,38 +27,42 @@ fn named<'a>(trace: &'a J, name: &str) -> &'a J {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn py_zipkin_sends_a_trace_over_v2_json() {
+async fn py_zipkin_sends_a_trace_over_v2_json_and_v2_protobuf() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     let (host, port) = server.http_endpoint().rsplit_once(':').map(|(h, p)| (h.to_owned(), p.to_owned())).unwrap();
-    let out = Command::new(python())
-        .arg(repo().join("tests/python/zipkin_export.py"))
-        .args([&host, &port])
-        .output()
-        .expect("run py_zipkin (scripts/test.sh installs it)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && !stderr.contains("Error emitting"), "{stderr}");
-    let sent: J = serde_json::from_slice(&out.stdout).unwrap();
-    let id = sent["trace_id"].as_str().unwrap();
-    let trace = trace_with(&server, id, 3).await;
+    for (encoding, transport) in [("json", "zipkin_json"), ("proto", "zipkin_protobuf")] {
+        let out = Command::new(python())
+            .arg(repo().join("tests/python/zipkin_export.py"))
+            .args([&host, &port, encoding])
+            .output()
+            .expect("run py_zipkin (scripts/test.sh installs it)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !stderr.contains("Error emitting"), "{encoding}: {stderr}");
+        let sent: J = serde_json::from_slice(&out.stdout).unwrap();
+        let id = sent["trace_id"].as_str().unwrap();
+        let trace = trace_with(&server, id, 3).await;
 
-    let root = named(&trace, "get /checkout");
-    assert_eq!((root["span_id"].as_str(), &root["parent_span_id"]), (sent["root_span_id"].as_str(), &J::Null));
-    assert_eq!((&root["service"], &root["kind_name"]), (&json!("zk-frontend"), &json!("server")));
-    assert_eq!(root["attributes"]["http.route"], "/checkout");
-    assert_eq!(root["events"][0]["name"], "cache miss");
-    assert_eq!(root["resource"]["attributes"]["service.name"], "zk-frontend");
-    let db = named(&trace, "select cart");
-    assert_eq!((&db["kind_name"], &db["parent_span_id"]), (&json!("client"), &root["span_id"]));
-    assert_eq!(db["attributes"]["peer.service"], "mysql");
-    assert_eq!(db["attributes"]["network.peer.address"], "10.1.2.3");
-    assert_eq!(db["attributes"]["network.peer.port"], 3306);
-    let pay = named(&trace, "charge");
-    assert_eq!(pay["status"], json!({"code": 2, "name": "error", "message": "card declined"}));
-    assert!(pay["attributes"].get("error").is_none(), "the error tag is the status");
-    // Times in microseconds, as py_zipkin measured them, become nanoseconds.
-    let start: u64 = root["start_unix_nano"].as_str().unwrap().parse().unwrap();
-    assert!(start % 1_000 == 0 && start > 1_600_000_000_000_000_000);
+        let root = named(&trace, "get /checkout");
+        assert_eq!((root["span_id"].as_str(), &root["parent_span_id"]), (sent["root_span_id"].as_str(), &J::Null));
+        assert_eq!((&root["service"], &root["kind_name"]), (&json!("zk-frontend"), &json!("server")));
+        assert_eq!(root["attributes"]["http.route"], "/checkout");
+        assert_eq!(root["events"][0]["name"], "cache miss");
+        assert_eq!(root["resource"]["attributes"]["service.name"], "zk-frontend");
+        let db = named(&trace, "select cart");
+        assert_eq!((&db["kind_name"], &db["parent_span_id"]), (&json!("client"), &root["span_id"]));
+        assert_eq!(db["attributes"]["peer.service"], "mysql");
+        assert_eq!(db["attributes"]["network.peer.address"], "10.1.2.3", "{encoding}");
+        assert_eq!(db["attributes"]["network.peer.port"], 3306);
+        let pay = named(&trace, "charge");
+        assert_eq!(pay["status"], json!({"code": 2, "name": "error", "message": "card declined"}));
+        assert!(pay["attributes"].get("error").is_none(), "the error tag is the status");
+        // Times in microseconds, as py_zipkin measured them, become nanoseconds.
+        let start: u64 = root["start_unix_nano"].as_str().unwrap().parse().unwrap();
+        assert!(start % 1_000 == 0 && start > 1_600_000_000_000_000_000);
+        let accepted = format!("rewind_collector_spans_accepted_total{{transport=\"{transport}\"}}");
+        assert_eq!(server.metric(&accepted).await, 3.0, "{encoding}");
+    }
 
     // The server map sees the Zipkin service and its database like any other.
     let (_, services) = server.get_json("/jaeger/api/services").await;
@@ -107,7 +111,8 @@ async fn shared_spans_are_kept_apart_and_bad_requests_are_answered() {
         ("application/json", "{\"not\": \"an array\"}", 400, "JSON array"),
         ("application/json", "[{\"traceId\": \"zz\", \"id\": \"1b6b1d07ff85f3b5\", \"timestamp\": 1}]", 400, "traceId"),
         ("application/json", "[{\"traceId\": \"4e441824ec2b6a44\", \"id\": \"1b6b1d07ff85f3b5\"}]", 400, "timestamp"),
-        ("application/x-protobuf", "\u{1}\u{2}", 415, "v2 JSON"),
+        ("application/x-protobuf", "\u{1}\u{2}", 400, "Zipkin protobuf"),
+        ("application/x-thrift", "\u{1}\u{2}", 415, "not thrift"),
     ] {
         let r = http.post(&url).header("content-type", content_type).body(payload).send().await.unwrap();
         assert_eq!(r.status().as_u16(), status, "{payload}");

@@ -1,8 +1,8 @@
-"""Sends one trace to Rewind's Zipkin endpoint with py_zipkin (v2 JSON over HTTP) and prints what
-it sent, for tests/it/zipkin.rs: a SERVER span with a tag and an annotation, a CLIENT child
-calling MySQL (a remote endpoint), and an error tag on a second child.
+"""Sends one trace to Rewind's Zipkin endpoint with py_zipkin (v2 JSON or v2 protobuf over HTTP)
+and prints what it sent, for tests/it/zipkin.rs: a SERVER span with a tag and an annotation, a
+CLIENT child calling MySQL (a remote endpoint), and an error tag on a second child.
 
-usage: zipkin_export.py HOST PORT
+usage: zipkin_export.py HOST PORT [json|proto]
 """
 
 import json
@@ -16,13 +16,14 @@ from py_zipkin.zipkin import zipkin_span
 
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
+    encoding = {"json": Encoding.V2_JSON, "proto": Encoding.V2_PROTO3}[sys.argv[3] if len(sys.argv) > 3 else "json"]
     transport = SimpleHTTPTransport(host, port)
     with zipkin_span(
         service_name="zk-frontend",
         span_name="get /checkout",
         transport_handler=transport,
         sample_rate=100.0,
-        encoding=Encoding.V2_JSON,
+        encoding=encoding,
         kind=Kind.SERVER,
         use_128bit_trace_id=True,
         binary_annotations={"http.route": "/checkout"},

@@ -1,5 +1,6 @@
-//! Zipkin v2 JSON (`POST /api/v2/spans`, a JSON array of spans) → an OTLP request, which then
-//! takes the OTLP/JSON path's conversion and validation. The mapping follows the OpenTelemetry
+//! Zipkin v2 (`POST /api/v2/spans`: a JSON array of spans, or `zipkin.proto3.ListOfSpans` in
+//! protobuf, `proto.rs`) → an OTLP request, which then takes the OTLP/JSON path's conversion and
+//! validation. The mapping follows the OpenTelemetry
 //! Collector's Zipkin receiver: `localEndpoint.serviceName` is the resource's `service.name`,
 //! `remoteEndpoint` the peer (`peer.service`, `network.peer.address`, `network.peer.port`),
 //! `kind` the span kind, `annotations` events, `tags` attributes, and the `error` tag the
@@ -18,7 +19,12 @@ use rewind_agent_proto::otlp::trace::v1::{span, ResourceSpans, ScopeSpans, Span,
 use rewind_agent_proto::ExportTraceServiceRequest;
 use serde::Deserialize;
 
-/// One Zipkin v2 span, as its JSON model defines it. Unknown fields are ignored.
+pub(crate) mod proto;
+
+pub(crate) use proto::INTERMEDIATE_SPAN_BYTES;
+
+/// One Zipkin v2 span, as its JSON model defines it (the protobuf model is read into it too).
+/// Unknown fields are ignored.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ZSpan {
@@ -102,11 +108,20 @@ fn server_side_id(shared: &[u8]) -> Vec<u8> {
     id
 }
 
-/// Translates the body. A body that is not a JSON array of spans, or a span without its ids or
-/// timestamp, refuses the request (Zipkin answers such a request 400 as a whole).
-pub fn decode(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+/// Translates a JSON body. A body that is not a JSON array of spans, or a span without its ids
+/// or timestamp, refuses the request (Zipkin answers such a request 400 as a whole).
+pub fn from_json(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
     let spans: Vec<ZSpan> =
         serde_json::from_slice(body).map_err(|e| format!("not a JSON array of Zipkin v2 spans: {e}"))?;
+    translate(spans)
+}
+
+/// Translates a protobuf body (`ListOfSpans`), with the same rules as JSON.
+pub fn from_protobuf(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+    translate(proto::spans(body)?)
+}
+
+fn translate(spans: Vec<ZSpan>) -> Result<ExportTraceServiceRequest, String> {
     // Resources by local endpoint, in order of appearance.
     let mut resources: Vec<(Endpoint, Vec<Span>)> = Vec::new();
     // (trace id, shared id, service) → the server side's own id.
@@ -230,7 +245,7 @@ mod tests {
     use super::*;
 
     fn one(json: &str) -> Result<ExportTraceServiceRequest, String> {
-        decode(json.as_bytes())
+        from_json(json.as_bytes())
     }
 
     #[test]

@@ -14,6 +14,13 @@ pub enum StorageError {
     UnsupportedVersion { path: PathBuf, found: u32, supported: u32 },
     #[error("the directory {0} holds a RocksDB database that is not a rewind store (no format version)")]
     NotARewindStore(PathBuf),
+    /// RocksDB's lock on the directory is held: another process (a `rewind serve` or `demo` still
+    /// running, or still shutting down) has the store open.
+    #[error(
+        "the store at {path} is open in another process (another rewind, or one still shutting \
+         down): stop it, or point --data-dir elsewhere ({detail})"
+    )]
+    InUse { path: PathBuf, detail: String },
     #[error("i/o on {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("the store is shutting down")]

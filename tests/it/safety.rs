@@ -76,6 +76,26 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
 }
 
+/// `request(seed, 20, 10)` with 1 KiB of incompressible text on every span: the shop-like test
+/// data compresses so well (a few bytes a span once sealed) that it would take millions of spans
+/// to fill even a small disk.
+fn bulky(seed: u64) -> rewind_agent_proto::ExportTraceServiceRequest {
+    let mut req = request(seed, 20, 10);
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for span in req.resource_spans.iter_mut().flat_map(|r| &mut r.scope_spans).flat_map(|s| &mut s.spans) {
+        let noise: String = (0..1024)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect();
+        span.attributes.push(crate::data::kv("rewind.noise", crate::data::s(&noise)));
+    }
+    req
+}
+
 async fn readyz(server: &Server) -> (u16, String) {
     let resp = reqwest::get(server.query_url("/readyz")).await.unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
@@ -123,7 +143,7 @@ async fn a_full_disk_refuses_retryably_and_ingest_resumes_once_space_is_freed() 
     let mut acked = Vec::new();
     let mut refused = None;
     for seed in 0..10_000u64 {
-        match client.export(request(1_000 + seed, 20, 10)).await {
+        match client.export(bulky(1_000 + seed)).await {
             Ok(r) => {
                 assert!(r.get_ref().partial_success.is_none());
                 acked.push(1_000 + seed);
@@ -134,7 +154,7 @@ async fn a_full_disk_refuses_retryably_and_ingest_resumes_once_space_is_freed() 
             }
         }
     }
-    let status = refused.expect("the disk filled up");
+    let status = refused.unwrap_or_else(|| panic!("the disk never filled: {} exports acknowledged", acked.len()));
     assert_eq!(status.code(), tonic::Code::Unavailable, "retryable: {status:?}");
     assert!(status.message().contains("nearly full"), "{}", status.message());
     assert!(acked.len() > 10, "{} exports before the disk filled", acked.len());
@@ -145,7 +165,7 @@ async fn a_full_disk_refuses_retryably_and_ingest_resumes_once_space_is_freed() 
         if ready.0 == 503 {
             break;
         }
-        if client.export(request(80_000 + seed, 20, 10)).await.is_ok() {
+        if client.export(bulky(80_000 + seed)).await.is_ok() {
             acked.push(80_000 + seed);
         }
         ready = readyz(&server).await;
@@ -158,7 +178,7 @@ async fn a_full_disk_refuses_retryably_and_ingest_resumes_once_space_is_freed() 
     assert_eq!(server.trace(&hex::encode(trace_id(acked[0], 0))).await["span_count"], 10);
     let mut again = None;
     for seed in 0..1_000u64 {
-        match client.export(request(90_000 + seed, 20, 10)).await {
+        match client.export(bulky(90_000 + seed)).await {
             Ok(_) => acked.push(90_000 + seed),
             Err(status) => {
                 again = Some(status.code());

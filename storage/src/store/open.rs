@@ -112,7 +112,15 @@ impl Store {
         }
         let cfs =
             cf_names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &floor, config.min_free_disk_bytes)));
-        let db = DB::open_cf_descriptors(&db_opts, &path, cfs)?;
+        let db = DB::open_cf_descriptors(&db_opts, &path, cfs).map_err(|e| {
+            // RocksDB names its lock file when another opener holds it.
+            let detail = e.to_string();
+            if detail.contains("/LOCK") {
+                StorageError::InUse { path: path.clone(), detail }
+            } else {
+                e.into()
+            }
+        })?;
 
         let meta = db.cf_handle(keys::CF_META).expect("opened");
         let partition_ns = match db.get_cf(meta, keys::META_FORMAT_VERSION)? {

@@ -80,6 +80,16 @@ fn a_trace_split_across_seals_and_partitions_is_whole() {
 }
 
 #[test]
+fn a_store_open_elsewhere_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(config(dir.path())).unwrap();
+    let err = Store::open(config(dir.path())).expect_err("the directory is locked");
+    assert!(matches!(err, StorageError::InUse { .. }), "{err}");
+    assert!(err.to_string().contains("open in another process"), "{err}");
+    drop(first);
+}
+
+#[test]
 fn a_store_of_another_format_version_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     drop(Store::open(config(dir.path())).unwrap());

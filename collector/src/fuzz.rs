@@ -45,6 +45,29 @@ pub fn xlog_native(data: &[u8]) {
     }
 }
 
+/// Zipkin v2, JSON (first byte even) or protobuf (odd): the census that prices the body before
+/// it is read must not count fewer spans or annotations than the translation builds (admission
+/// would undercharge; in JSON an annotation is priced as the object it is), and what translates
+/// converts and round-trips as OTLP does.
+pub fn zipkin(data: &[u8]) {
+    let Some((&format, body)) = data.split_first() else { return };
+    let (census, translated) = if format % 2 == 0 {
+        (crate::census::zipkin_json(body), crate::zipkin::from_json(body))
+    } else {
+        (crate::census::zipkin_protobuf(body), crate::zipkin::from_protobuf(body))
+    };
+    let Ok(req) = translated else { return };
+    if let Ok(c) = census {
+        let spans = req.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans);
+        let (n, events) = spans.fold((0, 0), |(n, e), s| (n + 1, e + s.events.len()));
+        assert!(
+            c.spans >= n && c.events + c.json_objects >= events,
+            "the census counts less than {n} spans, {events} events: {c:?}"
+        );
+    }
+    spans(req);
+}
+
 fn spans(req: ExportTraceServiceRequest) {
     let converted = convert(req, &Limits::default(), &AttributeKeys::default(), NOW, 0);
     assert_eq!(converted.rejected == 0, converted.message().is_empty());

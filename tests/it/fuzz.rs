@@ -14,7 +14,7 @@ use crate::data::{now_ns, request, to_otlp_json};
 
 type Body = fn(&[u8]);
 
-const TARGETS: [(&str, Body); 7] = [
+const TARGETS: [(&str, Body); 8] = [
     ("otlp_protobuf", rewind_collector::fuzz::otlp_protobuf),
     ("otlp_json", rewind_collector::fuzz::otlp_json),
     ("xlog_native", rewind_collector::fuzz::xlog_native),
@@ -22,6 +22,7 @@ const TARGETS: [(&str, Body); 7] = [
     ("column_pages", rewind_storage::fuzz::column_pages),
     ("segment_read", rewind_storage::fuzz::segment_read),
     ("stats_cell", rewind_storage::fuzz::stats_cell),
+    ("zipkin", rewind_collector::fuzz::zipkin),
 ];
 
 #[test]
@@ -43,7 +44,8 @@ fn fuzz_seeds_and_regressions_pass_every_target() {
     assert!(replayed >= TARGETS.len(), "every target has seeds ({replayed} inputs)");
 }
 
-/// Writes `fuzz/seeds/`: one valid input per target, for the fuzzer to mutate from.
+/// Writes `fuzz/seeds/`: one valid input per target, for the fuzzer to mutate from (`zipkin`'s
+/// two, JSON and protobuf, were written once with py_zipkin's protobuf model).
 /// `cargo test --test it write_fuzz_seeds -- --ignored`
 #[test]
 #[ignore]

@@ -35,6 +35,18 @@ fn bad_settings_and_foreign_directories_are_refused_clearly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("seal_rows"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A second server on a directory a running one holds: refused, naming the cause and the way
+/// out, where RocksDB alone says "Resource temporarily unavailable".
+#[test]
+fn a_data_directory_in_use_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _running = crate::harness::Server::start(&data, &[]);
+    let (ok, err) = serve(&["--data-dir", data.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("open in another process") && err.contains("--data-dir"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn loadgen_backfills_writes_and_replays_the_shop_workload() {
     let dir = tempfile::tempdir().unwrap();

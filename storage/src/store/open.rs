@@ -113,9 +113,11 @@ impl Store {
         let cfs =
             cf_names.iter().map(|n| ColumnFamilyDescriptor::new(n, cf_options(n, &floor, config.min_free_disk_bytes)));
         let db = DB::open_cf_descriptors(&db_opts, &path, cfs).map_err(|e| {
-            // RocksDB names its lock file when another opener holds it.
+            // RocksDB's words when the lock file is held: "While lock file: <dir>/LOCK: …" by
+            // another process, "lock hold by current process … <dir>/LOCK: …" by this one.
             let detail = e.to_string();
-            if detail.contains("/LOCK") {
+            let lock = detail.contains("/LOCK: ");
+            if lock && (detail.contains("While lock file") || detail.contains("lock hold by current process")) {
                 StorageError::InUse { path: path.clone(), detail }
             } else {
                 e.into()

@@ -5,11 +5,17 @@
 //! do with their span limits. `convert` takes a request prost decoded (OTLP/JSON's path, and the
 //! reference the wire decoder is tested against) through the same conversion as `wire`.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_storage::catalog::MAX_NAME_BYTES;
 use rewind_storage::{AttributeKeys, IdError, Key, KeyValue, Span, SpanId, TraceId};
+
+/// String values up to this length are interned per request: the shop's repeat (methods, hosts,
+/// routes, statements without literals) are all shorter; ids and texts past it seldom repeat.
+const MAX_INTERNED_VALUE_BYTES: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -257,6 +263,18 @@ impl Cx<'_> {
     /// A borrowed string, cut at the byte limit on a character boundary, owned.
     pub(crate) fn str(&mut self, s: &str) -> String {
         self.cut(s, self.limits.max_value_bytes).to_owned()
+    }
+
+    /// A string value, cut at the byte limit: short ones interned (this request's spans repeat
+    /// their methods, hosts and statements); long ones are rarely repeated and would cost a hash
+    /// of their whole length for nothing.
+    pub(crate) fn text(&mut self, s: &str) -> Arc<str> {
+        let s = self.cut(s, self.limits.max_value_bytes);
+        if s.len() <= MAX_INTERNED_VALUE_BYTES {
+            self.intern(s)
+        } else {
+            Arc::from(s)
+        }
     }
 
     /// Borrowed bytes, cut at the byte limit, owned.

@@ -579,7 +579,7 @@ fn value(cx: &mut Cx<'_>, v: Option<Any<'_>>, depth: usize) -> Value {
     let Some(v) = v else { return Value::Empty };
     let max_len = cx.limits.max_array_len;
     match v {
-        Any::Str(s) => Value::Str(cx.str(s)),
+        Any::Str(s) => Value::Str(cx.text(s)),
         Any::Bool(b) => Value::Bool(b),
         Any::Int(i) => Value::Int(i),
         Any::Double(d) => Value::Double(d),

@@ -87,7 +87,7 @@ fn attributes(cx: &mut Cx<'_>, attrs: Vec<rewind_agent_proto::agent::Attribute>)
                 return None;
             };
             let value = match a.value {
-                Some(attribute::Value::StringValue(s)) => Value::Str(cx.string(s)),
+                Some(attribute::Value::StringValue(s)) => Value::Str(cx.text(&s)),
                 Some(attribute::Value::IntValue(i)) => Value::Int(i),
                 Some(attribute::Value::DoubleValue(d)) => Value::Double(d),
                 Some(attribute::Value::BoolValue(b)) => Value::Bool(b),

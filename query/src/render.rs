@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 pub fn value(v: &Value) -> J {
     match v {
         Value::Empty => J::Null,
-        Value::Str(s) => J::String(s.clone()),
+        Value::Str(s) => J::String(s.to_string()),
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
         // JSON has no NaN or infinities: spell them as proto3 JSON does.

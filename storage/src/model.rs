@@ -36,7 +36,9 @@ pub mod status {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Empty,
-    Str(String),
+    /// Shared like names: decoders intern a request's short values (methods, hosts, statements
+    /// repeat across its spans), so most spans hold a pointer rather than an allocation each.
+    Str(Arc<str>),
     Bool(bool),
     Int(i64),
     Double(f64),
@@ -55,7 +57,8 @@ impl Value {
     /// Bytes the value allocates beyond its own size.
     pub fn heap_bytes(&self) -> usize {
         match self {
-            Value::Str(s) => s.capacity(),
+            // Counted whole even when shared: what bounds unsealed spans stays an upper bound.
+            Value::Str(s) => s.len(),
             Value::Bytes(b) => b.capacity(),
             Value::Array(items) => {
                 items.capacity() * std::mem::size_of::<Value>() + items.iter().map(Value::heap_bytes).sum::<usize>()
@@ -184,7 +187,7 @@ mod tests {
     #[test]
     fn a_span_counts_the_memory_its_values_hold_not_its_shared_names() {
         let plain = testing::span(1, 1).build();
-        let big = Value::Array(vec![Value::Str("x".repeat(10_000)), Value::Bytes(vec![0; 5_000])]);
+        let big = Value::Array(vec![Value::Str("x".repeat(10_000).into()), Value::Bytes(vec![0; 5_000])]);
         let heavy = testing::span(1, 1).attrs(&[("k", big)]).build();
         assert!(heavy.memory_bytes() >= plain.memory_bytes() + 15_000, "{}", heavy.memory_bytes());
         let long_key: &str = &"k".repeat(10_000);

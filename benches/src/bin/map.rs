@@ -291,7 +291,7 @@ fn fan_out(start_ns: u64, n: u64) -> Vec<Span> {
             status_message: String::new(),
             scope_name: "".into(),
             scope_version: "".into(),
-            attributes: vec![("db.statement".into(), Value::Str(format!("SELECT * FROM items WHERE id = {i}")))],
+            attributes: vec![("db.statement".into(), Value::Str(format!("SELECT * FROM items WHERE id = {i}").into()))],
             events: Vec::new(),
             links: Vec::new(),
             dropped_attributes: 0,

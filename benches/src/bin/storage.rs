@@ -203,7 +203,7 @@ fn peer_row(s: &Span) -> serde_json::Value {
         (serde_json::Map::new(), serde_json::Map::new(), serde_json::Map::new());
     for (k, v) in &s.attributes {
         match v {
-            Value::Str(x) => drop(strings.insert(k.to_string(), json!(x))),
+            Value::Str(x) => drop(strings.insert(k.to_string(), json!(&**x))),
             Value::Int(i) => drop(numbers.insert(k.to_string(), json!(*i as f64))),
             Value::Double(d) => drop(numbers.insert(k.to_string(), json!(d))),
             Value::Bool(b) => drop(bools.insert(k.to_string(), json!(b))),

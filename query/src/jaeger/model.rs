@@ -133,7 +133,7 @@ impl Tag {
     fn of(key: &str, v: &Value) -> Self {
         use serde_json::Value as J;
         let (kind, value) = match v {
-            Value::Str(s) => ("string", J::String(s.clone())),
+            Value::Str(s) => ("string", J::String(s.to_string())),
             Value::Bool(b) => ("bool", J::Bool(*b)),
             Value::Int(i) => ("int64", J::from(*i)),
             // JSON has no NaN or infinities; Jaeger's own model would fail to encode them.

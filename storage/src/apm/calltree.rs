@@ -518,7 +518,7 @@ fn argument(s: &Span) -> String {
 fn value_text(v: &Value) -> String {
     match v {
         Value::Empty => String::new(),
-        Value::Str(s) => s.clone(),
+        Value::Str(s) => s.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Double(d) => d.to_string(),

@@ -117,7 +117,7 @@ fn http_peer(span: &Span) -> Option<String> {
     let authority = if let Some(host) = span.attribute_str_any(SERVER_ADDRESS) {
         let port = SERVER_PORT.iter().find_map(|k| match span.attribute(k)? {
             Value::Int(p) => Some(p.to_string()),
-            Value::Str(p) => Some(p.clone()),
+            Value::Str(p) => Some(p.to_string()),
             _ => None,
         });
         match port {

@@ -6,6 +6,7 @@ use super::{corrupt, put_str, varint, Reader};
 use crate::error::StorageError;
 use crate::model::{SpanId, TraceId, Value};
 use std::ops::Range;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -233,7 +234,8 @@ pub fn decode_dict_range(body: &[u8], rows: usize, range: Range<usize>) -> Resul
     let n = r.count(1)?;
     let mut dict = Vec::with_capacity(n);
     for _ in 0..n {
-        dict.push(r.str()?);
+        // One allocation per distinct string of the page; its rows share it.
+        dict.push(Arc::<str>::from(r.str()?));
     }
     let mut out = Vec::with_capacity(range.len());
     for i in 0..rows {
@@ -330,13 +332,13 @@ pub fn encode_values(values: &[Option<&Value>]) -> Vec<u8> {
         match v {
             Value::Str(s) => {
                 let code = match prev {
-                    Some((p, code)) if p == s.as_str() => code,
+                    Some((p, code)) if p == &**s => code,
                     _ => {
-                        let code = *dict.entry(s.as_str()).or_insert_with(|| {
-                            order.push(s.as_str());
+                        let code = *dict.entry(s).or_insert_with(|| {
+                            order.push(s);
                             order.len() as u64 - 1
                         });
-                        prev = Some((s.as_str(), code));
+                        prev = Some((s, code));
                         code
                     }
                 };
@@ -369,7 +371,8 @@ pub fn decode_values_range(body: &[u8], rows: usize, range: Range<usize>) -> Res
     let n = r.count(1)?;
     let mut dict = Vec::with_capacity(n);
     for _ in 0..n {
-        dict.push(r.str()?);
+        // One allocation per distinct string of the page; its rows share it.
+        dict.push(Arc::<str>::from(r.str()?));
     }
     let mut out = Vec::with_capacity(range.len());
     for i in 0..rows {
@@ -385,7 +388,7 @@ pub fn decode_values_range(body: &[u8], rows: usize, range: Range<usize>) -> Res
             let c = r.varint()? as usize;
             let s = dict.get(c).ok_or_else(|| corrupt("dictionary code"))?;
             if wanted {
-                out.push(Some(Value::Str(s.to_string())));
+                out.push(Some(Value::Str(s.clone())));
             }
         } else {
             let v = read_value(&mut r, 0)?;

@@ -69,7 +69,7 @@ pub fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, StorageErro
     }
     Ok(match r.u8()? {
         TAG_EMPTY => Value::Empty,
-        TAG_STR => Value::Str(r.string()?),
+        TAG_STR => Value::Str(r.str()?.into()),
         TAG_FALSE => Value::Bool(false),
         TAG_TRUE => Value::Bool(true),
         TAG_INT => Value::Int(varint::unzigzag(r.varint()?)),

@@ -413,10 +413,10 @@ mod tests {
         let keys: Vec<&'static str> =
             semconv::PROMOTED.iter().flat_map(|p| p.keys().iter().copied()).chain(["other"]).collect();
         let value = prop_oneof![
-            "[a-z0-9.]{0,6}".prop_map(Value::Str),
+            "[a-z0-9.]{0,6}".prop_map(|s| Value::Str(s.into())),
             (-3i64..700).prop_map(Value::Int),
             Just(Value::Str("404".into())),
-            proptest::collection::vec("[a-z]{0,3}".prop_map(Value::Str), 0..3).prop_map(Value::Array),
+            proptest::collection::vec("[a-z]{0,3}".prop_map(|s| Value::Str(s.into())), 0..3).prop_map(Value::Array),
             Just(Value::Bool(true)),
         ];
         proptest::collection::vec((proptest::sample::select(keys), value), 0..10).prop_map(|mut kvs| {
@@ -443,8 +443,8 @@ mod tests {
             .map(|i| {
                 derived(
                     &[
-                        ("client.address", Value::Str(format!("10.0.0.{}", i % 7))),
-                        ("enduser.id", Value::Str(format!("u{i}"))),
+                        ("client.address", Value::Str(format!("10.0.0.{}", i % 7).into())),
+                        ("enduser.id", Value::Str(format!("u{i}").into())),
                         ("http.response.status_code", Value::Int(200)),
                     ],
                     i,

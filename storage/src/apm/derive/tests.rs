@@ -407,7 +407,7 @@ fn a_peer_that_answered_without_a_span_is_not_waited_for_again_until_it_does_or_
 fn peers_remembered_are_bounded() {
     let mut d = Deriver::new(DeriveConfig { max_spans: 100_000, ..deriver().config });
     for i in 0..(super::links::MAX_UNINSTRUMENTED as u64 + 500) {
-        let http = [("server.address", Value::Str(format!("peer-{i}.example")))];
+        let http = [("server.address", Value::Str(format!("peer-{i}.example").into()))];
         let in_trace = |mut s: Span| {
             s.trace_id = crate::model::TraceId(u128::from(i).to_be_bytes());
             Arc::new(s)

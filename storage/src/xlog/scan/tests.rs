@@ -33,7 +33,7 @@ fn record(i: u64) -> XLog {
         api_count: 1,
         api_ns: i * 20,
         attributes: vec![
-            ("tenant".into(), Value::Str(format!("t{}", i % 2))),
+            ("tenant".into(), Value::Str(format!("t{}", i % 2).into())),
             ("retry".into(), Value::Int((i % 3) as i64)),
         ]
         .into(),

@@ -113,7 +113,7 @@ fn xlog(c: &mut Criterion) {
 fn columns(c: &mut Criterion) {
     let spans = shop_spans(400);
     let page: Vec<&Span> = spans.iter().take(PAGE_ROWS).collect();
-    let names: Vec<&str> = page.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = page.iter().map(|s| &*s.name).collect();
     let starts: Vec<u64> = page.iter().map(|s| s.start_ns).collect();
     let statements: Vec<Option<&rewind_storage::Value>> =
         page.iter().map(|s| s.attribute("db.query.text").or_else(|| s.attribute("url.path"))).collect();

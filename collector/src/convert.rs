@@ -16,6 +16,9 @@ use rewind_storage::{AttributeKeys, IdError, Key, KeyValue, Span, SpanId, TraceI
 /// String values up to this length are interned per request: the shop's repeat (methods, hosts,
 /// routes, statements without literals) are all shorter; ids and texts past it seldom repeat.
 const MAX_INTERNED_VALUE_BYTES: usize = 128;
+/// Distinct names a request interns values into (about 2 MiB of table and copies at the most);
+/// a 50-trace shop request has a few thousand.
+const MAX_INTERNED_NAMES: usize = 65_536;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -270,11 +273,18 @@ impl Cx<'_> {
     /// of their whole length for nothing.
     pub(crate) fn text(&mut self, s: &str) -> Arc<str> {
         let s = self.cut(s, self.limits.max_value_bytes);
-        if s.len() <= MAX_INTERNED_VALUE_BYTES {
-            self.intern(s)
-        } else {
-            Arc::from(s)
+        if s.len() > MAX_INTERNED_VALUE_BYTES {
+            return Arc::from(s);
         }
+        if let Some((shared, _)) = self.names.get_key_value(s) {
+            return shared.clone();
+        }
+        // A request of distinct values would grow the table beside the spans it decodes, memory
+        // the census does not price: past the cap, new values are plain copies.
+        if self.names.len() >= MAX_INTERNED_NAMES {
+            return Arc::from(s);
+        }
+        self.intern(s)
     }
 
     /// Borrowed bytes, cut at the byte limit, owned.
@@ -470,6 +480,42 @@ mod tests {
         let kept = &c.items[0].events[0].attributes;
         assert_eq!(kept.len(), 2, "{:?}", kept.iter().map(|(k, v)| (k.len(), v)).collect::<Vec<_>>());
         assert_eq!((kept[0].0.len(), &kept[0].1), (16 * 1024, &Value::Int(3)));
+    }
+
+    #[test]
+    fn a_requests_repeated_names_and_short_values_are_one_copy_long_values_are_not_interned() {
+        let long = "x".repeat(MAX_INTERNED_VALUE_BYTES + 1);
+        let span = |id: u8| {
+            let mut s = good_span();
+            s.span_id = vec![id; 8];
+            s.attributes = vec![
+                kv("http.request.method", any_value::Value::StringValue("GET".into())),
+                kv("db.query.text", any_value::Value::StringValue(long.clone())),
+            ];
+            s
+        };
+        let c = run(vec![span(2), span(3)]);
+        let (a, b) = (&c.items[0], &c.items[1]);
+        assert!(Arc::ptr_eq(&a.name, &b.name), "span names shared");
+        let text = |s: &Span, k: &str| match s.attribute(k) {
+            Some(Value::Str(v)) => v.clone(),
+            other => panic!("{k}: {other:?}"),
+        };
+        assert!(Arc::ptr_eq(&text(a, "http.request.method"), &text(b, "http.request.method")));
+        let (la, lb) = (text(a, "db.query.text"), text(b, "db.query.text"));
+        assert_eq!((&*la, &*lb), (long.as_str(), long.as_str()));
+        assert!(!Arc::ptr_eq(&la, &lb), "past the interning length each value is its own copy");
+    }
+
+    #[test]
+    fn a_flood_of_distinct_values_stops_growing_the_interning_table_and_keeps_every_value() {
+        let (limits, keys) = (Limits::default(), AttributeKeys::default());
+        let mut cx = Cx::new(&limits, &keys);
+        let n = MAX_INTERNED_NAMES + 100;
+        let values: Vec<Arc<str>> = (0..n).map(|i| cx.text(&format!("v{i}"))).collect();
+        assert_eq!(cx.names.len(), MAX_INTERNED_NAMES);
+        assert!(values.iter().enumerate().all(|(i, v)| **v == *format!("v{i}")));
+        assert!(Arc::ptr_eq(&cx.text("v7"), &values[7]), "what was interned stays shared");
     }
 
     #[test]

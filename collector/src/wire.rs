@@ -663,7 +663,7 @@ fn convert_span(
         trace_state: cx.str(s.trace_state),
         flags: s.flags,
         service: service.clone(),
-        name: cx.str(s.name),
+        name: cx.text(s.name),
         kind: u8::try_from(s.kind).ok().filter(|k| *k <= 5).unwrap_or(0),
         start_ns: s.start,
         duration_ns: s.end - s.start,

@@ -151,7 +151,7 @@ impl SpanView {
             span_id: s.span_id.to_string(),
             parent_span_id: s.parent_span_id.map(|p| p.to_string()),
             service: s.service.to_string(),
-            name: s.name.clone(),
+            name: s.name.to_string(),
             kind: s.kind,
             kind_name: kind::name(s.kind),
             start_unix_nano: s.start_ns.to_string(),

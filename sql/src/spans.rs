@@ -84,7 +84,7 @@ static COLUMNS: [Column<SpanSegmentMeta, Row>; 15] = [
         ty: || DataType::Utf8,
         needs: Needs::Stored(&[cols::NAME]),
         page: |p| c::page_strings(p, cols::NAME),
-        rows: |r| c::strings(r.iter().map(|s| s.name.as_str())),
+        rows: |r| c::strings(r.iter().map(|s| &*s.name)),
     },
     Column {
         name: "kind",
@@ -176,7 +176,7 @@ static COLUMNS: [Column<SpanSegmentMeta, Row>; 15] = [
 
 static EQUALS: [EqColumn<Row>; 3] = [
     EqColumn { name: "service", stored: cols::SERVICE, matching: Match::Dict, of_row: |s| s.service.to_string() },
-    EqColumn { name: "name", stored: cols::NAME, matching: Match::Dict, of_row: |s| s.name.clone() },
+    EqColumn { name: "name", stored: cols::NAME, matching: Match::Dict, of_row: |s| s.name.to_string() },
     EqColumn { name: "trace_id", stored: cols::TRACE_ID, matching: Match::TraceId, of_row: |s| s.trace_id.to_string() },
 ];
 

@@ -125,7 +125,8 @@ pub struct Span {
     pub flags: u32,
     /// `service.name` of the resource, kept beside it because nearly every query filters on it.
     pub service: Key,
-    pub name: String,
+    /// Interned like keys: a request's spans repeat a few operation names.
+    pub name: Key,
     pub kind: u8,
     pub start_ns: u64,
     pub duration_ns: u64,
@@ -156,7 +157,7 @@ impl Span {
         std::mem::size_of::<Span>()
             + 16
             + self.trace_state.capacity()
-            + self.name.capacity()
+            + self.name.len()
             + self.status_message.capacity()
             + kvs_bytes(&self.attributes)
             + self.events.capacity() * std::mem::size_of::<Event>()

@@ -41,7 +41,7 @@ pub fn span(t: u8, n: u64) -> SpanBuilder {
         trace_state: String::new(),
         flags: 1,
         service: "svc".into(),
-        name: format!("op{n}"),
+        name: format!("op{n}").into(),
         kind: kind::SERVER,
         start_ns: 1_000_000_000_000,
         duration_ns: 1_000_000,
@@ -91,7 +91,7 @@ impl SpanBuilder {
         self
     }
 
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn name(mut self, name: impl Into<Key>) -> Self {
         self.0.name = name.into();
         self
     }
@@ -173,7 +173,7 @@ prop_compose! {
         Span {
             trace_id: TraceId(trace_id), span_id: SpanId(span_id), parent_span_id: parent.map(SpanId),
             trace_state: String::new(), flags,
-            service: service.into(), name, kind, start_ns, duration_ns, status_code, status_message,
+            service: service.into(), name: name.into(), kind, start_ns, duration_ns, status_code, status_message,
             scope_name: "scope".into(), scope_version: "1.0".into(), attributes,
             events: events.into_iter().map(|(dt, name, attributes, dropped_attributes)| Event {
                 time_ns: start_ns + dt, name, attributes, dropped_attributes,

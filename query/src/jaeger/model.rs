@@ -258,7 +258,7 @@ fn span(s: &Span, process_id: String) -> JSpan {
         trace_id,
         span_id: s.span_id.to_string(),
         flags: s.flags,
-        operation_name: s.name.clone(),
+        operation_name: s.name.to_string(),
         references,
         start_time: micros(s.start_ns),
         duration: micros(s.duration_ns),

@@ -325,7 +325,7 @@ fn build_sorted(spans: &[Span], offset: usize, limit: usize) -> CallTree {
                     row_type: RowType::Span,
                     span_id: Some(s.span_id.to_string()),
                     parent_span_id: s.parent_span_id.map(|p| p.to_string()),
-                    name: s.name.clone(),
+                    name: s.name.to_string(),
                     argument: argument(s),
                     start_ms: ms(t0 - trace_start),
                     gap_ms: 0.0,

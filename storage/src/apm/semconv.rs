@@ -232,7 +232,7 @@ pub fn transaction(s: &Arc<Span>) -> XLog {
         span_id: s.span_id,
         service: s.service.to_string(),
         instance: s.resource.instance().unwrap_or_default().to_owned(),
-        endpoint: s.name.clone(),
+        endpoint: s.name.to_string(),
         start_ns: s.start_ns,
         elapsed_ns: s.duration_ns,
         error,

@@ -234,8 +234,7 @@ pub fn decode_dict_range(body: &[u8], rows: usize, range: Range<usize>) -> Resul
     let n = r.count(1)?;
     let mut dict = Vec::with_capacity(n);
     for _ in 0..n {
-        // One allocation per distinct string of the page; its rows share it.
-        dict.push(Arc::<str>::from(r.str()?));
+        dict.push(r.str()?);
     }
     let mut out = Vec::with_capacity(range.len());
     for i in 0..rows {

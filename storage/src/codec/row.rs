@@ -345,7 +345,7 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
         let trace_state = r.string()?;
         let flags = r.varint_u32()?;
         let service = text(&mut r)?;
-        let name = text(&mut r)?.to_string();
+        let name = text(&mut r)?;
         let kind = r.u8()?;
         let start_ns = r.varint()?;
         let duration_ns = r.varint()?;

@@ -65,7 +65,7 @@ fn read_page(
     // Strings and attributes are built only for the rows asked for; index them from `range.start`.
     let strings = |c: u16| page.strings(c, range.clone());
     let services = page.shared_strings(cols::SERVICE, range.clone())?;
-    let mut names = strings(cols::NAME)?;
+    let names = page.shared_strings(cols::NAME, range.clone())?;
     let kinds = page.u8s(cols::KIND)?;
     let starts = page.deltas(cols::START)?;
     let durations = page.varints(cols::DURATION)?;
@@ -95,7 +95,7 @@ fn read_page(
             trace_state: take(&mut trace_states[i]),
             flags: u32_of(flags[row])?,
             service: services[i].clone(),
-            name: take(&mut names[i]),
+            name: names[i].clone(),
             kind: kinds[row],
             start_ns,
             duration_ns: durations[row],

@@ -151,8 +151,10 @@ fn kvs_bytes(kvs: &Vec<KeyValue>) -> usize {
 }
 
 impl Span {
-    /// About what the span holds in memory (its allocations; shared names and the resource not
-    /// counted): what bounds the spans kept unsealed, rather than their far smaller log records.
+    /// About what the span holds in memory (its allocations; keys, service, scope and the
+    /// resource not counted; its name and string values counted whole even when a request
+    /// shares them, so this stays an upper bound): what bounds the spans kept unsealed, rather
+    /// than their far smaller log records.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Span>()
             + 16

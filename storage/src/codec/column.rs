@@ -368,10 +368,11 @@ pub fn decode_values_range(body: &[u8], rows: usize, range: Range<usize>) -> Res
     let mut r = Reader::new(body);
     let bitmap = r.bytes(rows.div_ceil(8))?;
     let n = r.count(1)?;
-    let mut dict = Vec::with_capacity(n);
+    // Each distinct string of the page: its text, and the copy the wanted rows share, made when
+    // first wanted (a trace lookup reads a dozen rows of a page of thousands of values).
+    let mut dict: Vec<(&str, Option<Arc<str>>)> = Vec::with_capacity(n);
     for _ in 0..n {
-        // One allocation per distinct string of the page; its rows share it.
-        dict.push(Arc::<str>::from(r.str()?));
+        dict.push((r.str()?, None));
     }
     let mut out = Vec::with_capacity(range.len());
     for i in 0..rows {
@@ -385,9 +386,9 @@ pub fn decode_values_range(body: &[u8], rows: usize, range: Range<usize>) -> Res
         if r.peek() == Some(TAG_DICT_STR) {
             r.u8()?;
             let c = r.varint()? as usize;
-            let s = dict.get(c).ok_or_else(|| corrupt("dictionary code"))?;
+            let (text, copy) = dict.get_mut(c).ok_or_else(|| corrupt("dictionary code"))?;
             if wanted {
-                out.push(Some(Value::Str(s.clone())));
+                out.push(Some(Value::Str(copy.get_or_insert_with(|| Arc::from(*text)).clone())));
             }
         } else {
             let v = read_value(&mut r, 0)?;
@@ -438,6 +439,19 @@ mod tests {
     use super::*;
     use crate::testing::arb_value;
     use proptest::prelude::*;
+
+    #[test]
+    fn rows_of_a_page_share_one_copy_of_each_string_they_repeat() {
+        let (get, post) = (Value::Str("GET".into()), Value::Str("POST".into()));
+        let page = encode_values(&[Some(&get), Some(&post), Some(&get), None, Some(&get)]);
+        let rows = decode_values_range(&page, 5, 1..5).unwrap();
+        let text = |v: &Option<Value>| match v {
+            Some(Value::Str(s)) => s.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((&*text(&rows[0]), &*text(&rows[1]), &rows[2]), ("POST", "GET", &None));
+        assert!(Arc::ptr_eq(&text(&rows[1]), &text(&rows[3])));
+    }
 
     proptest! {
         #[test]

@@ -120,13 +120,22 @@ impl<'m, M: SegmentMeta> Page<'m, M> {
     }
 
     /// A string column's rows `range` (indexed from `range.start`), one shared copy per distinct
-    /// value of the page: for names many rows repeat (services, scopes).
+    /// value of the page: for names many rows repeat (services, scopes, span names). Copies are
+    /// made for the values the range holds, not the whole dictionary (a trace lookup wants a
+    /// dozen rows of a page whose names may be thousands).
     pub fn shared_strings(&self, c: u16, range: Range<usize>) -> Result<Vec<Key>, StorageError> {
         let body = self.fixed(c)?;
         let (dict, codes) = col::decode_dict_codes(&body, self.rows)?;
-        let dict: Vec<Key> = dict.into_iter().map(Key::from).collect();
         let codes = codes.get(range).ok_or_else(|| corrupt("row range"))?;
-        codes.iter().map(|&code| dict.get(code as usize).cloned().ok_or_else(|| corrupt("dictionary code"))).collect()
+        let mut shared: Vec<Option<Key>> = vec![None; dict.len()];
+        codes
+            .iter()
+            .map(|&code| {
+                let c = code as usize;
+                let text = *dict.get(c).ok_or_else(|| corrupt("dictionary code"))?;
+                Ok(shared[c].get_or_insert_with(|| Key::from(text)).clone())
+            })
+            .collect()
     }
 
     /// A predicate on a string column, evaluated once per distinct value of the page (its

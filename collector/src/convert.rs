@@ -149,9 +149,14 @@ impl<'a> Cx<'a> {
 
     /// This request's one copy of `key`.
     fn intern(&mut self, key: &str) -> Key {
-        if let Some((shared, _)) = self.names.get_key_value(key) {
-            return shared.clone();
+        match self.names.get_key_value(key) {
+            Some((shared, _)) => shared.clone(),
+            None => self.add_name(key),
         }
+    }
+
+    /// A name this request has not seen, added to its table.
+    fn add_name(&mut self, key: &str) -> Key {
         let shared = Key::from(key);
         self.names.insert(shared.clone(), None);
         shared
@@ -284,7 +289,7 @@ impl Cx<'_> {
         if self.names.len() >= MAX_INTERNED_NAMES {
             return Arc::from(s);
         }
-        self.intern(s)
+        self.add_name(s)
     }
 
     /// Borrowed bytes, cut at the byte limit, owned.

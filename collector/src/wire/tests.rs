@@ -357,6 +357,27 @@ proptest! {
         same_outcome(&bytes)?;
     }
 
+    /// The ASCII shortcut accepts and refuses exactly what the full check does, whatever the
+    /// length and wherever a non-ASCII byte falls (word boundaries included).
+    #[test]
+    fn the_ascii_shortcut_agrees_with_the_full_utf8_check(
+        mut bytes in proptest::collection::vec(0x20u8..0x7f, 0..40),
+        high in proptest::option::of((any::<prop::sample::Index>(), 0x80u8..=0xff)),
+        accent in any::<prop::sample::Index>(),
+    ) {
+        if let Some((at, b)) = high {
+            if !bytes.is_empty() {
+                let at = at.index(bytes.len());
+                bytes[at] = b;
+            }
+        }
+        let mut valid = bytes.clone();
+        valid.splice(accent.index(valid.len() + 1)..accent.index(valid.len() + 1), "é".bytes());
+        for b in [&bytes, &valid] {
+            prop_assert_eq!(super::utf8(b).ok(), std::str::from_utf8(b).ok());
+        }
+    }
+
     #[test]
     fn corrupted_requests_are_refused_or_decoded_as_prost_does(req in arb_request(), seed in 1u64..) {
         let mut bytes = req.encode_to_vec();

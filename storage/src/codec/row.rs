@@ -11,10 +11,17 @@ use crate::model::{Event, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, 
 
 /// Every name inline: stores written before the name table. Read, never written.
 const ROW_FORMAT_INLINE: u8 = 1;
-/// Names in a table at the end of the batch.
-const ROW_FORMAT: u8 = 2;
-/// Format 2's header: the format byte and where the name table starts (u64, little-endian).
+/// Names in a table at the end of the batch. Read, never written.
+const ROW_FORMAT_NAMES: u8 = 2;
+/// Format 2, with short string values of resources and spans in the name table too.
+const ROW_FORMAT: u8 = 3;
+/// The header of formats 2 and 3: the format byte and where the name table starts (u64,
+/// little-endian).
 const HEADER: usize = 9;
+/// String values up to this long go through the name table: methods, routes, hosts and
+/// statements repeat across a request's spans (the decoders intern the same ones). Longer
+/// values rarely repeat and would only lengthen the table.
+const MAX_NAMED_VALUE: usize = 128;
 /// Deeper values are refused on decode; the collector never produces them.
 pub const MAX_VALUE_DEPTH: usize = 32;
 
@@ -27,6 +34,9 @@ const TAG_DOUBLE: u8 = 5;
 const TAG_BYTES: u8 = 6;
 const TAG_ARRAY: u8 = 7;
 const TAG_KVLIST: u8 = 8;
+/// A string value as an index into the batch's name table (format 3, attributes of resources
+/// and spans only).
+const TAG_NAMED: u8 = 9;
 
 pub fn put_value(out: &mut Vec<u8>, v: &Value) {
     match v {
@@ -64,10 +74,16 @@ pub fn put_value(out: &mut Vec<u8>, v: &Value) {
 }
 
 pub fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, StorageError> {
+    let tag = r.u8()?;
+    value_of(tag, r, depth)
+}
+
+/// The value whose tag was just read.
+fn value_of(tag: u8, r: &mut Reader<'_>, depth: usize) -> Result<Value, StorageError> {
     if depth > MAX_VALUE_DEPTH {
         return Err(corrupt("value nested too deep"));
     }
-    Ok(match r.u8()? {
+    Ok(match tag {
         TAG_EMPTY => Value::Empty,
         TAG_STR => Value::Str(r.str()?.into()),
         TAG_FALSE => Value::Bool(false),
@@ -92,14 +108,9 @@ pub fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<Value, StorageErro
 }
 
 pub fn put_kvs(out: &mut Vec<u8>, kvs: &[KeyValue]) {
-    put_kvs_with(out, kvs, put_str);
-}
-
-/// Key-value pairs, each key written by `key` (inline, or as a batch's name index).
-fn put_kvs_with<'a>(out: &mut Vec<u8>, kvs: &'a [KeyValue], mut key: impl FnMut(&mut Vec<u8>, &'a str)) {
     varint::put(out, kvs.len() as u64);
     for (k, v) in kvs {
-        key(out, k);
+        put_str(out, k);
         put_value(out, v);
     }
 }
@@ -109,26 +120,44 @@ pub fn read_kvs(r: &mut Reader<'_>) -> Result<Vec<KeyValue>, StorageError> {
 }
 
 fn read_kvs_at(r: &mut Reader<'_>, depth: usize) -> Result<Vec<KeyValue>, StorageError> {
-    read_kvs_with(r, depth, &inline_key)
+    Text::INLINE.kvs(r, depth)
 }
 
-fn inline_key(r: &mut Reader<'_>) -> Result<Key, StorageError> {
-    Ok(r.str()?.into())
+/// How a log record's text reads: all inline (format 1), names from the batch's table
+/// (format 2), short string values from it too (format 3).
+#[derive(Clone, Copy)]
+struct Text<'n> {
+    names: Option<&'n [Key]>,
+    values: bool,
 }
 
-/// Key-value pairs, each key read by `key` (inline, or a batch's name index).
-fn read_kvs_with(
-    r: &mut Reader<'_>,
-    depth: usize,
-    key: &impl Fn(&mut Reader<'_>) -> Result<Key, StorageError>,
-) -> Result<Vec<KeyValue>, StorageError> {
-    let n = r.count(2)?;
-    let mut kvs = Vec::with_capacity(n);
-    for _ in 0..n {
-        let k = key(r)?;
-        kvs.push((k, read_value(r, depth)?));
+impl Text<'_> {
+    const INLINE: Text<'static> = Text { names: None, values: false };
+
+    fn name(self, r: &mut Reader<'_>) -> Result<Key, StorageError> {
+        match self.names {
+            Some(names) => name(r, names),
+            None => Ok(r.str()?.into()),
+        }
     }
-    Ok(kvs)
+
+    fn value(self, r: &mut Reader<'_>, depth: usize) -> Result<Value, StorageError> {
+        let tag = r.u8()?;
+        match self.names {
+            Some(names) if tag == TAG_NAMED && self.values => Ok(Value::Str(name(r, names)?)),
+            _ => value_of(tag, r, depth),
+        }
+    }
+
+    fn kvs(self, r: &mut Reader<'_>, depth: usize) -> Result<Vec<KeyValue>, StorageError> {
+        let n = r.count(2)?;
+        let mut kvs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let k = self.name(r)?;
+            kvs.push((k, self.value(r, depth)?));
+        }
+        Ok(kvs)
+    }
 }
 
 pub fn put_events(out: &mut Vec<u8>, span_start_ns: u64, events: &[Event]) {
@@ -185,25 +214,30 @@ pub fn read_links(r: &mut Reader<'_>) -> Result<Vec<Link>, StorageError> {
     Ok(links)
 }
 
-/// Names a batch repeats (attribute keys, services, span and scope names) are written once, in a
-/// table, and referred to by index: they are most of a span's bytes otherwise, and every byte of a
-/// log record is copied and checksummed several times on its way to disk.
+/// Names a batch repeats (attribute keys, services, span and scope names, short string values)
+/// are written once, in a table, and referred to by index: they are most of a span's bytes
+/// otherwise, and every byte of a log record is copied and checksummed several times on its way
+/// to disk.
 struct Names<'a> {
     index: FxHashMap<&'a str, u32>,
     list: Vec<&'a str>,
     /// The last name seen at each of a few pointer-hashed slots: a batch's keys are shared
     /// strings (interned per request), so most lookups end here without hashing the text.
-    recent: [(usize, usize, u32); 64],
+    recent: Box<[(usize, usize, u32); RECENT]>,
 }
+
+/// Slots of `Names::recent`: a shop request's batch names a few hundred distinct strings.
+const RECENT: usize = 512;
 
 impl<'a> Names<'a> {
     fn new() -> Self {
-        Self { index: FxHashMap::default(), list: Vec::new(), recent: [(0, 0, 0); 64] }
+        Self { index: FxHashMap::default(), list: Vec::new(), recent: Box::new([(0, 0, 0); RECENT]) }
     }
 
     fn put(&mut self, out: &mut Vec<u8>, s: &'a str) {
         let (ptr, len) = (s.as_ptr() as usize, s.len());
-        let slot = (ptr >> 3) & 63;
+        // Fibonacci hashing: allocations are aligned alike, so their low bits collide.
+        let slot = ((ptr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT.trailing_zeros())) as usize;
         let (p, l, i) = self.recent[slot];
         let idx = if p == ptr && l == len && len > 0 {
             i
@@ -220,7 +254,17 @@ impl<'a> Names<'a> {
     }
 
     fn put_kvs(&mut self, out: &mut Vec<u8>, kvs: &'a [KeyValue]) {
-        put_kvs_with(out, kvs, |out, k| self.put(out, k));
+        varint::put(out, kvs.len() as u64);
+        for (k, v) in kvs {
+            self.put(out, k);
+            match v {
+                Value::Str(s) if s.len() <= MAX_NAMED_VALUE => {
+                    out.push(TAG_NAMED);
+                    self.put(out, s);
+                }
+                v => put_value(out, v),
+            }
+        }
     }
 }
 
@@ -295,9 +339,10 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
 
 pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
     let mut r = Reader::new(buf);
-    let (mut r, names) = match r.u8()? {
+    let format = r.u8()?;
+    let (mut r, names) = match format {
         ROW_FORMAT_INLINE => (r, None),
-        ROW_FORMAT => {
+        ROW_FORMAT_NAMES | ROW_FORMAT => {
             let at = u64::from_le_bytes(r.array()?);
             let at = usize::try_from(at).ok().filter(|at| (HEADER..=buf.len()).contains(at));
             let Some(at) = at else {
@@ -316,15 +361,9 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<Span>, StorageError> {
         }
         _ => return Err(corrupt("unknown row format")),
     };
-    let names = names.as_deref();
-    // Format 1 (stores written before the name table) has every name inline.
-    let text = |r: &mut Reader<'_>| -> Result<Key, StorageError> {
-        match names {
-            Some(names) => name(r, names),
-            None => inline_key(r),
-        }
-    };
-    let kvs = |r: &mut Reader<'_>| read_kvs_with(r, 0, &text);
+    let t = Text { names: names.as_deref(), values: format == ROW_FORMAT };
+    let text = |r: &mut Reader<'_>| t.name(r);
+    let kvs = |r: &mut Reader<'_>| t.kvs(r, 0);
     let n_res = r.count(1)?;
     let mut resources = Vec::with_capacity(n_res);
     for _ in 0..n_res {
@@ -397,14 +436,63 @@ mod tests {
 
     #[test]
     fn a_log_record_written_before_the_name_table_still_reads() {
-        let bytes: Vec<u8> =
-            (0..FORMAT_1.len()).step_by(2).map(|i| u8::from_str_radix(&FORMAT_1[i..i + 2], 16).unwrap()).collect();
+        let bytes = hex(FORMAT_1);
         let s = testing::span(1, 2).attrs(&[("http.route", Value::Str("/cart".into())), ("n", Value::Int(7))]).build();
         assert_eq!(decode_batch(&bytes).unwrap(), vec![s.clone(), s.clone()]);
         // Written again it takes the current format, and names repeated by the two spans once.
         let again = encode_batch(&[s.clone(), s]);
         assert_eq!(again[0], ROW_FORMAT);
         assert!(again.len() < bytes.len(), "{} against {}", again.len(), bytes.len());
+    }
+
+    /// The same two spans as format 2 wrote them: names in the table, values inline.
+    const FORMAT_2: &str = "028c000000000000000101000103737663020001010101010101010101010101010101000000000000000200000101020280a094a58d1dc0843d00000303020401052f6361727405040e00000000000001010101010101010101010101010101000000000000000200000101020280a094a58d1dc0843d00000303020401052f6361727405040e0000000000060c736572766963652e6e616d6503737663036f7032000a687474702e726f757465016e";
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_log_record_written_before_values_were_named_still_reads() {
+        let bytes = hex(FORMAT_2);
+        let s = testing::span(1, 2).attrs(&[("http.route", Value::Str("/cart".into())), ("n", Value::Int(7))]).build();
+        assert_eq!(decode_batch(&bytes).unwrap(), vec![s.clone(), s.clone()]);
+        let again = encode_batch(&[s.clone(), s]);
+        assert_eq!(again[0], ROW_FORMAT);
+        assert!(again.len() < bytes.len(), "{} against {}", again.len(), bytes.len());
+        // A named value in a format 2 record is an unknown tag there, not a name.
+        // The table: service.name, svc, op, "" (the scope), http.route, /cart, n.
+        let named = again.windows(2).position(|w| w == [TAG_NAMED, 5]).expect("the route is named");
+        let mut old = again.clone();
+        old[0] = ROW_FORMAT_NAMES;
+        assert!(decode_batch(&old).is_err());
+        // And a name index past the table is corrupt.
+        let mut past = again;
+        past[named + 1] = 0x7f;
+        assert!(decode_batch(&past).is_err());
+    }
+
+    /// Short values are written once a batch and read back shared; long ones stay inline.
+    #[test]
+    fn short_values_are_written_once_and_read_back_shared() {
+        let long = "x".repeat(MAX_NAMED_VALUE + 1);
+        let span = |i: u64| {
+            testing::span(1, i)
+                .attrs(&[("db.query.text", Value::Str("SELECT 1".into())), ("blob", Value::Str(long.as_str().into()))])
+                .build()
+        };
+        let spans: Vec<Span> = (1..=3).map(span).collect();
+        let bytes = encode_batch(&spans);
+        let occurrences = |needle: &[u8]| bytes.windows(needle.len()).filter(|w| *w == needle).count();
+        assert_eq!(occurrences(b"SELECT 1"), 1);
+        assert_eq!(occurrences(long.as_bytes()), 3);
+        let back = decode_batch(&bytes).unwrap();
+        assert_eq!(back, spans);
+        let value = |s: &Span| match &s.attributes[0].1 {
+            Value::Str(v) => v.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(Arc::ptr_eq(&value(&back[0]), &value(&back[2])));
     }
 
     #[test]

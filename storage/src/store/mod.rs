@@ -49,17 +49,19 @@ use crate::stats::{ActiveBounds, DEFAULT_ACTIVE_BOUNDS};
 use crate::table::Table;
 use crate::xlog::segment::XLogSegmentMeta;
 
-/// Version 4: version 3 plus WAL records with a name table (row format 2) and XLog segments that
-/// compute their promoted fields from their attribute columns (`computed` in their metas); both
-/// still read the older forms.
+/// Version 5: version 4 plus WAL records whose name table holds short string values too (row
+/// format 3); formats 1 and 2 still read. An older build would find such records unreadable at
+/// recovery, so it must refuse the store before that.
+/// Version 4 was version 3 plus WAL records with a name table (row format 2) and XLog segments
+/// that compute their promoted fields from their attribute columns (`computed` in their metas).
 /// Version 3 was version 2 plus the server map's statistics (three tables under the meta prefixes
 /// `1`, `2`, `3`, their roll-up watermarks), the held traces and the retried-batch fingerprints.
 /// Version 2 was version 1 (column families meta/wal/chunks/tindex, row format 1, the span segment
 /// layout) plus XLog segments and native XLog records in the WAL. Older stores are upgraded in
 /// place when opened: each version only added, and their statistics start at the upgrade. A build
 /// older than a store refuses it, rather than writing data its statistics would miss.
-pub const FORMAT_VERSION: u32 = 4;
-const UPGRADABLE_VERSIONS: [u32; 3] = [1, 2, 3];
+pub const FORMAT_VERSION: u32 = 5;
+const UPGRADABLE_VERSIONS: [u32; 4] = [1, 2, 3, 4];
 
 /// RocksDB's own write-ahead logs, at most (beside the data the disk budget counts).
 pub const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;

@@ -1,6 +1,7 @@
 //! Column page encodings of sealed segments. A page holds up to `PAGE_ROWS` values of one column;
 //! each encoder below writes the page body, and [`compress`] wraps it for storage.
 
+use super::distinct::{same, Distinct};
 use super::row::{put_value, read_value};
 use super::{corrupt, put_str, varint, Reader};
 use crate::error::StorageError;
@@ -191,36 +192,37 @@ pub fn decode_parents(body: &[u8], span_ids: &[SpanId]) -> Result<Vec<Option<Spa
 
 /// Strings through a page-local dictionary.
 pub fn encode_dict<S: AsRef<str>>(values: &[S]) -> Vec<u8> {
-    let mut dict: HashMap<&str, u64> = HashMap::default();
-    let mut order: Vec<&str> = Vec::new();
+    let mut dict = Distinct::with_capacity(values.len());
     // Sorted pages repeat the previous row's value most of the time: compare before hashing.
-    let mut prev: Option<(&str, u64)> = None;
-    let codes: Vec<u64> = values
+    let mut prev: Option<(&str, u32)> = None;
+    let codes: Vec<u32> = values
         .iter()
         .map(|v| {
             let v = v.as_ref();
             if let Some((p, code)) = prev {
-                if p == v {
+                if same(p, v) {
                     return code;
                 }
             }
-            let code = *dict.entry(v).or_insert_with(|| {
-                order.push(v);
-                order.len() as u64 - 1
-            });
+            let code = dict.code(v);
             prev = Some((v, code));
             code
         })
         .collect();
     let mut out = Vec::new();
-    varint::put(&mut out, order.len() as u64);
-    for s in &order {
-        put_str(&mut out, s);
-    }
+    put_strs(&mut out, dict.list());
     for c in codes {
-        varint::put(&mut out, c);
+        varint::put(&mut out, u64::from(c));
     }
     out
+}
+
+/// A dictionary's strings: their count, then each with its length.
+fn put_strs(out: &mut Vec<u8>, strs: &[&str]) {
+    varint::put(out, strs.len() as u64);
+    for s in strs {
+        put_str(out, s);
+    }
 }
 
 pub fn decode_dict(body: &[u8], rows: usize) -> Result<Vec<String>, StorageError> {
@@ -321,9 +323,8 @@ pub fn decode_varints(body: &[u8], rows: usize) -> Result<Vec<u64>, StorageError
 /// strings through a page-local dictionary.
 pub fn encode_values(values: &[Option<&Value>]) -> Vec<u8> {
     let mut bitmap = vec![0u8; values.len().div_ceil(8)];
-    let mut dict: HashMap<&str, u64> = HashMap::default();
-    let mut order: Vec<&str> = Vec::new();
-    let mut prev: Option<(&str, u64)> = None;
+    let mut dict = Distinct::with_capacity(values.len());
+    let mut prev: Option<(&str, u32)> = None;
     let mut body = Vec::new();
     for (i, v) in values.iter().enumerate() {
         let Some(v) = v else { continue };
@@ -331,27 +332,21 @@ pub fn encode_values(values: &[Option<&Value>]) -> Vec<u8> {
         match v {
             Value::Str(s) => {
                 let code = match prev {
-                    Some((p, code)) if p == &**s => code,
+                    Some((p, code)) if same(p, s) => code,
                     _ => {
-                        let code = *dict.entry(s).or_insert_with(|| {
-                            order.push(s);
-                            order.len() as u64 - 1
-                        });
+                        let code = dict.code(s);
                         prev = Some((s, code));
                         code
                     }
                 };
                 body.push(TAG_DICT_STR);
-                varint::put(&mut body, code);
+                varint::put(&mut body, u64::from(code));
             }
             other => put_value(&mut body, other),
         }
     }
     let mut out = bitmap;
-    varint::put(&mut out, order.len() as u64);
-    for s in &order {
-        put_str(&mut out, s);
-    }
+    put_strs(&mut out, dict.list());
     out.extend_from_slice(&body);
     out
 }

@@ -3,6 +3,7 @@
 //! panic or an unbounded allocation.
 
 pub mod column;
+pub(crate) mod distinct;
 pub mod row;
 pub mod varint;
 

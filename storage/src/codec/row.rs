@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-
+use super::distinct::Distinct;
 use super::{corrupt, put_str, varint, Reader};
 use crate::error::StorageError;
 use crate::model::{Event, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
@@ -218,39 +217,11 @@ pub fn read_links(r: &mut Reader<'_>) -> Result<Vec<Link>, StorageError> {
 /// are written once, in a table, and referred to by index: they are most of a span's bytes
 /// otherwise, and every byte of a log record is copied and checksummed several times on its way
 /// to disk.
-struct Names<'a> {
-    index: FxHashMap<&'a str, u32>,
-    list: Vec<&'a str>,
-    /// The last name seen at each of a few pointer-hashed slots: a batch's keys are shared
-    /// strings (interned per request), so most lookups end here without hashing the text.
-    recent: Box<[(usize, usize, u32); RECENT]>,
-}
-
-/// Slots of `Names::recent`: a shop request's batch names a few hundred distinct strings.
-const RECENT: usize = 512;
+struct Names<'a>(Distinct<'a>);
 
 impl<'a> Names<'a> {
-    fn new() -> Self {
-        Self { index: FxHashMap::default(), list: Vec::new(), recent: Box::new([(0, 0, 0); RECENT]) }
-    }
-
     fn put(&mut self, out: &mut Vec<u8>, s: &'a str) {
-        let (ptr, len) = (s.as_ptr() as usize, s.len());
-        // Fibonacci hashing: allocations are aligned alike, so their low bits collide.
-        let slot = ((ptr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - RECENT.trailing_zeros())) as usize;
-        let (p, l, i) = self.recent[slot];
-        let idx = if p == ptr && l == len && len > 0 {
-            i
-        } else {
-            let next = self.list.len() as u32;
-            let i = *self.index.entry(s).or_insert(next);
-            if i == next {
-                self.list.push(s);
-            }
-            self.recent[slot] = (ptr, len, i);
-            i
-        };
-        varint::put(out, u64::from(idx));
+        varint::put(out, u64::from(self.0.code(s)));
     }
 
     fn put_kvs(&mut self, out: &mut Vec<u8>, kvs: &'a [KeyValue]) {
@@ -279,7 +250,8 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
     let mut out = Vec::with_capacity(spans.len() * 160);
     out.push(ROW_FORMAT);
     out.extend_from_slice(&[0; HEADER - 1]);
-    let mut names = Names::new();
+    // A shop span names about ten strings: keys, values, its service, name and scope.
+    let mut names = Names(Distinct::with_capacity(spans.len() * 10));
     let mut resources: Vec<&Arc<Resource>> = Vec::new();
     let mut resource_of = Vec::with_capacity(spans.len());
     for s in spans {
@@ -330,8 +302,8 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
     // Eight bytes: what a request decodes into is bounded by configuration, not below 4 GiB.
     let table = out.len() as u64;
     out[1..HEADER].copy_from_slice(&table.to_le_bytes());
-    varint::put(&mut out, names.list.len() as u64);
-    for n in &names.list {
+    varint::put(&mut out, names.0.list().len() as u64);
+    for n in names.0.list() {
         put_str(&mut out, n);
     }
     out

@@ -81,8 +81,8 @@ fn xlog(c: &mut Criterion) {
     };
     g.bench_function("extract + observe + finalize (2000 traces)", |b| b.iter(derive));
     let released = derive();
-    let records: Vec<XLog> = released.records;
-    let refs: Vec<&XLog> = records.iter().collect();
+    let records: Vec<std::sync::Arc<XLog>> = released.records;
+    let refs: Vec<&XLog> = records.iter().map(|x| &**x).collect();
     g.bench_function(format!("segment build ({} records of 2000 traces)", records.len()), |b| {
         b.iter(|| xlog::segment::build(1, &mut || 1, black_box(&refs)))
     });

@@ -137,7 +137,8 @@ impl Extract {
 /// What the deriver lets go of: traces' transactions and the calls over the map's links.
 #[derive(Debug, Default)]
 pub struct Released {
-    pub records: Vec<XLog>,
+    /// Shared as the memtable holds them: each record stays in the allocation derivation made.
+    pub records: Vec<Arc<XLog>>,
     pub links: Vec<LinkCall>,
 }
 
@@ -161,10 +162,12 @@ fn release(mut buf: TraceBuf, learn: Learn<'_>) -> Released {
     Released { records: buf.pending.into_iter().map(|p| complete(p.record, &counts)).collect(), links }
 }
 
-/// The record with its children counted.
-fn complete(record: Arc<XLog>, counts: &FxHashMap<SpanId, Counts>) -> XLog {
-    let id = record.span_id;
-    with_counts(record, counts.get(&id).copied())
+/// The record with its children counted, in place unless a read still holds it.
+fn complete(mut record: Arc<XLog>, counts: &FxHashMap<SpanId, Counts>) -> Arc<XLog> {
+    if let Some(c) = counts.get(&record.span_id).copied() {
+        set_counts(Arc::make_mut(&mut record), c);
+    }
+    record
 }
 
 /// A record still waiting for children, as taken under the deriver's lock: a pointer and its
@@ -181,12 +184,16 @@ impl Provisional {
 fn with_counts(record: Arc<XLog>, counts: Option<Counts>) -> XLog {
     let mut r = Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone());
     if let Some(c) = counts {
-        r.sql_count = c.sql;
-        r.sql_ns = c.sql_ns;
-        r.api_count = c.api;
-        r.api_ns = c.api_ns;
+        set_counts(&mut r, c);
     }
     r
+}
+
+fn set_counts(r: &mut XLog, c: Counts) {
+    r.sql_count = c.sql;
+    r.sql_ns = c.sql_ns;
+    r.api_count = c.api;
+    r.api_ns = c.api_ns;
 }
 
 pub struct Deriver {

@@ -70,7 +70,7 @@ impl Store {
                     extract.retain(|t| held.contains(t));
                 }
                 let early = deriver.observe(seq, extract, now);
-                st.active.xlogs.extend(early.records.into_iter().map(Arc::new));
+                st.active.xlogs.extend(early.records);
                 st.active.links.extend(early.links);
             }
             if unsealed {

@@ -54,7 +54,7 @@ impl Store {
                 return Ok(0);
             }
             let mut m = std::mem::take(&mut st.active);
-            m.xlogs.extend(released.records.into_iter().map(Arc::new));
+            m.xlogs.extend(released.records);
             m.links.extend(released.links);
             let m = Arc::new(m);
             st.frozen = Some(m.clone());

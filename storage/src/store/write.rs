@@ -125,7 +125,7 @@ impl Store {
             st.active.batches.push((b.fingerprint, wall));
             if self.config.derive_xlog && !b.spans.is_empty() {
                 let early = deriver.observe(seq, b.extract, now);
-                st.active.xlogs.extend(early.records.into_iter().map(Arc::new));
+                st.active.xlogs.extend(early.records);
                 st.active.links.extend(early.links);
             }
             st.active.insert(seq, b.spans, b.xlogs, b.memory);

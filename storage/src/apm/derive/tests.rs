@@ -47,9 +47,9 @@ fn two_services() -> Vec<Arc<Span>> {
     ]
 }
 
-fn by_service(mut records: Vec<XLog>) -> Vec<(String, u32, u64, u32, u64)> {
+fn by_service(mut records: Vec<Arc<XLog>>) -> Vec<(String, u32, u64, u32, u64)> {
     records.sort_by(|a, b| a.service.cmp(&b.service));
-    records.into_iter().map(|x| (x.service, x.sql_count, x.sql_ns, x.api_count, x.api_ns)).collect()
+    records.iter().map(|x| (x.service.clone(), x.sql_count, x.sql_ns, x.api_count, x.api_ns)).collect()
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn provisional_records_show_counts_so_far() {
     let mut d = deriver();
     let spans = two_services();
     d.observe(1, Extract::from_spans(&spans[4..6]), 0);
-    let now = d.provisional(|_| true).into_iter().map(Provisional::complete).collect();
+    let now = d.provisional(|_| true).into_iter().map(|p| Arc::new(p.complete())).collect();
     assert_eq!(by_service(now), vec![("b".into(), 1, 6000, 0, 0)]);
     assert_eq!(d.pending(), 1);
 }

@@ -62,7 +62,7 @@ pub fn span(t: u8, n: u64) -> SpanBuilder {
 /// A resource naming the service, with more attributes.
 pub fn service_resource(service: &str, more: &[(&str, &str)]) -> Arc<Resource> {
     let mut attributes = vec![(Key::from("service.name"), Value::Str(service.into()))];
-    attributes.extend(more.iter().map(|(k, v)| (Key::from(*k), Value::Str(v.to_string().into()))));
+    attributes.extend(more.iter().map(|(k, v)| (Key::from(*k), Value::Str((*v).into()))));
     Arc::new(Resource { attributes })
 }
 
@@ -123,7 +123,7 @@ impl SpanBuilder {
 
     /// An event at `time_ns` with text attributes.
     pub fn event(mut self, name: &str, time_ns: u64, attrs: &[(&str, &str)]) -> Self {
-        let attributes = attrs.iter().map(|(k, v)| (Key::from(*k), Value::Str(v.to_string().into()))).collect();
+        let attributes = attrs.iter().map(|(k, v)| (Key::from(*k), Value::Str((*v).into()))).collect();
         self.0.events.push(Event { time_ns, name: name.into(), attributes, dropped_attributes: 0 });
         self
     }

@@ -299,13 +299,6 @@ impl Cx<'_> {
         }
         b[..b.len().min(self.limits.max_value_bytes)].to_vec()
     }
-
-    /// Cut at the byte limit, on a character boundary.
-    pub(crate) fn string(&mut self, mut s: String) -> String {
-        let kept = self.cut(&s, self.limits.max_value_bytes).len();
-        s.truncate(kept);
-        s
-    }
 }
 
 #[cfg(test)]

@@ -52,18 +52,18 @@ fn record(
     Ok(XLog {
         trace_id,
         span_id,
-        service: cx.name(&r.service).to_string(),
-        instance: cx.string(r.instance),
-        endpoint: cx.string(r.endpoint),
+        service: cx.name(&r.service),
+        instance: cx.text(&r.instance),
+        endpoint: cx.text(&r.endpoint),
         start_ns: r.start_time_unix_nano,
         elapsed_ns: r.elapsed_nano,
         error: r.error,
-        error_message: cx.string(r.error_message),
+        error_message: cx.text(&r.error_message),
         http_status: r.http_status,
-        client_ip: cx.string(r.client_ip),
-        user_id: cx.string(r.user_id),
-        user_agent: cx.string(r.user_agent),
-        referer: cx.string(r.referer),
+        client_ip: cx.text(&r.client_ip),
+        user_id: cx.text(&r.user_id),
+        user_agent: cx.text(&r.user_agent),
+        referer: cx.text(&r.referer),
         cpu_ns: r.cpu_time_nano,
         alloc_bytes: r.allocated_bytes,
         sql_count: r.sql_count,
@@ -161,7 +161,7 @@ mod tests {
             1_000,
         );
         let x = &c.items[0];
-        assert_eq!((x.service.as_str(), x.sql_count, x.end_ns()), ("billing", 3, NOW - 500_000));
+        assert_eq!((&*x.service, x.sql_count, x.end_ns()), ("billing", 3, NOW - 500_000));
         assert_eq!(*x.attributes, [("tier".into(), Value::Str("silver".into())), ("n".into(), Value::Int(7))]);
     }
 

@@ -37,7 +37,7 @@ macro_rules! dict {
             ty: || DataType::Utf8,
             needs: Needs::Stored(&[$col]),
             page: |p| c::page_strings(p, $col),
-            rows: |r| c::strings(r.iter().map(|x| x.$field.as_str())),
+            rows: |r| c::strings(r.iter().map(|x| &*x.$field)),
         }
     };
 }
@@ -126,11 +126,11 @@ static COLUMNS: [Column<XLogSegmentMeta, XLog>; 23] = [
 ];
 
 static EQUALS: [EqColumn<XLog>; 6] = [
-    EqColumn { name: "service", stored: cols::SERVICE, matching: Match::Dict, of_row: |x| x.service.clone() },
-    EqColumn { name: "endpoint", stored: cols::ENDPOINT, matching: Match::Dict, of_row: |x| x.endpoint.clone() },
-    EqColumn { name: "instance", stored: cols::INSTANCE, matching: Match::Dict, of_row: |x| x.instance.clone() },
-    EqColumn { name: "user_id", stored: cols::USER_ID, matching: Match::Dict, of_row: |x| x.user_id.clone() },
-    EqColumn { name: "client_ip", stored: cols::CLIENT_IP, matching: Match::Dict, of_row: |x| x.client_ip.clone() },
+    EqColumn { name: "service", stored: cols::SERVICE, matching: Match::Dict, of_row: |x| x.service.to_string() },
+    EqColumn { name: "endpoint", stored: cols::ENDPOINT, matching: Match::Dict, of_row: |x| x.endpoint.to_string() },
+    EqColumn { name: "instance", stored: cols::INSTANCE, matching: Match::Dict, of_row: |x| x.instance.to_string() },
+    EqColumn { name: "user_id", stored: cols::USER_ID, matching: Match::Dict, of_row: |x| x.user_id.to_string() },
+    EqColumn { name: "client_ip", stored: cols::CLIENT_IP, matching: Match::Dict, of_row: |x| x.client_ip.to_string() },
     EqColumn { name: "trace_id", stored: cols::TRACE_ID, matching: Match::TraceId, of_row: |x| x.trace_id.to_string() },
 ];
 

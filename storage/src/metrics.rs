@@ -40,6 +40,10 @@ pub fn describe() {
     metrics::describe_gauge!("rewind_storage_partitions", "Time partitions held");
     metrics::describe_gauge!("rewind_storage_disk_bytes", "Bytes of the store's files on disk");
     metrics::describe_gauge!("rewind_storage_table_bytes", "Bytes of table (SST) files by column family");
+    metrics::describe_gauge!(
+        "rewind_storage_rocksdb_memtable_bytes",
+        "Bytes of RocksDB's memtables (active, immutable and pinned) by column family: memory beside the spans'"
+    );
     metrics::describe_counter!("rewind_storage_xlog_sealed_records_total", "XLog records sealed into column chunks");
     metrics::describe_counter!(
         "rewind_storage_xlog_evicted_records_total",
@@ -84,6 +88,11 @@ pub(crate) fn disk_bytes(b: u64) {
 /// `cf` is one of the four column families of `keys`.
 pub(crate) fn table_bytes(cf: &'static str, b: u64) {
     metrics::gauge!("rewind_storage_table_bytes", "cf" => cf).set(b as f64);
+}
+
+/// `cf` is one of the four column families of `keys`.
+pub(crate) fn rocksdb_memtable_bytes(cf: &'static str, b: u64) {
+    metrics::gauge!("rewind_storage_rocksdb_memtable_bytes", "cf" => cf).set(b as f64);
 }
 
 pub(crate) fn xlog_sealed(records: usize) {

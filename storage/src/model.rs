@@ -93,7 +93,15 @@ impl Resource {
 
     /// The instance a span ran on, by the most specific attribute present.
     pub fn instance(&self) -> Option<&str> {
-        ["service.instance.id", "k8s.pod.name", "host.name", "container.id"].iter().find_map(|k| self.get_str(k))
+        self.shared_instance().map(|s| &**s)
+    }
+
+    /// `instance`, as the attribute's own shared string.
+    pub fn shared_instance(&self) -> Option<&Arc<str>> {
+        ["service.instance.id", "k8s.pod.name", "host.name", "container.id"].iter().find_map(|k| match self.get(k) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        })
     }
 }
 

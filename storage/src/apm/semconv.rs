@@ -148,8 +148,8 @@ pub fn consumed_from(span: &Span) -> Option<(String, NodeKind)> {
 }
 
 /// The first of several text attributes present; header attributes are arrays of strings.
-pub fn text_of(attrs: &[KeyValue], keys: &[&str]) -> String {
-    first_of(attrs, keys, text_value).unwrap_or_default().to_owned()
+pub fn text_of(attrs: &[KeyValue], keys: &[&str]) -> Arc<str> {
+    first_of(attrs, keys, shared_text_value).cloned().unwrap_or_default()
 }
 
 /// The first of `keys` present in `attrs` whose value `take` accepts.
@@ -159,9 +159,17 @@ fn first_of<'a, T>(attrs: &'a [KeyValue], keys: &[&str], take: impl Fn(&'a Value
 
 /// What a text field takes from one attribute's value, if it can.
 pub fn text_value(v: &Value) -> Option<&str> {
+    shared_text_value(v).map(|s| &**s)
+}
+
+/// `text_value`, as the value's own shared string: a record points at it rather than copying it.
+pub fn shared_text_value(v: &Value) -> Option<&Arc<str>> {
     match v {
         Value::Str(v) => Some(v),
-        Value::Array(a) => a.first().and_then(Value::as_str),
+        Value::Array(a) => match a.first() {
+            Some(Value::Str(v)) => Some(v),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -211,28 +219,28 @@ impl Promoted {
 pub fn transaction(s: &Arc<Span>) -> XLog {
     let http_status = http_status_of(&s.attributes);
     let error = s.status_code == status::ERROR;
-    let error_message = if !s.status_message.is_empty() {
-        s.status_message.clone()
+    let error_message: Arc<str> = if !s.status_message.is_empty() {
+        s.status_message.as_str().into()
     } else if error {
         s.events
             .iter()
             .filter(|e| e.name == "exception")
             .find_map(|e| {
-                EXCEPTION_TEXT
-                    .iter()
-                    .find_map(|k| e.attributes.iter().find(|(ek, _)| **ek == **k).and_then(|(_, v)| v.as_str()))
+                EXCEPTION_TEXT.iter().find_map(|k| match e.attributes.iter().find(|(ek, _)| **ek == **k) {
+                    Some((_, Value::Str(v))) => Some(v.clone()),
+                    _ => None,
+                })
             })
             .unwrap_or_default()
-            .to_owned()
     } else {
-        String::new()
+        Arc::default()
     };
     XLog {
         trace_id: s.trace_id,
         span_id: s.span_id,
-        service: s.service.to_string(),
-        instance: s.resource.instance().unwrap_or_default().to_owned(),
-        endpoint: s.name.to_string(),
+        service: s.service.clone(),
+        instance: s.resource.shared_instance().cloned().unwrap_or_default(),
+        endpoint: s.name.clone(),
         start_ns: s.start_ns,
         elapsed_ns: s.duration_ns,
         error,

@@ -39,11 +39,7 @@ impl LinkCall {
 
 /// The key of a transaction's node.
 pub fn node_key(x: &XLog) -> Key {
-    Key::Node {
-        service: x.service.as_str().into(),
-        endpoint: x.endpoint.as_str().into(),
-        instance: x.instance.as_str().into(),
-    }
+    Key::Node { service: x.service.clone(), endpoint: x.endpoint.clone(), instance: x.instance.clone() }
 }
 
 /// Cells by (second, key).

@@ -152,15 +152,23 @@ impl Store {
         for (cf, b) in self.family_bytes() {
             metrics::table_bytes(cf, b);
         }
+        for (cf, b) in self.family_property("rocksdb.size-all-mem-tables") {
+            metrics::rocksdb_memtable_bytes(cf, b);
+        }
     }
 
     /// Table-file bytes per column family (chunks, trace index, metas, WAL spill): where the bytes
     /// outside the column chunks go.
     pub fn family_bytes(&self) -> BTreeMap<&'static str, u64> {
+        self.family_property("rocksdb.total-sst-files-size")
+    }
+
+    /// An integer property of each column family; those RocksDB does not answer are left out.
+    fn family_property(&self, property: &str) -> BTreeMap<&'static str, u64> {
         let mut out = BTreeMap::new();
         for cf in keys::COLUMN_FAMILIES {
             let h = self.db.cf_handle(cf).expect("opened");
-            if let Ok(Some(b)) = self.db.property_int_value_cf(h, "rocksdb.total-sst-files-size") {
+            if let Ok(Some(b)) = self.db.property_int_value_cf(h, property) {
                 out.insert(cf, b);
             }
         }

@@ -67,25 +67,28 @@ impl FromIterator<KeyValue> for Attributes {
     }
 }
 
-/// One transaction.
+/// One transaction. Its texts are shared strings: a record derived from a span points at the
+/// span's own (interned) name and values, and records read from a page at the page's dictionary
+/// entries, rather than each holding copies (records wait in memory for their children, many
+/// thousands at a time).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct XLog {
     pub trace_id: TraceId,
     /// The entry span's id: with the trace id, the record's identity (a retry repeats it).
     pub span_id: SpanId,
-    pub service: String,
-    pub instance: String,
-    pub endpoint: String,
+    pub service: Arc<str>,
+    pub instance: Arc<str>,
+    pub endpoint: Arc<str>,
     pub start_ns: u64,
     pub elapsed_ns: u64,
     pub error: bool,
-    pub error_message: String,
+    pub error_message: Arc<str>,
     /// 0 when not an HTTP transaction.
     pub http_status: u32,
-    pub client_ip: String,
-    pub user_id: String,
-    pub user_agent: String,
-    pub referer: String,
+    pub client_ip: Arc<str>,
+    pub user_id: Arc<str>,
+    pub user_agent: Arc<str>,
+    pub referer: Arc<str>,
     /// 0 where the agent does not measure it (OTLP spans carry neither).
     pub cpu_ns: u64,
     pub alloc_bytes: u64,

@@ -3,6 +3,8 @@
 //! keeps each page's first and last end time and the segment's services, so a narrow window reads
 //! only its pages and a service filter skips whole segments.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Attributes, XLog};
@@ -215,7 +217,7 @@ fn encode(partition: u64, id: u64, order: &[&XLog], attrs: AttrColumns<'_>) -> B
         };
     let stored = |c: u16| PROMOTED_COLUMNS.iter().position(|p| *p == c).is_none_or(|i| computed & (1 << i) == 0);
     let mut w = SegmentWriter::new(&TABLE, attrs, order.iter().map(|x| &x.resource));
-    let mut services: Vec<&str> = order.iter().map(|x| x.service.as_str()).collect();
+    let mut services: Vec<&str> = order.iter().map(|x| &*x.service).collect();
     services.sort_unstable();
     services.dedup();
     let mut page_ends = Vec::new();
@@ -290,8 +292,8 @@ pub fn all_columns(meta: &XLogSegmentMeta) -> Vec<u16> {
 /// Every record of the page, for the rows in `rows` (ascending); the page holds `all_columns`.
 pub fn records(page: &XPage<'_>, rows: &[usize]) -> Result<Vec<XLog>, StorageError> {
     let n = page.rows;
-    let pick = |v: Vec<String>| -> Vec<String> { rows.iter().map(|&r| v[r].clone()).collect() };
-    let dict = |c: u16| -> Result<Vec<String>, StorageError> { Ok(pick(page.strings(c, 0..n)?)) };
+    let pick = |v: Vec<Arc<str>>| -> Vec<Arc<str>> { rows.iter().map(|&r| v[r].clone()).collect() };
+    let dict = |c: u16| -> Result<Vec<Arc<str>>, StorageError> { Ok(pick(page.shared_strings(c, 0..n)?)) };
     let trace_ids = page.trace_ids(cols::TRACE_ID)?;
     let span_ids = page.span_ids(cols::SPAN_ID)?;
     let mut attrs = page.attributes(0..n)?;
@@ -301,10 +303,13 @@ pub fn records(page: &XPage<'_>, rows: &[usize]) -> Result<Vec<XLog>, StorageErr
         let keys = semconv::PROMOTED[i].keys();
         keys.iter().filter_map(|k| attrs.iter().find(|(a, _)| &***a == *k).map(|(_, v)| v.as_slice())).collect()
     };
-    let text = |c: u16| -> Result<Vec<String>, StorageError> {
+    let text = |c: u16| -> Result<Vec<Arc<str>>, StorageError> {
         let Some(i) = computed_index(page.meta, c) else { return dict(c) };
         let sources = sources(i);
-        Ok(rows.iter().map(|&r| first_in_row(&sources, r, semconv::text_value).unwrap_or("").to_owned()).collect())
+        Ok(rows
+            .iter()
+            .map(|&r| first_in_row(&sources, r, semconv::shared_text_value).cloned().unwrap_or_default())
+            .collect())
     };
     let (services, instances, endpoints) = (dict(cols::SERVICE)?, dict(cols::INSTANCE)?, dict(cols::ENDPOINT)?);
     let (messages, ips, users) = (dict(cols::ERROR_MESSAGE)?, text(cols::CLIENT_IP)?, text(cols::USER_ID)?);
@@ -392,7 +397,7 @@ mod tests {
         let named = |n: usize| {
             let batch: Vec<XLog> = (0..n)
                 .map(|i| XLog {
-                    service: format!("svc-{i}"),
+                    service: format!("svc-{i}").into(),
                     span_id: crate::testing::span_id(i as u64),
                     ..base.clone()
                 })
@@ -498,7 +503,7 @@ mod tests {
             let alone = [cols::SPAN_ID, cols::CLIENT_IP, cols::USER_ID, cols::USER_AGENT, cols::REFERER, cols::HTTP_STATUS];
             let mut columns = Vec::new();
             for p in read_all(&built, &alone) {
-                let strs = |c| p.strings(c, 0..p.rows).unwrap();
+                let strs = |c| p.shared_strings(c, 0..p.rows).unwrap();
                 let (ips, users, agents, referers) = (strs(cols::CLIENT_IP), strs(cols::USER_ID), strs(cols::USER_AGENT), strs(cols::REFERER));
                 let (ids, status) = (p.span_ids(cols::SPAN_ID).unwrap(), p.varints(cols::HTTP_STATUS).unwrap());
                 for r in 0..p.rows {

@@ -51,9 +51,9 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<XLog>, StorageError> {
     for _ in 0..n {
         let trace_id = TraceId(r.array()?);
         let span_id = SpanId(r.array()?);
-        let mut strs: [String; 8] = Default::default();
+        let mut strs: [Arc<str>; 8] = Default::default();
         for s in &mut strs {
-            *s = r.string()?;
+            *s = r.str()?.into();
         }
         let [service, instance, endpoint, error_message, client_ip, user_id, user_agent, referer] = strs;
         let mut nums = [0u64; 10];

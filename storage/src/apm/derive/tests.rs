@@ -49,7 +49,7 @@ fn two_services() -> Vec<Arc<Span>> {
 
 fn by_service(mut records: Vec<Arc<XLog>>) -> Vec<(String, u32, u64, u32, u64)> {
     records.sort_by(|a, b| a.service.cmp(&b.service));
-    records.iter().map(|x| (x.service.clone(), x.sql_count, x.sql_ns, x.api_count, x.api_ns)).collect()
+    records.iter().map(|x| (x.service.to_string(), x.sql_count, x.sql_ns, x.api_count, x.api_ns)).collect()
 }
 
 #[test]
@@ -190,11 +190,11 @@ fn the_draft_reads_old_and_new_convention_names() {
     let s = Arc::new(s);
     let x = semconv::transaction(&s);
     assert_eq!(
-        (x.http_status, x.client_ip.as_str(), x.user_id.as_str(), x.user_agent.as_str(), x.referer.as_str()),
+        (x.http_status, &*x.client_ip, &*x.user_id, &*x.user_agent, &*x.referer),
         (503, "10.0.0.9", "alice", "curl/8", "https://shop/")
     );
     assert!(x.error);
-    assert_eq!(x.error_message, "boom");
+    assert_eq!(&*x.error_message, "boom");
     assert_eq!(x.end_ns(), s.end_ns());
 }
 
@@ -250,7 +250,7 @@ fn one_endless_trace_is_cut_and_does_not_push_out_the_others() {
     }
     // The ordinary traces are all still held, whole: none was evicted for it.
     let rest = d.finalize(S * 100, true);
-    let ordinary: Vec<_> = rest.records.iter().filter(|x| x.service == "a").collect();
+    let ordinary: Vec<_> = rest.records.iter().filter(|x| &*x.service == "a").collect();
     assert_eq!(ordinary.len(), 100);
     assert!(ordinary.iter().all(|x| x.sql_count == 1));
     assert!(cut.is_empty(), "the hostile trace has no entries: released without records");

@@ -124,7 +124,7 @@ fn native(t: u8, start: u64, sql_count: u32) -> XLog {
         start_ns: start,
         elapsed_ns: 25_000_000,
         error: t % 2 == 0,
-        error_message: if t % 2 == 0 { "declined".into() } else { String::new() },
+        error_message: if t % 2 == 0 { "declined".into() } else { Default::default() },
         http_status: 200,
         client_ip: "10.9.9.9".into(),
         user_id: "u1".into(),

@@ -65,7 +65,7 @@ fn brute(xs: &[XLog], service: &str, s: u64) -> (u64, u64, [u64; 3]) {
 fn brute_with(xs: &[XLog], service: &str, s: u64, [a, b]: [u64; 2]) -> (u64, u64, [u64; 3]) {
     let t = s * S;
     let mut got = (0, 0, [0u64; 3]);
-    for x in xs.iter().filter(|x| x.service == service) {
+    for x in xs.iter().filter(|x| &*x.service == service) {
         if x.start_ns / S == s {
             got.0 += 1;
             got.1 += u64::from(x.error);

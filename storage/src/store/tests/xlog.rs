@@ -110,7 +110,7 @@ fn native_records_are_durable_and_read_like_derived_ones() {
     store.seal_all().unwrap();
     let (got, _) = store.xlog_records(&XLogFilter { service: Some("legacy".into()), ..everything() }).unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!((got[0].endpoint.as_str(), got[0].end_ns()), ("/checkout", t + 5_000_000));
+    assert_eq!((&*got[0].endpoint, got[0].end_ns()), ("/checkout", t + 5_000_000));
 }
 
 #[test]

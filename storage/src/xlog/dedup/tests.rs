@@ -13,7 +13,7 @@ fn copy(id: u32, end: u64, calls: u32) -> XLog {
     XLog {
         trace_id: TraceId(u128::from(id).to_be_bytes()),
         span_id: SpanId(u64::from(id).to_be_bytes()),
-        service: format!("svc{}", id % 3),
+        service: format!("svc{}", id % 3).into(),
         start_ns: end - 5,
         elapsed_ns: 5,
         sql_count: calls,

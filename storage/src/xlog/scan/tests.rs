@@ -15,17 +15,17 @@ fn record(i: u64) -> XLog {
         trace_id: TraceId((u128::from(i) * 0x9e37_79b9_7f4a_7c15).to_be_bytes()),
         span_id: SpanId((i + 1).to_be_bytes()),
         service: ["front", "cart", "checkout"][i as usize % 3].into(),
-        instance: format!("pod-{}", i % 5),
+        instance: format!("pod-{}", i % 5).into(),
         endpoint: ["GET /", "POST /cart", "GET /item/{id}"][i as usize % 3].into(),
         start_ns: 1_000 * MS + i * 100 * MS,
         elapsed_ns: (i % 50) * MS,
         error: i % 7 == 0,
-        error_message: if i % 7 == 0 { "timeout calling payment".into() } else { String::new() },
+        error_message: if i % 7 == 0 { "timeout calling payment".into() } else { Default::default() },
         http_status: if i % 7 == 0 { 500 } else { 200 },
-        client_ip: format!("10.0.0.{}", i % 4),
-        user_id: format!("user{}", i % 10),
+        client_ip: format!("10.0.0.{}", i % 4).into(),
+        user_id: format!("user{}", i % 10).into(),
         user_agent: if i % 2 == 0 { "Mozilla/5.0 Firefox".into() } else { "curl/8.1".into() },
-        referer: String::new(),
+        referer: Default::default(),
         cpu_ns: i,
         alloc_bytes: 0,
         sql_count: (i % 3) as u32,
@@ -112,7 +112,7 @@ fn points_and_records_match_a_plain_filter_with_duplicates_removed() {
         assert_eq!(points.error, want.iter().map(|x| x.error).collect::<Vec<_>>());
         assert_eq!(points.sql_ns, want.iter().map(|x| x.sql_ns).collect::<Vec<_>>());
         let names: Vec<&str> = points.service.iter().map(|i| points.services[*i as usize].as_str()).collect();
-        assert_eq!(names, want.iter().map(|x| x.service.as_str()).collect::<Vec<_>>());
+        assert_eq!(names, want.iter().map(|x| &*x.service).collect::<Vec<_>>());
         assert_eq!(points.truncated, want_truncated, "{f:?}");
 
         let f = XLogFilter { limit: f.limit.min(500), ..f };

@@ -3,9 +3,10 @@
 
 use std::ops::Range;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use crate::codec::column as col;
+use crate::codec::distinct::Distinct;
 use crate::model::{KeyValue, Value};
 
 /// Distinct attribute keys one segment holds at most. Attribute key `i` is column `ATTR_BASE + i`
@@ -52,29 +53,35 @@ pub struct AttrColumns<'a> {
 
 impl<'a> AttrColumns<'a> {
     pub fn new(rows: impl Iterator<Item = &'a [KeyValue]>) -> Self {
-        let mut index: FxHashMap<&str, usize> = FxHashMap::default();
-        let (mut keys, mut lists): (Vec<&str>, Vec<Placed>) = (Vec::new(), Vec::new());
-        // Neighbouring rows mostly carry the same keys in the same order: the previous row's
-        // column at the same position is checked before hashing.
-        let mut prev: Vec<usize> = Vec::new();
+        // Keys are numbered by first appearance, found by address before text: a request's spans
+        // share one copy of each key, so a memtable holds a few copies of each, not one per row.
+        let mut index = Distinct::with_capacity(MAX_SEGMENT_KEYS);
+        let mut lists: Vec<Placed> = Vec::new();
+        // Neighbouring rows mostly carry the same keys in the same order: the previous row's key
+        // at the same position (its address and length, and its column) is checked first.
+        let mut prev: Vec<(usize, usize, usize)> = Vec::new();
         for (row, attrs) in rows.enumerate() {
             for (j, (k, v)) in attrs.iter().enumerate() {
+                let here = (k.as_ptr() as usize, k.len());
                 let c = match prev.get(j) {
-                    Some(&c) if keys[c] == &**k => c,
-                    _ => *index.entry(&**k).or_insert_with(|| {
-                        keys.push(&**k);
-                        lists.push(Vec::new());
-                        keys.len() - 1
-                    }),
+                    Some(&(p, l, c)) if (p, l) == here && l > 0 => c,
+                    _ => {
+                        let c = index.code(k) as usize;
+                        if c == lists.len() {
+                            lists.push(Vec::new());
+                        }
+                        c
+                    }
                 };
                 if j < prev.len() {
-                    prev[j] = c;
+                    prev[j] = (here.0, here.1, c);
                 } else {
-                    prev.push(c);
+                    prev.push((here.0, here.1, c));
                 }
                 lists[c].push((row as u32, v));
             }
         }
+        let keys = index.list().to_vec();
         let cursor = vec![0; keys.len()];
         Self { keys, rows: lists, cursor, scratch: Vec::new() }
     }

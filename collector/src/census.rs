@@ -174,7 +174,7 @@ impl Msg {
             Msg::ZipkinEndpoint => {
                 c.attributes += 3;
                 c.values += 3;
-                c.strings += 3;
+                c.strings += 2;
             }
             Msg::ZipkinAnnotation => c.events += 1,
             // An entry of the tags' map, then an attribute.
@@ -190,21 +190,29 @@ impl Msg {
 /// The census of an OTLP `ExportTraceServiceRequest` in protobuf.
 pub fn otlp_protobuf(buf: &[u8]) -> Result<Census, String> {
     let mut c = Census::default();
-    walk(buf, Msg::TraceRequest, 0, &mut c)?;
+    walk::<true>(buf, Msg::TraceRequest, 0, &mut c)?;
+    Ok(c)
+}
+
+/// `otlp_protobuf` without the attribute shortcut: what the shortcut is tested against.
+#[cfg(test)]
+pub(crate) fn otlp_protobuf_walked(buf: &[u8]) -> Result<Census, String> {
+    let mut c = Census::default();
+    walk::<false>(buf, Msg::TraceRequest, 0, &mut c)?;
     Ok(c)
 }
 
 /// The census of a Zipkin `ListOfSpans` in protobuf.
 pub fn zipkin_protobuf(buf: &[u8]) -> Result<Census, String> {
     let mut c = Census::default();
-    walk(buf, Msg::ZipkinList, 0, &mut c)?;
+    walk::<true>(buf, Msg::ZipkinList, 0, &mut c)?;
     Ok(c)
 }
 
 /// The census of a native `ExportXLogRequest`.
 pub fn xlog_protobuf(buf: &[u8]) -> Result<Census, String> {
     let mut c = Census::default();
-    walk(buf, Msg::XLogRequest, 0, &mut c)?;
+    walk::<true>(buf, Msg::XLogRequest, 0, &mut c)?;
     Ok(c)
 }
 
@@ -234,7 +242,64 @@ fn varint_long(buf: &[u8], at: &mut usize) -> Result<u64, String> {
     Err("varint longer than 10 bytes".into())
 }
 
-fn walk(buf: &[u8], msg: Msg, depth: usize, c: &mut Census) -> Result<(), String> {
+/// The length of `buf`'s first field if it is the length-delimited field whose one-byte key is
+/// `key`, with a one-byte length (under 128) and its bytes inside `buf`.
+#[inline]
+fn short_field(buf: &[u8], key: u8) -> Option<usize> {
+    match buf {
+        [k, len, ..] if *k == key && *len < 0x80 && 2 + usize::from(*len) <= buf.len() => Some(2 + usize::from(*len)),
+        _ => None,
+    }
+}
+
+/// The strings in an `AnyValue` of one short string (field 1) or one scalar (bool, int or double,
+/// fields 2–4), the shapes most values have; `None` for any other, which the walk must read.
+#[inline]
+fn plain_value(b: &[u8]) -> Option<usize> {
+    match *b.first()? {
+        0x0a => (short_field(b, 0x0a)? == b.len()).then_some(1),
+        // One varint, ending the value, of at most ten bytes (`varint_long`'s limit).
+        0x10 | 0x18 => {
+            let last = b[1..].iter().position(|x| x & 0x80 == 0)?;
+            (last + 2 == b.len() && last < 10).then_some(0)
+        }
+        0x21 => (b.len() == 9).then_some(0),
+        _ => None,
+    }
+}
+
+/// Counts the commonest attribute shapes without walking them, exactly as `walk` would count
+/// them: an `AnyValue` of a plain value (`plain_value`), and a `KeyValue` of a short key (field 1)
+/// and such a value (field 2). Most of a request's messages are these, and a walk costs a call
+/// and a loop each. False (nothing counted) for anything else, or where the walk would reach the
+/// recursion limit, which it must then refuse.
+#[inline]
+fn shortcut(buf: &[u8], msg: Msg, depth: usize, c: &mut Census) -> bool {
+    match msg {
+        Msg::AnyValue if depth < MAX_DEPTH => match plain_value(buf) {
+            Some(strings) => {
+                c.strings += strings;
+                true
+            }
+            None => false,
+        },
+        Msg::KeyValue if depth + 1 < MAX_DEPTH => {
+            let Some(key) = short_field(buf, 0x0a) else { return false };
+            let value = &buf[key..];
+            if short_field(value, 0x12) != Some(value.len()) {
+                return false;
+            }
+            let Some(strings) = plain_value(&value[2..]) else { return false };
+            Msg::AnyValue.count(c);
+            c.strings += 1 + strings;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `FAST`: with `shortcut`; tests compare it with the plain walk.
+fn walk<const FAST: bool>(buf: &[u8], msg: Msg, depth: usize, c: &mut Census) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err("nested deeper than the recursion limit".into());
     }
@@ -256,7 +321,9 @@ fn walk(buf: &[u8], msg: Msg, depth: usize, c: &mut Census) -> Result<(), String
                 let end = at.checked_add(len).filter(|e| *e <= buf.len()).ok_or("truncated message")?;
                 if let Some(child) = msg.child(field) {
                     child.count(c);
-                    walk(&buf[at..end], child, depth + 1, c)?;
+                    if !(FAST && shortcut(&buf[at..end], child, depth + 1, c)) {
+                        walk::<FAST>(&buf[at..end], child, depth + 1, c)?;
+                    }
                 } else {
                     c.strings += 1;
                 }
@@ -527,6 +594,75 @@ mod tests {
             ExportTraceServiceRequest::decode(&req[..]).unwrap().resource_spans[0].scope_spans[0].spans.len(),
             100_000
         );
+    }
+
+    /// Around the recursion limit, the shortcut refuses what the walk refuses: strings nested in
+    /// arrays and in key-value lists, at every depth from well inside the limit to past it.
+    #[test]
+    fn the_shortcut_keeps_the_recursion_limit() {
+        use rewind_agent_proto::otlp::common::v1::KeyValueList;
+        let string = || AnyValue { value: Some(any_value::Value::StringValue("v".into())) };
+        let request = |value: AnyValue| {
+            let span =
+                Span { attributes: vec![KeyValue { key: "k".into(), value: Some(value) }], ..Default::default() };
+            let scope = ScopeSpans { spans: vec![span], ..Default::default() };
+            ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans { scope_spans: vec![scope], ..Default::default() }],
+            }
+        };
+        let (mut refused, mut counted) = (0, 0);
+        for levels in 0..60 {
+            let (mut in_arrays, mut in_lists) = (string(), string());
+            for _ in 0..levels {
+                in_arrays =
+                    AnyValue { value: Some(any_value::Value::ArrayValue(ArrayValue { values: vec![in_arrays] })) };
+                let kv = KeyValue { key: "k".into(), value: Some(in_lists) };
+                in_lists = AnyValue { value: Some(any_value::Value::KvlistValue(KeyValueList { values: vec![kv] })) };
+            }
+            for value in [in_arrays, in_lists] {
+                let body = request(value).encode_to_vec();
+                let fast = otlp_protobuf(&body);
+                assert_eq!(fast, otlp_protobuf_walked(&body), "{levels} levels");
+                if fast.is_ok() {
+                    counted += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        assert!(refused > 10 && counted > 10, "both sides of the limit: {refused} refused, {counted} counted");
+    }
+
+    /// Values the shortcut reads byte by byte, well-formed or not: the walk's answer each time.
+    #[test]
+    fn the_shortcut_reads_scalars_as_the_walk_does() {
+        let wrap = |field: u8, body: &[u8]| [&[field][..], &vlen(body.len() as u64), body].concat();
+        // A request of one span whose one attribute is key "k" and the given AnyValue bytes.
+        let request = |any: &[u8]| {
+            let kv = [&[0x0a, 0x01, b'k'][..], &wrap(0x12, any)].concat();
+            wrap(0x0a, &wrap(0x12, &wrap(0x12, &wrap(0x4a, &kv))))
+        };
+        let long = |n: usize| [vec![0x80; n - 1], vec![0x01]].concat();
+        let values: Vec<Vec<u8>> = vec![
+            vec![0x18, 0x05],
+            [&[0x18][..], &long(10)].concat(),
+            [&[0x18][..], &long(11)].concat(),
+            vec![0x18, 0x80],
+            vec![0x18, 0x05, 0x05],
+            vec![0x10, 0x01],
+            [&[0x21][..], &[0; 8]].concat(),
+            [&[0x21][..], &[0; 7]].concat(),
+            [&[0x21][..], &[0; 9]].concat(),
+            vec![0x0a, 0x02, b'a'],
+            vec![0x0a, 0x01, b'a', 0x0a, 0x00],
+            vec![0x2a, 0x00],
+            vec![],
+        ];
+        for any in &values {
+            let body = request(any);
+            assert_eq!(otlp_protobuf(&body), otlp_protobuf_walked(&body), "{any:02x?}");
+        }
+        assert!(otlp_protobuf(&request(&[0x18, 0x80])).is_err() && otlp_protobuf(&request(&[0x18, 0x05])).is_ok());
     }
 
     #[test]

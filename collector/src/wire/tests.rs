@@ -378,6 +378,18 @@ proptest! {
         }
     }
 
+    /// The census's attribute shortcut counts (and refuses) exactly what its plain walk does.
+    #[test]
+    fn the_census_shortcut_counts_as_the_walk_does(req in arb_request(), seed in 1u64..) {
+        let mut bytes = req.encode_to_vec();
+        prop_assert_eq!(crate::census::otlp_protobuf(&bytes), crate::census::otlp_protobuf_walked(&bytes));
+        let mut d = Dice(seed);
+        for _ in 0..=d.below(3) {
+            corrupt(&mut bytes, &mut d);
+        }
+        prop_assert_eq!(crate::census::otlp_protobuf(&bytes), crate::census::otlp_protobuf_walked(&bytes));
+    }
+
     #[test]
     fn corrupted_requests_are_refused_or_decoded_as_prost_does(req in arb_request(), seed in 1u64..) {
         let mut bytes = req.encode_to_vec();

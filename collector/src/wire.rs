@@ -502,7 +502,7 @@ fn convert_groups(groups: Vec<Group<'_>>, cx: &mut Cx<'_>, now_ns: u64, min_star
             for pending in s.spans {
                 let w = match pending {
                     Pending::Bytes(bytes) => span(bytes)?,
-                    Pending::Decoded(w) => w,
+                    Pending::Decoded(w) => *w,
                 };
                 match convert_span(cx, w, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
                     Ok(span) => out.items.push(span),
@@ -526,10 +526,11 @@ struct ScopeGroup<'a> {
 }
 
 /// A span to convert: its message, decoded when converted (this decoder), or decoded already
-/// (prost's types, `from_prost`).
+/// (prost's types, `from_prost`). Boxed, so that the protobuf path's lists, which grow span by
+/// span, move 16 bytes an element rather than a whole decoded span.
 enum Pending<'a> {
     Bytes(&'a [u8]),
-    Decoded(WireSpan<'a>),
+    Decoded(Box<WireSpan<'a>>),
 }
 
 fn resource_spans(buf: &[u8]) -> R<Group<'_>> {
@@ -700,7 +701,7 @@ fn prost_group(rs: &ResourceSpans) -> Group<'_> {
             .iter()
             .map(|ss| ScopeGroup {
                 scope: ss.scope.as_ref().map(|s| (s.name.as_str(), s.version.as_str())),
-                spans: ss.spans.iter().map(|s| Pending::Decoded(prost_span(s))).collect(),
+                spans: ss.spans.iter().map(|s| Pending::Decoded(Box::new(prost_span(s)))).collect(),
             })
             .collect(),
     }

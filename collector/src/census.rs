@@ -174,7 +174,7 @@ impl Msg {
             Msg::ZipkinEndpoint => {
                 c.attributes += 3;
                 c.values += 3;
-                c.strings += 2;
+                c.strings += 3;
             }
             Msg::ZipkinAnnotation => c.events += 1,
             // An entry of the tags' map, then an attribute.
@@ -691,6 +691,9 @@ mod tests {
         };
         let c = zipkin_protobuf(&ListOfSpans { spans: vec![span.clone(), span] }.encode_to_vec()).unwrap();
         assert_eq!((c.spans, c.translated, c.events, c.attributes), (2, 2, 2, 2 * (3 + 3 + 2)));
+        // Per span: the two ids; each endpoint's three attribute strings, and the local one's
+        // service name; the annotation's value; the tag's key and value.
+        assert_eq!(c.strings, 2 * (2 + 3 + 1 + 3 + 1 + 2));
         // Two bytes an empty span on the wire, hundreds once decoded and translated.
         let empty = [0x0a, 0x00].repeat(100_000);
         let c = zipkin_protobuf(&empty).unwrap();

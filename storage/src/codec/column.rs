@@ -3,7 +3,7 @@
 
 use super::distinct::{same, Distinct};
 use super::row::{put_value, read_value};
-use super::{corrupt, put_str, varint, Reader};
+use super::{corrupt, put_strs, varint, Reader};
 use crate::error::StorageError;
 use crate::model::{SpanId, TraceId, Value};
 use std::ops::Range;
@@ -215,14 +215,6 @@ pub fn encode_dict<S: AsRef<str>>(values: &[S]) -> Vec<u8> {
         varint::put(&mut out, u64::from(c));
     }
     out
-}
-
-/// A dictionary's strings: their count, then each with its length.
-fn put_strs(out: &mut Vec<u8>, strs: &[&str]) {
-    varint::put(out, strs.len() as u64);
-    for s in strs {
-        put_str(out, s);
-    }
 }
 
 pub fn decode_dict(body: &[u8], rows: usize) -> Result<Vec<String>, StorageError> {

@@ -98,3 +98,12 @@ pub fn put_str(out: &mut Vec<u8>, s: &str) {
     varint::put(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
+
+/// A dictionary's strings (a page's, or a log record's name table): their count, then each with
+/// its length.
+pub(crate) fn put_strs(out: &mut Vec<u8>, strs: &[&str]) {
+    varint::put(out, strs.len() as u64);
+    for s in strs {
+        put_str(out, s);
+    }
+}

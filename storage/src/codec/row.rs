@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::distinct::Distinct;
-use super::{corrupt, put_str, varint, Reader};
+use super::{corrupt, put_str, put_strs, varint, Reader};
 use crate::error::StorageError;
 use crate::model::{Event, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 
@@ -302,10 +302,7 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
     // Eight bytes: what a request decodes into is bounded by configuration, not below 4 GiB.
     let table = out.len() as u64;
     out[1..HEADER].copy_from_slice(&table.to_le_bytes());
-    varint::put(&mut out, names.0.list().len() as u64);
-    for n in names.0.list() {
-        put_str(&mut out, n);
-    }
+    put_strs(&mut out, names.0.list());
     out
 }
 

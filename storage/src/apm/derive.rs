@@ -26,7 +26,7 @@ use rustc_hash::{FxHashMap, FxHasher};
 
 use super::links::{self, Learn, Uninstrumented};
 use super::semconv::{self, NodeKind};
-use super::trace::{CallInfo, Counts, Node, Pending, Role, TraceBuf};
+use super::trace::{CallInfo, Counts, Node, Origin, Pending, Role, TraceBuf};
 use crate::model::{Resource, Span, SpanId, TraceId};
 use crate::stats::LinkCall;
 use crate::xlog::XLog;
@@ -69,9 +69,9 @@ pub struct Extract {
 
 impl Extract {
     pub fn from_spans(spans: &[Arc<Span>]) -> Self {
-        // Spans of one request share their resource: its service and instance are made shared
-        // strings once per resource, not once per span.
-        let mut names: Vec<(*const Resource, Arc<str>, Arc<str>)> = Vec::new();
+        // Spans of one request share their resource: its service and instance are made one
+        // shared origin per resource, not per span.
+        let mut origins: Vec<(*const Resource, Arc<Origin>)> = Vec::new();
         let items = spans
             .iter()
             .map(|s| {
@@ -83,23 +83,21 @@ impl Extract {
                 };
                 let call = (role != Role::Other).then(|| {
                     let ptr = Arc::as_ptr(&s.resource);
-                    let (service, instance) = match names.iter().find(|(p, ..)| *p == ptr) {
-                        Some((_, service, instance)) => (service.clone(), instance.clone()),
+                    let origin = match origins.iter().find(|(p, _)| *p == ptr) {
+                        Some((_, origin)) => origin.clone(),
                         None => {
-                            let service: Arc<str> = s.service.clone();
-                            let instance: Arc<str> = s.resource.instance().unwrap_or_default().into();
-                            names.push((ptr, service.clone(), instance.clone()));
-                            (service, instance)
+                            let instance = s.resource.shared_instance().cloned().unwrap_or_default();
+                            let origin = Arc::new(Origin { service: s.service.clone(), instance });
+                            origins.push((ptr, origin.clone()));
+                            origin
                         }
                     };
                     let peer = match role {
                         Role::Sql(_) | Role::Api(_) => semconv::peer_node(s),
                         _ => semconv::consumed_from(s),
                     };
-                    let peer = peer.map(|(n, k)| (Arc::<str>::from(n), k));
                     Box::new(CallInfo {
-                        service,
-                        instance,
+                        origin,
                         start_ns: s.start_ns,
                         duration_ns: s.duration_ns,
                         error: s.status_code == crate::model::status::ERROR,

@@ -118,8 +118,8 @@ fn call(source: &Arc<str>, source_instance: &Arc<str>, target: &CallInfo, timed_
         start_ns: timed_by.start_ns,
         source: source.clone(),
         source_instance: source_instance.clone(),
-        target: target.service.clone(),
-        target_instance: target.instance.clone(),
+        target: target.origin.service.clone(),
+        target_instance: target.origin.instance.clone(),
         target_kind: NodeKind::Server,
         elapsed_ns: timed_by.duration_ns,
         error: timed_by.error,
@@ -129,8 +129,8 @@ fn call(source: &Arc<str>, source_instance: &Arc<str>, target: &CallInfo, timed_
 fn to_peer(from: &CallInfo, name: Arc<str>, kind: NodeKind) -> LinkCall {
     LinkCall {
         start_ns: from.start_ns,
-        source: from.service.clone(),
-        source_instance: from.instance.clone(),
+        source: from.origin.service.clone(),
+        source_instance: from.origin.instance.clone(),
         target: name,
         target_instance: Arc::from(""),
         target_kind: kind,
@@ -167,7 +167,7 @@ pub(super) fn resolve(buf: &TraceBuf, learn: Learn<'_>) -> Vec<LinkCall> {
                             // Otherwise the call out counts it, from the caller's side.
                         }
                         // Called by another service without a client span: timed by the callee.
-                        (Role::Entry, Some(pc)) => out.push(call(&pc.service, &pc.instance, c, c)),
+                        (Role::Entry, Some(pc)) => out.push(call(&pc.origin.service, &pc.origin.instance, c, c)),
                         _ => out.push(call(&user, &none, c, c)),
                     },
                 }
@@ -178,7 +178,7 @@ pub(super) fn resolve(buf: &TraceBuf, learn: Learn<'_>) -> Vec<LinkCall> {
                     if let Some((peer, _)) = &c.peer {
                         learn.peers.answered(peer);
                     }
-                    out.push(call(&c.service, &c.instance, callee, c))
+                    out.push(call(&c.origin.service, &c.origin.instance, callee, c))
                 }
                 (Some((peer, kind)), None) => {
                     if learn.waited && !definite(c) {

@@ -91,22 +91,35 @@ pub fn role(s: &Span) -> Role {
     }
 }
 
-/// The virtual node a client or producer span calls, if its attributes name one.
-pub fn peer_node(span: &Span) -> Option<(String, NodeKind)> {
+/// The virtual node a client or producer span calls, if its attributes name one. A name taken
+/// from an attribute is the value's own shared string: derivation holds one for each call out
+/// it waits on, and a copy each was an allocation and a free a span.
+pub fn peer_node(span: &Span) -> Option<(Arc<str>, NodeKind)> {
     if !is_exit(span) {
         return None;
     }
-    let peer = span.attribute_str_any(PEER_SERVICE).map(str::to_owned);
-    if let Some(system) = span.attribute_str_any(DB_SYSTEM) {
-        let k = if CACHE_SYSTEMS.contains(&system) { NodeKind::Cache } else { NodeKind::Database };
-        let address = span.attribute_str_any(SERVER_ADDRESS);
-        return Some((peer.or(address.map(str::to_owned)).unwrap_or_else(|| system.to_owned()), k));
+    let peer = shared_str_any(span, PEER_SERVICE);
+    if let Some(system) = shared_str_any(span, DB_SYSTEM) {
+        let k = if CACHE_SYSTEMS.contains(&&**system) { NodeKind::Cache } else { NodeKind::Database };
+        let address = shared_str_any(span, SERVER_ADDRESS);
+        return Some((peer.or(address).unwrap_or(system).clone(), k));
     }
-    if let Some(system) = span.attribute_str_any(MESSAGING_SYSTEM) {
-        let dest = span.attribute_str_any(MESSAGING_DESTINATION);
-        return Some((peer.or(dest.map(str::to_owned)).unwrap_or_else(|| system.to_owned()), NodeKind::Queue));
+    if let Some(system) = shared_str_any(span, MESSAGING_SYSTEM) {
+        let dest = shared_str_any(span, MESSAGING_DESTINATION);
+        return Some((peer.or(dest).unwrap_or(system).clone(), NodeKind::Queue));
     }
-    peer.or_else(|| http_peer(span)).map(|name| (name, NodeKind::External))
+    match peer {
+        Some(p) => Some((p.clone(), NodeKind::External)),
+        None => http_peer(span).map(|name| (name.into(), NodeKind::External)),
+    }
+}
+
+/// The first of `keys` whose value is a string, as that value's shared string.
+fn shared_str_any<'a>(span: &'a Span, keys: &[&str]) -> Option<&'a Arc<str>> {
+    keys.iter().find_map(|k| match span.attribute(k)? {
+        Value::Str(v) => Some(v),
+        _ => None,
+    })
 }
 
 /// An HTTP or RPC peer as `host[:port]`, from whichever attributes the instrumentation gives:
@@ -138,13 +151,13 @@ fn http_peer(span: &Span) -> Option<String> {
 
 /// The queue a CONSUMER span took its message from, if its attributes name one: the same name
 /// the producer's `peer_node` gives it.
-pub fn consumed_from(span: &Span) -> Option<(String, NodeKind)> {
+pub fn consumed_from(span: &Span) -> Option<(Arc<str>, NodeKind)> {
     if span.kind != kind::CONSUMER {
         return None;
     }
-    let system = span.attribute_str_any(MESSAGING_SYSTEM)?;
-    let dest = span.attribute_str_any(MESSAGING_DESTINATION);
-    Some((span.attribute_str_any(PEER_SERVICE).or(dest).unwrap_or(system).to_owned(), NodeKind::Queue))
+    let system = shared_str_any(span, MESSAGING_SYSTEM)?;
+    let dest = shared_str_any(span, MESSAGING_DESTINATION);
+    Some((shared_str_any(span, PEER_SERVICE).or(dest).unwrap_or(system).clone(), NodeKind::Queue))
 }
 
 /// The first of several text attributes present; header attributes are arrays of strings.
@@ -216,7 +229,7 @@ impl Promoted {
 
 /// The transaction record of an entry span, before its children are counted. The attributes stay
 /// the span's own, shared.
-pub fn transaction(s: &Arc<Span>) -> XLog {
+pub fn transaction(s: &Span) -> XLog {
     let http_status = http_status_of(&s.attributes);
     let error = s.status_code == status::ERROR;
     let error_message: Arc<str> = if !s.status_message.is_empty() {
@@ -256,7 +269,7 @@ pub fn transaction(s: &Arc<Span>) -> XLog {
         sql_ns: 0,
         api_count: 0,
         api_ns: 0,
-        attributes: Attributes::OfSpan(Arc::clone(s)),
+        attributes: Attributes::OfSpan(s.attributes.clone().into_boxed_slice()),
         resource: Arc::clone(&s.resource),
     }
 }
@@ -268,6 +281,7 @@ mod tests {
 
     fn peer(attrs: &[(&str, Value)]) -> Option<(String, NodeKind)> {
         peer_node(&testing::span(1, 2).kind(kind::CLIENT).parent(Some(1)).attrs(attrs).build())
+            .map(|(n, k)| (n.to_string(), k))
     }
 
     fn s(v: &str) -> Value {

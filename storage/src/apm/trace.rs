@@ -32,13 +32,20 @@ pub(super) struct Node {
 /// What an entry span or a call out tells the map.
 #[derive(Debug, Clone)]
 pub(super) struct CallInfo {
-    pub(super) service: Arc<str>,
-    pub(super) instance: Arc<str>,
+    pub(super) origin: Arc<Origin>,
     pub(super) start_ns: u64,
     pub(super) duration_ns: u64,
     pub(super) error: bool,
     /// The virtual node a call out names (database, cache, queue, external), if any.
     pub(super) peer: Option<(Arc<str>, NodeKind)>,
+}
+
+/// The service and instance a span came from: one for all the spans of a resource, so that each
+/// call held costs a pointer rather than two.
+#[derive(Debug)]
+pub(super) struct Origin {
+    pub(super) service: Arc<str>,
+    pub(super) instance: Arc<str>,
 }
 
 pub(super) struct Pending {

@@ -293,11 +293,11 @@ impl Cx<'_> {
     }
 
     /// Borrowed bytes, cut at the byte limit, owned.
-    pub(crate) fn bytes(&mut self, b: &[u8]) -> Vec<u8> {
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> Box<[u8]> {
         if b.len() > self.limits.max_value_bytes {
             self.truncated += 1;
         }
-        b[..b.len().min(self.limits.max_value_bytes)].to_vec()
+        b[..b.len().min(self.limits.max_value_bytes)].into()
     }
 }
 

@@ -42,9 +42,12 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Double(f64),
-    Bytes(Vec<u8>),
-    Array(Vec<Value>),
-    KvList(Vec<KeyValue>),
+    // Boxed slices, not vectors: they are never grown once decoded, and the eight bytes a
+    // vector's capacity would add to every value (every attribute of every span held in memory)
+    // are a sixth of an attribute's size.
+    Bytes(Box<[u8]>),
+    Array(Box<[Value]>),
+    KvList(Box<[KeyValue]>),
 }
 
 /// A name shared by every span that carries it (attribute keys, services, scopes): decoders
@@ -59,9 +62,9 @@ impl Value {
         match self {
             // Counted whole even when shared: what bounds unsealed spans stays an upper bound.
             Value::Str(s) => s.len(),
-            Value::Bytes(b) => b.capacity(),
+            Value::Bytes(b) => b.len(),
             Value::Array(items) => {
-                items.capacity() * std::mem::size_of::<Value>() + items.iter().map(Value::heap_bytes).sum::<usize>()
+                std::mem::size_of_val::<[Value]>(items) + items.iter().map(Value::heap_bytes).sum::<usize>()
             }
             Value::KvList(kvs) => kvs_bytes(kvs),
             Value::Empty | Value::Bool(_) | Value::Int(_) | Value::Double(_) => 0,
@@ -154,8 +157,8 @@ pub struct Span {
 }
 
 /// Heap bytes of attributes, not counting their keys (shared names).
-fn kvs_bytes(kvs: &Vec<KeyValue>) -> usize {
-    kvs.capacity() * std::mem::size_of::<KeyValue>() + kvs.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>()
+fn kvs_bytes(kvs: &[KeyValue]) -> usize {
+    std::mem::size_of_val(kvs) + kvs.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>()
 }
 
 impl Span {
@@ -198,7 +201,7 @@ mod tests {
     #[test]
     fn a_span_counts_the_memory_its_values_hold_not_its_shared_names() {
         let plain = testing::span(1, 1).build();
-        let big = Value::Array(vec![Value::Str("x".repeat(10_000).into()), Value::Bytes(vec![0; 5_000])]);
+        let big = Value::Array([Value::Str("x".repeat(10_000).into()), Value::Bytes(vec![0; 5_000].into())].into());
         let heavy = testing::span(1, 1).attrs(&[("k", big)]).build();
         assert!(heavy.memory_bytes() >= plain.memory_bytes() + 15_000, "{}", heavy.memory_bytes());
         let long_key: &str = &"k".repeat(10_000);

@@ -145,12 +145,13 @@ pub fn arb_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::Int),
         // NaN never equals itself; the codec keeps its bits, but PartialEq cannot show it.
         any::<f64>().prop_filter("not NaN", |d| !d.is_nan()).prop_map(Value::Double),
-        proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::Bytes),
+        proptest::collection::vec(any::<u8>(), 0..8).prop_map(|b| Value::Bytes(b.into())),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::vec(("[a-z.]{1,8}".prop_map(Key::from), inner), 0..4).prop_map(Value::KvList),
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(|a| Value::Array(a.into())),
+            proptest::collection::vec(("[a-z.]{1,8}".prop_map(Key::from), inner), 0..4)
+                .prop_map(|kvs| Value::KvList(kvs.into())),
         ]
     })
 }

@@ -91,7 +91,7 @@ fn value_of(tag: u8, r: &mut Reader<'_>, depth: usize) -> Result<Value, StorageE
         TAG_DOUBLE => Value::Double(f64::from_le_bytes(r.array()?)),
         TAG_BYTES => {
             let n = r.varint()? as usize;
-            Value::Bytes(r.bytes(n)?.to_vec())
+            Value::Bytes(r.bytes(n)?.into())
         }
         TAG_ARRAY => {
             let n = r.count(1)?;
@@ -99,9 +99,9 @@ fn value_of(tag: u8, r: &mut Reader<'_>, depth: usize) -> Result<Value, StorageE
             for _ in 0..n {
                 items.push(read_value(r, depth + 1)?);
             }
-            Value::Array(items)
+            Value::Array(items.into_boxed_slice())
         }
-        TAG_KVLIST => Value::KvList(read_kvs_at(r, depth + 1)?),
+        TAG_KVLIST => Value::KvList(read_kvs_at(r, depth + 1)?.into_boxed_slice()),
         _ => return Err(corrupt("unknown value tag")),
     })
 }

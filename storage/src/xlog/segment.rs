@@ -421,7 +421,8 @@ mod tests {
             "[a-z0-9.]{0,6}".prop_map(|s| Value::Str(s.into())),
             (-3i64..700).prop_map(Value::Int),
             Just(Value::Str("404".into())),
-            proptest::collection::vec("[a-z]{0,3}".prop_map(|s| Value::Str(s.into())), 0..3).prop_map(Value::Array),
+            proptest::collection::vec("[a-z]{0,3}".prop_map(|s| Value::Str(s.into())), 0..3)
+                .prop_map(|a| Value::Array(a.into())),
             Just(Value::Bool(true)),
         ];
         proptest::collection::vec((proptest::sample::select(keys), value), 0..10).prop_map(|mut kvs| {

@@ -176,7 +176,7 @@ fn the_draft_reads_old_and_new_convention_names() {
             ("http.client_ip", Value::Str("10.0.0.9".into())),
             ("enduser.id", Value::Str("alice".into())),
             ("user_agent.original", Value::Str("curl/8".into())),
-            ("http.request.header.referer", Value::Array(vec![Value::Str("https://shop/".into())])),
+            ("http.request.header.referer", Value::Array([Value::Str("https://shop/".into())].into())),
         ],
     ))
     .clone();

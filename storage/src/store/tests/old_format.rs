@@ -76,9 +76,9 @@ fn trace(t: u8, start: u64, service: &str, res: &Arc<Resource>) -> Vec<Span> {
         ("enduser.id".into(), Value::Str(format!("user-{}", t % 4).into())),
         ("rewind.ratio".into(), Value::Double(f64::from(t) / 8.0)),
         ("rewind.flag".into(), Value::Bool(t % 2 == 0)),
-        ("rewind.tags".into(), Value::Array(vec![Value::Str("a".into()), Value::Int(2)])),
-        ("rewind.blob".into(), Value::Bytes(vec![t, 0, 255])),
-        ("rewind.nested".into(), Value::KvList(vec![("k".into(), Value::Empty)])),
+        ("rewind.tags".into(), Value::Array([Value::Str("a".into()), Value::Int(2)].into())),
+        ("rewind.blob".into(), Value::Bytes([t, 0, 255].into())),
+        ("rewind.nested".into(), Value::KvList([("k".into(), Value::Empty)].into())),
     ];
     if t % 3 == 0 {
         root.status_code = status::ERROR;

@@ -234,24 +234,24 @@ impl Sightings {
     ) -> Self {
         let mut out = Gathering::default();
         let mut operations: rustc_hash::FxHashMap<(&'s str, &'s str), u8> = Default::default();
-        // A batch's spans share a handful of resources: the instance is looked up once for a run
-        // of spans of the same one.
-        let mut last: Option<(*const crate::model::Resource, Option<&'s str>)> = None;
+        // A batch's spans share a handful of resources, in runs: a run's entry (its service and
+        // instance) is looked up once.
+        let mut last: Option<((*const crate::model::Resource, *const u8), usize)> = None;
         for (i, span) in spans.into_iter().enumerate() {
             let t = span.start_ns;
-            let ptr = Arc::as_ptr(&span.resource);
-            let instance = match last {
-                Some((p, instance)) if p == ptr => instance,
+            let ptr = (Arc::as_ptr(&span.resource), span.service.as_ptr());
+            match last {
+                Some((p, entry)) if p == ptr => out.seen(entry, t, 1),
                 _ => {
-                    let instance = span.resource.instance();
-                    last = Some((ptr, instance));
-                    instance
+                    let entry = out.add(&span.service, NodeKind::Server, span.resource.instance(), t, 1);
+                    last = Some((ptr, entry));
                 }
-            };
-            out.add(&span.service, NodeKind::Server, instance, t, 1);
+            }
             *operations.entry((&span.service, &span.name)).or_default() |= kind_bit(span.kind);
             match known(i) {
-                Some(Some((name, k))) => out.add(name, k, None, t, 0),
+                Some(Some((name, k))) => {
+                    out.add(name, k, None, t, 0);
+                }
                 Some(None) => {}
                 None => {
                     if let Some((name, k)) = peer_node(span) {
@@ -282,7 +282,8 @@ struct Gathering {
 }
 
 impl Gathering {
-    fn add(&mut self, name: &str, kind: NodeKind, instance: Option<&str>, t: u64, spans: u64) {
+    /// Counts a sighting of (name, kind, instance); returns its entry, for `seen`.
+    fn add(&mut self, name: &str, kind: NodeKind, instance: Option<&str>, t: u64, spans: u64) -> usize {
         let found = self.by_name.get(name).and_then(|ids| {
             ids.iter()
                 .copied()
@@ -290,10 +291,8 @@ impl Gathering {
         });
         match found {
             Some(i) => {
-                let e = &mut self.entries[i];
-                e.first_ns = e.first_ns.min(t);
-                e.last_ns = e.last_ns.max(t);
-                e.spans += spans;
+                self.seen(i, t, spans);
+                i
             }
             None => {
                 self.by_name.entry(name.into()).or_default().push(self.entries.len());
@@ -305,8 +304,17 @@ impl Gathering {
                     last_ns: t,
                     spans,
                 });
+                self.entries.len() - 1
             }
         }
+    }
+
+    /// Counts another sighting of the entry `add` returned.
+    fn seen(&mut self, entry: usize, t: u64, spans: u64) {
+        let e = &mut self.entries[entry];
+        e.first_ns = e.first_ns.min(t);
+        e.last_ns = e.last_ns.max(t);
+        e.spans += spans;
     }
 }
 
@@ -328,6 +336,30 @@ mod tests {
             .start(t)
             .attrs(&[("server.address", Value::Str(peer.into()))])
             .build()
+    }
+
+    #[test]
+    fn sightings_count_every_span_of_runs_sharing_a_resource() {
+        // Spans of one request share their resource and service name: runs of them, broken by
+        // another resource or another service, each count in full.
+        let pod = |p: &str| crate::testing::service_resource("shop", &[("k8s.pod.name", p)]);
+        let (a, b) = (pod("pod-a"), pod("pod-b"));
+        let on =
+            |r: &Arc<crate::model::Resource>| crate::testing::span(1, 2).service("shop").resource(r.clone()).build();
+        let (shop_a, shop_b) = (on(&a), on(&b));
+        let at = |s: &Span, t: u64| Span { start_ns: t, ..s.clone() };
+        let mut cart = at(&shop_a, 5);
+        cart.service = "cart".into();
+        let spans =
+            [at(&shop_a, 1), at(&shop_a, 2), at(&shop_b, 3), at(&shop_a, 4), cart, at(&shop_a, 6), at(&shop_a, 7)];
+        let mut c = Catalog::from_entries(Vec::new(), 100);
+        c.apply(&Sightings::of(&spans));
+        let shop = c.get("shop").unwrap();
+        assert_eq!((shop.span_count, shop.first_seen_ns, shop.last_seen_ns), (6, 1, 7));
+        assert_eq!(shop.instances.iter().map(String::as_str).collect::<Vec<_>>(), ["pod-a", "pod-b"]);
+        let cart = c.get("cart").unwrap();
+        assert_eq!((cart.span_count, cart.first_seen_ns, cart.last_seen_ns), (1, 5, 5));
+        assert_eq!(cart.instances.iter().map(String::as_str).collect::<Vec<_>>(), ["pod-a"]);
     }
 
     #[test]

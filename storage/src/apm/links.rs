@@ -13,7 +13,7 @@
 //! without a span of its own after such a wait (`Uninstrumented`): an external API called by
 //! every checkout would otherwise hold every checkout trace, with its records, for the whole wait.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use rustc_hash::FxHashMap;
 
@@ -25,6 +25,12 @@ use crate::stats::LinkCall;
 
 /// Calls out to a service that reported no span of its own.
 pub const UNKNOWN_NODE: &str = "UNKNOWN";
+
+/// The names every released trace's calls may take, made once: an allocation for each trace and
+/// each call out was a tenth of a release.
+static USER: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(USER_NODE));
+static UNKNOWN: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(UNKNOWN_NODE));
+static NO_INSTANCE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
 
 /// Each call out's instrumented callee: its SERVER or CONSUMER child of another service (of
 /// several, the earliest, then the lowest span id: the same whatever order the spans came in).
@@ -132,7 +138,7 @@ fn to_peer(from: &CallInfo, name: Arc<str>, kind: NodeKind) -> LinkCall {
         source: from.origin.service.clone(),
         source_instance: from.origin.instance.clone(),
         target: name,
-        target_instance: Arc::from(""),
+        target_instance: NO_INSTANCE.clone(),
         target_kind: kind,
         elapsed_ns: from.duration_ns,
         error: from.error,
@@ -142,7 +148,7 @@ fn to_peer(from: &CallInfo, name: Arc<str>, kind: NodeKind) -> LinkCall {
 /// Every call of a released trace.
 pub(super) fn resolve(buf: &TraceBuf, learn: Learn<'_>) -> Vec<LinkCall> {
     let callees = callees(buf);
-    let (user, none): (Arc<str>, Arc<str>) = (Arc::from(USER_NODE), Arc::from(""));
+    let (user, none) = (&*USER, &*NO_INSTANCE);
     let mut out = Vec::new();
     for (id, n) in &buf.nodes {
         let Some(c) = &n.call else { continue };
@@ -153,22 +159,22 @@ pub(super) fn resolve(buf: &TraceBuf, learn: Learn<'_>) -> Vec<LinkCall> {
                     // Consumed from a queue the producer of which did not report.
                     None if matches!(c.peer, Some((_, NodeKind::Queue))) => {
                         let queue = c.peer.as_ref().map(|(q, _)| q).expect("matched");
-                        out.push(call(queue, &none, c, c));
+                        out.push(call(queue, none, c, c));
                     }
                     // A root, or a caller that never reported: the user's call.
-                    None => out.push(call(&user, &none, c, c)),
+                    None => out.push(call(user, none, c, c)),
                     Some(p) if p.service == n.service => {}
                     Some(p) => match (&p.role, &p.call) {
                         // Consumed from a queue: the queue calls this service.
                         (Role::Sql(_) | Role::Api(_), Some(pc)) => {
                             if let Some((queue, NodeKind::Queue)) = &pc.peer {
-                                out.push(call(queue, &none, c, c));
+                                out.push(call(queue, none, c, c));
                             }
                             // Otherwise the call out counts it, from the caller's side.
                         }
                         // Called by another service without a client span: timed by the callee.
                         (Role::Entry, Some(pc)) => out.push(call(&pc.origin.service, &pc.origin.instance, c, c)),
-                        _ => out.push(call(&user, &none, c, c)),
+                        _ => out.push(call(user, none, c, c)),
                     },
                 }
             }
@@ -186,7 +192,7 @@ pub(super) fn resolve(buf: &TraceBuf, learn: Learn<'_>) -> Vec<LinkCall> {
                     }
                     out.push(to_peer(c, peer.clone(), *kind))
                 }
-                (None, None) => out.push(to_peer(c, Arc::from(UNKNOWN_NODE), NodeKind::External)),
+                (None, None) => out.push(to_peer(c, UNKNOWN.clone(), NodeKind::External)),
             },
             Role::Other => {}
         }

@@ -293,7 +293,7 @@ impl Cx<'_> {
     }
 
     /// Borrowed bytes, cut at the byte limit, owned.
-    pub(crate) fn bytes(&mut self, b: &[u8]) -> Box<[u8]> {
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> Arc<[u8]> {
         if b.len() > self.limits.max_value_bytes {
             self.truncated += 1;
         }

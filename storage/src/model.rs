@@ -42,12 +42,13 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Double(f64),
-    // Boxed slices, not vectors: they are never grown once decoded, and the eight bytes a
-    // vector's capacity would add to every value (every attribute of every span held in memory)
-    // are a sixth of an attribute's size.
-    Bytes(Box<[u8]>),
-    Array(Box<[Value]>),
-    KvList(Box<[KeyValue]>),
+    // Shared slices, not vectors: they are never grown once decoded; the eight bytes a vector's
+    // capacity would add to every value (every attribute of every span held in memory) are a
+    // sixth of an attribute's size; and a copy of a span's attributes (an XLog record's, while it
+    // waits for children) shares them instead of copying a nest of arrays value by value.
+    Bytes(Arc<[u8]>),
+    Array(Arc<[Value]>),
+    KvList(Arc<[KeyValue]>),
 }
 
 /// A name shared by every span that carries it (attribute keys, services, scopes): decoders

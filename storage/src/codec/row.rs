@@ -61,7 +61,7 @@ pub fn put_value(out: &mut Vec<u8>, v: &Value) {
         Value::Array(items) => {
             out.push(TAG_ARRAY);
             varint::put(out, items.len() as u64);
-            for item in items {
+            for item in items.iter() {
                 put_value(out, item);
             }
         }
@@ -99,9 +99,9 @@ fn value_of(tag: u8, r: &mut Reader<'_>, depth: usize) -> Result<Value, StorageE
             for _ in 0..n {
                 items.push(read_value(r, depth + 1)?);
             }
-            Value::Array(items.into_boxed_slice())
+            Value::Array(items.into())
         }
-        TAG_KVLIST => Value::KvList(read_kvs_at(r, depth + 1)?.into_boxed_slice()),
+        TAG_KVLIST => Value::KvList(read_kvs_at(r, depth + 1)?.into()),
         _ => return Err(corrupt("unknown value tag")),
     })
 }

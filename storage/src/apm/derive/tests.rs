@@ -199,6 +199,24 @@ fn the_draft_reads_old_and_new_convention_names() {
 }
 
 #[test]
+fn a_record_copies_its_entry_spans_attribute_list_but_shares_the_values() {
+    // A record waiting for children must not keep its entry span alive, nor copy a nest of
+    // arrays value by value: the list is its own, what it lists is the span's.
+    let nested = Value::Array(vec![Value::KvList([("k".into(), Value::Bytes([7; 64].into()))].into()); 1_000].into());
+    let s =
+        span(1, 1, None, "a", kind::SERVER, &[("tags", nested), ("user_agent.original", Value::Str("curl/8".into()))]);
+    let x = semconv::transaction(&s);
+    assert_eq!(&*x.attributes, &s.attributes[..]);
+    assert!(!std::ptr::eq(x.attributes.as_ptr(), s.attributes.as_ptr()), "a list of its own");
+    let (Value::Array(theirs), Value::Array(ours)) = (&s.attributes[0].1, &x.attributes[0].1) else { panic!() };
+    assert!(Arc::ptr_eq(theirs, ours), "the array is shared, not copied");
+    assert_eq!(Arc::strong_count(&s), 1, "the record holds no reference to the span");
+    drop(s);
+    assert_eq!(x.attributes.len(), 2);
+    assert_eq!(&*x.user_agent, "curl/8");
+}
+
+#[test]
 fn deep_chains_cost_a_step_per_span() {
     // An entry, a chain of internal spans, and a client call at every level.
     let chain = |depth: u64| -> Vec<Arc<Span>> {

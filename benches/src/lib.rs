@@ -40,6 +40,24 @@ pub fn write_results(name: &str, figures: &serde_json::Value) {
     println!("figures written to {path}");
 }
 
+/// 2026-01-01T00:40:00Z: the fixed clock of the in-process benches (`bench-pipeline`,
+/// `bench-held`); their traffic starts 30 minutes before, inside one partition.
+pub const PIPELINE_NOW_NS: u64 = 1_767_228_000_000_000_000;
+
+/// The in-process benches' requests, OTLP/protobuf: the shop workload, seed 7, 50 traces each, at
+/// fixed times. The same bytes on every run, so that instruction counts repeat.
+pub fn pipeline_requests(count: usize) -> Vec<bytes::Bytes> {
+    let mut shop = rewind_workload::Shop::new(rewind_workload::ShopConfig { seed: 7, incident: None });
+    let (interval, mut t) = (1_000_000, PIPELINE_NOW_NS - 1_800_000_000_000);
+    (0..count)
+        .map(|_| {
+            let req = shop.request(50, t, interval);
+            t += 50 * interval;
+            bytes::Bytes::from(prost::Message::encode_to_vec(&req))
+        })
+        .collect()
+}
+
 /// One `what  value  target  verdict` row of a result table.
 pub fn row(what: &str, value: String, target: &str, met: Option<bool>) {
     let verdict = match met {

@@ -12,13 +12,11 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use bytes::Bytes;
 use rewind_benches::Args;
 use rewind_collector::decode::{decode, Rules};
 use rewind_collector::{Format, Limits, Payload};
 use rewind_storage::apm::derive::{DeriveConfig, Deriver, Extract};
 use rewind_storage::{Store, StoreConfig};
-use rewind_workload::{Shop, ShopConfig};
 
 /// The server's allocator, with a count of the bytes and blocks live.
 struct Counting;
@@ -67,21 +65,12 @@ impl Live {
     }
 }
 
-/// 2026-01-01T00:40:00Z, as in `bench-pipeline`.
-const NOW: u64 = 1_767_228_000_000_000_000;
+const NOW: u64 = rewind_benches::PIPELINE_NOW_NS;
 
 fn main() {
     let args = Args::parse();
     let requests: usize = args.get("requests", 40);
-    let mut shop = Shop::new(ShopConfig { seed: 7, incident: None });
-    let (interval, mut t) = (1_000_000, NOW - 1_800_000_000_000);
-    let bodies: Vec<Bytes> = (0..requests)
-        .map(|_| {
-            let req = shop.request(50, t, interval);
-            t += 50 * interval;
-            Bytes::from(prost::Message::encode_to_vec(&req))
-        })
-        .collect();
+    let bodies = rewind_benches::pipeline_requests(requests);
     let dir = tempfile::tempdir().expect("temporary directory");
     let store = Store::open(StoreConfig::new(dir.path().join("store"))).expect("store opens");
     let limits = Limits::default();

@@ -13,19 +13,16 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use rewind_benches::Args;
 use rewind_collector::decode::{census_of, decode, Rules};
 use rewind_collector::{Format, Limits, Payload};
 use rewind_storage::{Clock, ManualClock, Store, StoreConfig};
-use rewind_workload::{Shop, ShopConfig};
 
 // The server's allocator (src/main.rs): malloc's cost is a large share of the count.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// 2026-01-01T00:40:00Z: the traffic starts 30 minutes before, inside one partition.
-const NOW: u64 = 1_767_228_000_000_000_000;
+const NOW: u64 = rewind_benches::PIPELINE_NOW_NS;
 
 fn main() {
     let args = Args::parse();
@@ -34,15 +31,7 @@ fn main() {
     // between two runs is the processing alone.
     let generated: usize = args.get("generate", 40).max(requests);
     let stage = args.string("stage").unwrap_or_else(|| "all".into());
-    let mut shop = Shop::new(ShopConfig { seed: 7, incident: None });
-    let (interval, mut t) = (1_000_000, NOW - 1_800_000_000_000);
-    let bodies: Vec<Bytes> = (0..generated)
-        .map(|_| {
-            let req = shop.request(50, t, interval);
-            t += 50 * interval;
-            Bytes::from(prost::Message::encode_to_vec(&req))
-        })
-        .collect();
+    let bodies = rewind_benches::pipeline_requests(generated);
 
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(NOW));

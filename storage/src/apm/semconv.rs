@@ -227,8 +227,8 @@ impl Promoted {
     }
 }
 
-/// The transaction record of an entry span, before its children are counted. The attributes stay
-/// the span's own, shared.
+/// The transaction record of an entry span, before its children are counted. Its attributes are
+/// a copy of the span's list whose values it shares; it keeps no reference to the span.
 pub fn transaction(s: &Span) -> XLog {
     let http_status = http_status_of(&s.attributes);
     let error = s.status_code == status::ERROR;

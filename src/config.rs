@@ -142,6 +142,11 @@ pub struct ServeArgs {
     /// follows starts anew (rewind_storage_xlog_trace_cuts_total) [default: 100000].
     #[arg(long, env = "REWIND_XLOG_MAX_TRACE_SPANS")]
     pub xlog_max_trace_spans: Option<usize>,
+    /// Memory the XLog deriver's waiting transactions keep alive (their attributes, names and
+    /// resources); past it the traces holding the most are finalized early
+    /// (rewind_storage_xlog_evicted_records_total) [default: 256MiB].
+    #[arg(long, env = "REWIND_XLOG_MAX_BYTES")]
+    pub xlog_max_bytes: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +187,7 @@ struct FileConfig {
     max_attribute_keys: Option<usize>,
     xlog_max_spans: Option<usize>,
     xlog_max_trace_spans: Option<usize>,
+    xlog_max_bytes: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +229,7 @@ pub struct Config {
     pub max_attribute_keys: usize,
     pub xlog_max_spans: usize,
     pub xlog_max_trace_spans: usize,
+    pub xlog_max_bytes: usize,
 }
 
 impl Config {
@@ -289,6 +296,7 @@ impl Config {
                 .unwrap_or(rewind_storage::attr_keys::MAX_ATTRIBUTE_KEYS),
             xlog_max_spans: args.xlog_max_spans.or(file.xlog_max_spans).unwrap_or(2_000_000),
             xlog_max_trace_spans: args.xlog_max_trace_spans.or(file.xlog_max_trace_spans).unwrap_or(100_000),
+            xlog_max_bytes: parse_bytes("xlog-max-bytes", &pick!(xlog_max_bytes, "256MiB"))? as usize,
         };
         config.validate()?;
         Ok(config)
@@ -364,6 +372,9 @@ impl Config {
         }
         if self.xlog_max_trace_spans < 100 || self.xlog_max_trace_spans > self.xlog_max_spans {
             bail!("xlog-max-trace-spans: must be at least 100 and at most xlog-max-spans");
+        }
+        if self.xlog_max_bytes < 16 << 20 {
+            bail!("xlog-max-bytes: must be at least 16MiB");
         }
         if !(10..=1_000_000).contains(&self.max_services) {
             bail!("max-services: must be between 10 and 1000000");

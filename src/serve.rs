@@ -57,6 +57,7 @@ pub async fn run_with(config: Config, on_ready: impl FnOnce(Ready)) -> anyhow::R
     store_config.max_attribute_keys = config.max_attribute_keys;
     store_config.derive.max_spans = config.xlog_max_spans;
     store_config.derive.max_trace_spans = config.xlog_max_trace_spans;
+    store_config.derive.max_bytes = config.xlog_max_bytes;
     store_config.failpoints = failpoints()?;
     let store = tokio::task::spawn_blocking(move || Store::open(store_config))
         .await?

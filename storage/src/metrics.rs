@@ -51,6 +51,10 @@ pub fn describe() {
     );
     metrics::describe_gauge!("rewind_storage_xlog_pending_records", "Entry spans waiting for their children");
     metrics::describe_gauge!("rewind_storage_xlog_held_spans", "Spans the XLog deriver holds");
+    metrics::describe_gauge!(
+        "rewind_storage_xlog_held_bytes",
+        "Memory the XLog deriver's waiting transactions keep alive, as --xlog-max-bytes counts it"
+    );
     metrics::describe_counter!(
         "rewind_storage_retried_batches_total",
         "Batches recognised as retries of batches already stored, acknowledged and not stored again"
@@ -103,9 +107,10 @@ pub(crate) fn xlog_evicted(records: usize) {
     metrics::counter!("rewind_storage_xlog_evicted_records_total").increment(records as u64);
 }
 
-pub(crate) fn xlog_deriver(pending: usize, spans: usize) {
-    metrics::gauge!("rewind_storage_xlog_pending_records").set(pending as f64);
-    metrics::gauge!("rewind_storage_xlog_held_spans").set(spans as f64);
+pub(crate) fn xlog_deriver(deriver: &crate::apm::derive::Deriver) {
+    metrics::gauge!("rewind_storage_xlog_pending_records").set(deriver.pending() as f64);
+    metrics::gauge!("rewind_storage_xlog_held_spans").set(deriver.spans_held() as f64);
+    metrics::gauge!("rewind_storage_xlog_held_bytes").set(deriver.bytes_held() as f64);
 }
 
 pub fn catalog_services(n: usize) {

@@ -58,17 +58,27 @@ pub type Key = Arc<str>;
 pub type KeyValue = (Key, Value);
 
 impl Value {
-    /// Bytes the value allocates beyond its own size.
+    /// Bytes the value allocates beyond its own size. Inlined for the flat values every list is
+    /// mostly made of (this runs for each attribute of each span ingested); nested ones recurse.
+    #[inline]
     pub fn heap_bytes(&self) -> usize {
         match self {
             // Counted whole even when shared: what bounds unsealed spans stays an upper bound.
             Value::Str(s) => s.len(),
             Value::Bytes(b) => b.len(),
+            Value::Empty | Value::Bool(_) | Value::Int(_) | Value::Double(_) => 0,
+            Value::Array(_) | Value::KvList(_) => self.nested_heap_bytes(),
+        }
+    }
+
+    #[inline(never)]
+    fn nested_heap_bytes(&self) -> usize {
+        match self {
             Value::Array(items) => {
                 std::mem::size_of_val::<[Value]>(items) + items.iter().map(Value::heap_bytes).sum::<usize>()
             }
             Value::KvList(kvs) => kvs_bytes(kvs),
-            Value::Empty | Value::Bool(_) | Value::Int(_) | Value::Double(_) => 0,
+            _ => self.heap_bytes(),
         }
     }
 
@@ -87,6 +97,11 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// About what the resource holds in memory: its list and values (keys are shared names).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Resource>() + 16 + kvs_bytes(&self.attributes)
+    }
+
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.attributes.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
     }
@@ -158,7 +173,7 @@ pub struct Span {
 }
 
 /// Heap bytes of attributes, not counting their keys (shared names).
-fn kvs_bytes(kvs: &[KeyValue]) -> usize {
+pub(crate) fn kvs_bytes(kvs: &[KeyValue]) -> usize {
     std::mem::size_of_val(kvs) + kvs.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>()
 }
 

@@ -689,3 +689,43 @@ async fn each_hostile_case_alone_stays_within_the_bound() {
     real.await.unwrap();
     eprintln!("idle base {} MiB\n| case | peak RSS (MiB) | took (ms) | ordinary exports | their p99 |\n|---|---|---|---|---|\n{}", base / MIB, table.join("\n"));
 }
+
+/// Transactions wait in the deriver after their spans are sealed, keeping their attributes and
+/// resources alive; a trace with a child naming a parent never sent waits for the orphan TTL
+/// (2 min). Entries carrying large attributes, each in such a trace, are held within
+/// --xlog-max-bytes: the largest are finalized early, and every transaction is still listed.
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_transactions_keep_no_more_alive_than_the_bound() {
+    let _alone = alone().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--xlog-max-bytes", "16MiB", "--seal-interval", "1s"]);
+    let (requests, traces) = (64u64, 4u64);
+    for r in 0..requests {
+        let seed = 200_000 + r;
+        let mut req = request(seed, traces, 2);
+        for (i, sp) in req.resource_spans[0].scope_spans[0].spans.iter_mut().enumerate() {
+            if i % 2 == 0 {
+                // 240 KiB of values no other span shares.
+                for k in 0..60 {
+                    sp.attributes.push(crate::data::kv(
+                        &format!("big.{k}"),
+                        crate::data::s(&format!("{seed}.{i}.{k}").repeat(400)),
+                    ));
+                }
+            } else {
+                sp.parent_span_id = 0xdead_u64.to_be_bytes().to_vec();
+            }
+        }
+        crate::harness::export_grpc(&server, req).await;
+    }
+    server.wait_sealed().await;
+    let held = server.metric("rewind_storage_xlog_held_bytes").await;
+    let evicted = server.metric("rewind_storage_xlog_evicted_records_total").await;
+    eprintln!("waiting transactions: {:.1} MiB held, {evicted} finalized early", held / MIB as f64);
+    assert!(held > 0.0 && held <= 16.0 * MIB as f64, "{held}");
+    assert!(evicted >= 150.0, "{evicted}");
+    let url = format!("/api/transactions?from=0&to={}&limit=1000", crate::xlog::now_ms() + 60_000);
+    let (_, d) = server.get_json(&url).await;
+    let listed = d["transactions"].as_array().unwrap().len() as u64;
+    assert_eq!(listed, requests * traces, "every transaction, final or waiting: {d}");
+}

@@ -5,8 +5,9 @@
 //! Spans of one trace come from several processes, in several requests, in any order. The deriver
 //! keeps a light copy of recent spans per trace, and holds every entry span for `grace` after it
 //! arrives so that children exported after it still count. Children that arrived first wait (as
-//! part of their trace) up to `orphan_ttl` for their entry. Memory is bounded by `max_spans`: past
-//! it, the oldest traces are finalized early.
+//! part of their trace) up to `orphan_ttl` for their entry. Memory is bounded by `max_spans` and
+//! by `max_bytes` (what the records keep alive, `held`): past either, the traces holding the most
+//! are finalized early.
 //!
 //! A retried export repeats span ids: a span id already held in its trace is ignored, so a retry
 //! never counts twice while the trace is held; reads deduplicate records by (trace id, span id)
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
+use super::held::HeldBytes;
 use super::links::{self, Learn, Uninstrumented};
 use super::semconv::{self, NodeKind};
 use super::trace::{CallInfo, Counts, Node, Origin, Pending, Role, TraceBuf};
@@ -46,6 +48,8 @@ pub struct DeriveConfig {
     /// Spans held of one trace, at most: a trace that reaches it is released at once (and what
     /// comes after starts anew), so one endless trace cannot fill the deriver with itself.
     pub max_trace_spans: usize,
+    /// Bytes the records held keep alive (their attributes, names and resources), at most.
+    pub max_bytes: usize,
 }
 
 impl Default for DeriveConfig {
@@ -56,6 +60,7 @@ impl Default for DeriveConfig {
             orphan_ttl: Duration::from_secs(120),
             max_spans: 2_000_000,
             max_trace_spans: 100_000,
+            max_bytes: 256 << 20,
         }
     }
 }
@@ -104,8 +109,12 @@ impl Extract {
                         peer,
                     })
                 });
+                let record = match (&call, role) {
+                    (Some(call), Role::Entry) => Some(Arc::new(semconv::transaction(s, call.origin.instance.clone()))),
+                    _ => None,
+                };
                 let node = Node { parent: s.parent_span_id, service: service_hash(&s.service), role, call };
-                (s.trace_id, s.span_id, node, (role == Role::Entry).then(|| Arc::new(semconv::transaction(s))))
+                (s.trace_id, s.span_id, node, record)
             })
             .collect();
         Self { items }
@@ -202,6 +211,7 @@ pub struct Deriver {
     /// The earliest `due_ns` of any trace held.
     next_due_ns: u64,
     peers: Uninstrumented,
+    held: HeldBytes,
 }
 
 impl Deriver {
@@ -213,6 +223,7 @@ impl Deriver {
             pending: 0,
             next_due_ns: u64::MAX,
             peers: Uninstrumented::default(),
+            held: HeldBytes::default(),
         }
     }
 
@@ -231,38 +242,50 @@ impl Deriver {
             }
             self.spans += 1;
             if let Some(record) = entry {
-                buf.pending.push(Pending { record });
+                let bytes = self.held.add(&record);
+                buf.record_bytes += bytes;
+                buf.pending.push(Pending { record, bytes });
                 self.pending += 1;
             }
             if buf.nodes.len() >= self.config.max_trace_spans {
                 let buf = self.traces.remove(&trace_id).expect("held");
-                self.spans -= buf.nodes.len();
-                self.pending -= buf.pending.len();
+                self.forget(&buf);
                 crate::metrics::xlog_trace_cut();
                 out.extend(release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }));
             }
         }
-        if self.spans > self.config.max_spans {
-            out.extend(self.evict(self.config.max_spans * 3 / 4, now_ns));
+        if self.spans > self.config.max_spans || self.held.total() > self.config.max_bytes {
+            out.extend(self.evict(now_ns));
         }
         out
     }
 
-    /// Releases traces until at most `keep` spans are held: the largest first (what fills the
-    /// deriver is what must give way; a hostile trace must not push out the ordinary ones), the
-    /// least recently active among equals.
-    fn evict(&mut self, keep: usize, now_ns: u64) -> Released {
-        let mut by_size: Vec<(std::cmp::Reverse<usize>, u64, TraceId)> =
-            self.traces.iter().map(|(id, b)| (std::cmp::Reverse(b.nodes.len()), b.last_ns, *id)).collect();
+    /// A trace no longer held, counted out.
+    fn forget(&mut self, buf: &TraceBuf) {
+        self.spans -= buf.nodes.len();
+        self.pending -= buf.pending.len();
+        buf.pending.iter().for_each(|p| self.held.remove(&p.record, p.bytes));
+    }
+
+    /// Releases traces until at most three quarters of each bound is used: the largest first by
+    /// the bound exceeded (what fills the deriver is what must give way; a hostile trace must not
+    /// push out the ordinary ones), the least recently active among equals.
+    fn evict(&mut self, now_ns: u64) -> Released {
+        let (keep_spans, keep_bytes) = (self.config.max_spans * 3 / 4, self.config.max_bytes * 3 / 4);
+        let by_bytes = self.held.total() > self.config.max_bytes;
+        let mut by_size: Vec<(std::cmp::Reverse<usize>, u64, TraceId)> = self
+            .traces
+            .iter()
+            .map(|(id, b)| (std::cmp::Reverse(if by_bytes { b.record_bytes } else { b.nodes.len() }), b.last_ns, *id))
+            .collect();
         by_size.sort_unstable();
         let mut out = Released::default();
         for (_, _, id) in by_size {
-            if self.spans <= keep {
+            if self.spans <= keep_spans && self.held.total() <= keep_bytes {
                 break;
             }
             if let Some(buf) = self.traces.remove(&id) {
-                self.spans -= buf.nodes.len();
-                self.pending -= buf.pending.len();
+                self.forget(&buf);
                 out.extend(release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }));
             }
         }
@@ -282,7 +305,7 @@ impl Deriver {
         let ttl = self.config.orphan_ttl.as_nanos() as u64;
         let mut out = Released::default();
         let (mut spans, mut pending, mut next_due) = (0, 0, u64::MAX);
-        let peers = &mut self.peers;
+        let (peers, held) = (&mut self.peers, &mut self.held);
         self.traces.retain(|_, buf| {
             if !all && buf.due_ns > now_ns {
                 spans += buf.nodes.len();
@@ -308,6 +331,7 @@ impl Deriver {
                 now_ns
             };
             if release_at <= now_ns {
+                buf.pending.iter().for_each(|p| held.remove(&p.record, p.bytes));
                 let waited = !all && buf.last_ns.saturating_add(wait) <= now_ns;
                 let learn = Learn { peers: &mut *peers, now_ns, waited };
                 out.extend(release(std::mem::replace(buf, TraceBuf::new(0, 0)), learn));
@@ -360,6 +384,11 @@ impl Deriver {
 
     pub fn pending(&self) -> usize {
         self.pending
+    }
+
+    /// What the records held keep alive, as the byte bound counts it.
+    pub fn bytes_held(&self) -> usize {
+        self.held.total()
     }
 }
 

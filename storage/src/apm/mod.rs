@@ -7,6 +7,7 @@ pub mod calltree;
 pub mod compare;
 pub mod derive;
 pub mod figures;
+mod held;
 pub mod histogram;
 pub mod incidents;
 mod links;

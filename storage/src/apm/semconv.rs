@@ -228,8 +228,10 @@ impl Promoted {
 }
 
 /// The transaction record of an entry span, before its children are counted. Its attributes are
-/// a copy of the span's list whose values it shares; it keeps no reference to the span.
-pub fn transaction(s: &Span) -> XLog {
+/// a copy of the span's list whose values it shares; it keeps no reference to the span. The
+/// caller passes the instance (`Resource::shared_instance`): extraction has already found it
+/// for the resource's calls, once for all the spans of a request.
+pub fn transaction(s: &Span, instance: Arc<str>) -> XLog {
     let http_status = http_status_of(&s.attributes);
     let error = s.status_code == status::ERROR;
     let error_message: Arc<str> = if !s.status_message.is_empty() {
@@ -252,7 +254,7 @@ pub fn transaction(s: &Span) -> XLog {
         trace_id: s.trace_id,
         span_id: s.span_id,
         service: s.service.clone(),
-        instance: s.resource.shared_instance().cloned().unwrap_or_default(),
+        instance,
         endpoint: s.name.clone(),
         start_ns: s.start_ns,
         elapsed_ns: s.duration_ns,
@@ -269,7 +271,7 @@ pub fn transaction(s: &Span) -> XLog {
         sql_ns: 0,
         api_count: 0,
         api_ns: 0,
-        attributes: Attributes::OfSpan(s.attributes.clone().into_boxed_slice()),
+        attributes: Attributes::Derived(s.attributes.clone().into_boxed_slice()),
         resource: Arc::clone(&s.resource),
     }
 }

@@ -52,6 +52,8 @@ pub(super) struct Pending {
     /// Shared, so that a read of the records still pending copies a pointer under the deriver's
     /// lock, not the record.
     pub(super) record: Arc<XLog>,
+    /// Its own bytes as the deriver's byte bound counted them in (`HeldBytes::add`).
+    pub(super) bytes: usize,
 }
 
 /// Past this many spans a trace's nodes get a hash index; below it a linear scan is faster.
@@ -64,6 +66,8 @@ pub(super) struct TraceBuf {
     /// again while the trace is held, and it only changes when a span arrives.
     counted: std::cell::OnceCell<(FxHashMap<SpanId, Counts>, bool)>,
     pub(super) pending: Vec<Pending>,
+    /// The pending records' own bytes (`XLog::memory_bytes`): what evicting the trace frees.
+    pub(super) record_bytes: usize,
     pub(super) first_ns: u64,
     pub(super) last_ns: u64,
     /// When the trace may next be released: worth looking at no earlier.
@@ -95,6 +99,7 @@ impl TraceBuf {
             index: None,
             counted: std::cell::OnceCell::new(),
             pending: Vec::new(),
+            record_bytes: 0,
             first_ns: now_ns,
             last_ns: now_ns,
             due_ns: now_ns,

@@ -49,7 +49,7 @@ impl Store {
             let mut st = self.state.write();
             let mut deriver = self.deriver.lock();
             let released = deriver.finalize(self.config.clock.mono_ns(), all);
-            metrics::xlog_deriver(deriver.pending(), deriver.spans_held());
+            metrics::xlog_deriver(&deriver);
             if st.active.is_empty() && released.records.is_empty() && released.links.is_empty() {
                 return Ok(0);
             }

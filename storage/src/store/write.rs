@@ -131,7 +131,7 @@ impl Store {
             st.active.insert(seq, b.spans, b.xlogs, b.memory);
         }
         metrics::memtable(st.active.len(), st.active.bytes);
-        metrics::xlog_deriver(deriver.pending(), deriver.spans_held());
+        metrics::xlog_deriver(&deriver);
         self.unsealed_bytes.store(st.unsealed_bytes(), Ordering::Relaxed);
         Ok(())
     }

@@ -24,7 +24,9 @@ use std::sync::Arc;
 use crate::model::{KeyValue, Resource, SpanId, TraceId, Value};
 
 /// A record's attributes: its own (native records, records read back from segments), or those of
-/// the entry span it was derived from. The latter are a copy of the span's list, not the span: a
+/// the entry span it was derived from (`Derived`: the segment encoder computes the fields
+/// derivation took from them rather than storing them twice). The latter are a copy of the span's
+/// list, not the span: a
 /// record waits for its trace's children for seconds after its span was sealed, and holding the
 /// whole span that long cost the deriver about 860 bytes a record. Keys and string values are
 /// shared names, and bytes, arrays and lists shared slices: the copy is one allocation and
@@ -32,7 +34,7 @@ use crate::model::{KeyValue, Resource, SpanId, TraceId, Value};
 #[derive(Debug, Clone)]
 pub enum Attributes {
     Own(Vec<KeyValue>),
-    OfSpan(Box<[KeyValue]>),
+    Derived(Box<[KeyValue]>),
 }
 
 impl Deref for Attributes {
@@ -41,7 +43,7 @@ impl Deref for Attributes {
     fn deref(&self) -> &[KeyValue] {
         match self {
             Attributes::Own(v) => v,
-            Attributes::OfSpan(a) => a,
+            Attributes::Derived(a) => a,
         }
     }
 }
@@ -116,6 +118,17 @@ impl XLog {
     /// and every read keeps the copy that counted most.
     pub fn completeness(&self) -> (u64, u64) {
         (u64::from(self.sql_count) + u64::from(self.api_count), self.sql_ns.saturating_add(self.api_ns))
+    }
+
+    /// About what the record holds in memory, its resource aside: its attribute list and values
+    /// (counted whole, though a derived record shares the values with its span), its name and
+    /// its error message. Texts taken from the attributes are shared with them, not counted again.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<XLog>()
+            + 16
+            + self.endpoint.len()
+            + self.error_message.len()
+            + crate::model::kvs_bytes(&self.attributes)
     }
 
     /// An attribute of the record or, failing that, of its resource.

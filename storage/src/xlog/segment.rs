@@ -209,12 +209,13 @@ pub fn build(partition: u64, next_id: &mut dyn FnMut() -> u64, records: &[&XLog]
 fn encode(partition: u64, id: u64, order: &[&XLog], attrs: AttrColumns<'_>) -> BuiltXSegment {
     // Records derived from spans took these fields from the attributes the segment keeps (all of
     // them, unless a row had more keys than a segment holds and some were dropped).
-    let computed =
-        if attrs.keys.len() < MAX_SEGMENT_KEYS && order.iter().all(|x| matches!(x.attributes, Attributes::OfSpan(_))) {
-            (1u8 << PROMOTED_COLUMNS.len()) - 1
-        } else {
-            0
-        };
+    let computed = if attrs.keys.len() < MAX_SEGMENT_KEYS
+        && order.iter().all(|x| matches!(x.attributes, Attributes::Derived(_)))
+    {
+        (1u8 << PROMOTED_COLUMNS.len()) - 1
+    } else {
+        0
+    };
     let stored = |c: u16| PROMOTED_COLUMNS.iter().position(|p| *p == c).is_none_or(|i| computed & (1 << i) == 0);
     let mut w = SegmentWriter::new(&TABLE, attrs, order.iter().map(|x| &x.resource));
     let mut services: Vec<&str> = order.iter().map(|x| &*x.service).collect();
@@ -434,7 +435,7 @@ mod tests {
 
     fn derived(attrs: &[(&'static str, Value)], i: u64) -> XLog {
         let span = crate::testing::span(1, i + 1).start(1_000 + i).attrs(attrs).arc();
-        semconv::transaction(&span)
+        semconv::transaction(&span, Arc::default())
     }
 
     fn read_all(built: &BuiltXSegment, columns: &[u16]) -> Vec<XPage<'static>> {

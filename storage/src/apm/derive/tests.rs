@@ -30,6 +30,7 @@ fn deriver() -> Deriver {
         orphan_ttl: Duration::from_secs(60),
         max_spans: 10_000,
         max_trace_spans: 10_000,
+        max_bytes: 64 << 20,
     })
 }
 
@@ -188,7 +189,7 @@ fn the_draft_reads_old_and_new_convention_names() {
         dropped_attributes: 0,
     });
     let s = Arc::new(s);
-    let x = semconv::transaction(&s);
+    let x = semconv::transaction(&s, s.resource.shared_instance().cloned().unwrap_or_default());
     assert_eq!(
         (x.http_status, &*x.client_ip, &*x.user_id, &*x.user_agent, &*x.referer),
         (503, "10.0.0.9", "alice", "curl/8", "https://shop/")
@@ -205,7 +206,7 @@ fn a_record_copies_its_entry_spans_attribute_list_but_shares_the_values() {
     let nested = Value::Array(vec![Value::KvList([("k".into(), Value::Bytes([7; 64].into()))].into()); 1_000].into());
     let s =
         span(1, 1, None, "a", kind::SERVER, &[("tags", nested), ("user_agent.original", Value::Str("curl/8".into()))]);
-    let x = semconv::transaction(&s);
+    let x = semconv::transaction(&s, s.resource.shared_instance().cloned().unwrap_or_default());
     assert_eq!(&*x.attributes, &s.attributes[..]);
     assert!(!std::ptr::eq(x.attributes.as_ptr(), s.attributes.as_ptr()), "a list of its own");
     let (Value::Array(theirs), Value::Array(ours)) = (&s.attributes[0].1, &x.attributes[0].1) else { panic!() };
@@ -460,4 +461,66 @@ fn queues_sit_between_producer_and_consumer() {
             ("orders".into(), "shipping".into(), NodeKind::Server, 3000),
         ]
     );
+}
+
+#[test]
+fn records_name_the_instance_of_their_own_resource() {
+    // Extraction finds each resource's instance once, for calls and records alike: two
+    // resources in one batch must not share one.
+    let on = |host: &str| testing::service_resource("a", &[("host.name", "h"), ("service.instance.id", host)]);
+    let (r1, r2) = (on("pod-1"), on("pod-2"));
+    let spans: Vec<Arc<Span>> = [(1, &r1), (2, &r2), (3, &r1)]
+        .into_iter()
+        .map(|(t, r)| testing::span(t, 1).service("a").resource(r.clone()).arc())
+        .collect();
+    let mut d = deriver();
+    d.observe(1, Extract::from_spans(&spans), 0);
+    let mut got: Vec<_> = d.finalize(0, true).records.iter().map(|x| (x.trace_id, x.instance.to_string())).collect();
+    got.sort();
+    let want = [(1, "pod-1"), (2, "pod-2"), (3, "pod-1")].map(|(t, i)| (testing::trace_id(t), i.to_string()));
+    assert_eq!(got, want);
+}
+
+/// An entry whose trace waits for its entry's TTL: its child names a parent never sent.
+fn waiting_entry(trace: u8, attrs: &[(&str, Value)], resource: &Arc<crate::model::Resource>) -> [Arc<Span>; 2] {
+    let entry = testing::span(trace, 1).resource(resource.clone()).attrs(attrs).arc();
+    let orphan = testing::span(trace, 2).parent(Some(99)).kind(kind::CLIENT).resource(resource.clone()).arc();
+    [entry, orphan]
+}
+
+#[test]
+fn records_are_bounded_by_the_bytes_they_keep_alive() {
+    // Spans are few; their records are large and would be held for the orphan TTL. The byte
+    // bound releases the largest early, and what stays held is under it.
+    let mut d = Deriver::new(DeriveConfig { max_bytes: 4 << 20, ..DeriveConfig::default() });
+    let big = [("blob", Value::Str("x".repeat(64 << 10).into()))];
+    let resource = testing::service_resource("svc", &[]);
+    let mut released = 0;
+    for t in 0..200u8 {
+        released += d.observe(u64::from(t), Extract::from_spans(&waiting_entry(t, &big, &resource)), 0).records.len();
+        assert!(d.bytes_held() <= 4 << 20, "{} held after trace {t}", d.bytes_held());
+    }
+    assert!(released >= 200 - 64, "records released early: {released}");
+    assert!(d.pending() + released == 200, "none lost: {} held, {released} released", d.pending());
+    assert!(d.finalize(10 * S, false).records.is_empty(), "the rest still wait for their entries' parents");
+    // Released, a trace's bytes are counted out: the bound stays exact over many rounds.
+    let rest = d.finalize(0, true).records.len();
+    assert_eq!(released + rest, 200);
+    assert_eq!(d.bytes_held(), 0);
+}
+
+#[test]
+fn records_sharing_a_resource_count_it_once() {
+    // The spans of a request share their resource: a large one, shared by a thousand records,
+    // is counted once, and nothing is evicted for it.
+    let resource = testing::service_resource("svc", &[("big", &"r".repeat(1 << 20))]);
+    let mut d = Deriver::new(DeriveConfig { max_bytes: 4 << 20, ..DeriveConfig::default() });
+    let spans: Vec<Arc<Span>> =
+        (0..250u8).flat_map(|t| waiting_entry(t, &[("k", Value::Str("v".into()))], &resource)).collect();
+    let early = d.observe(1, Extract::from_spans(&spans), 0).records.len();
+    assert_eq!((early, d.pending()), (0, 250));
+    let one = d.bytes_held();
+    assert!((1 << 20..2 << 20).contains(&one), "{one}");
+    d.finalize(0, true);
+    assert_eq!(d.bytes_held(), 0, "counted out with its last record");
 }

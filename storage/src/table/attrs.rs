@@ -37,16 +37,25 @@ pub fn key_runs<'a>(rows: impl ExactSizeIterator<Item = &'a [KeyValue]>, max: us
     runs
 }
 
-/// The (row, value) pairs of one attribute key, in row order.
-type Placed<'a> = Vec<(u32, &'a Value)>;
-
-/// A segment's attributes as one column per key, numbered by first appearance, each a list of
-/// (row, value): one pass over the rows places every value, and a page encodes only the keys it has.
+/// A segment's attributes as one column per key, numbered by first appearance. Made in two
+/// passes: `new` numbers every value's key, and each `page` places and encodes the values of its
+/// own rows. Placing a page at a time keeps what is placed to one page (a segment of 200,000
+/// spans placed whole held 16 bytes for each of its two million values), and reads each value
+/// while its row is still in cache from placing it.
 pub struct AttrColumns<'a> {
     pub keys: Vec<&'a str>,
-    rows: Vec<Placed<'a>>,
-    /// Per key, how far its list has been consumed by earlier pages.
-    cursor: Vec<usize>,
+    /// Each row's attributes, in segment order.
+    rows: Vec<&'a [KeyValue]>,
+    /// The column of every value, row after row.
+    codes: Vec<u32>,
+    /// Where the next page begins: its first row, and that row's first value in `codes`.
+    next_row: usize,
+    next_code: usize,
+    /// Per key, the values of the page being encoded as (row in the page, value); emptied after
+    /// each page, their allocations kept for the next.
+    placed: Vec<Vec<(u32, &'a Value)>>,
+    /// The keys with values in the page being encoded.
+    touched: Vec<u32>,
     /// One page of values, all `None` between uses: allocated once, not once per key and page.
     scratch: Vec<Option<&'a Value>>,
 }
@@ -56,34 +65,29 @@ impl<'a> AttrColumns<'a> {
         // Keys are numbered by first appearance, found by address before text: a request's spans
         // share one copy of each key, so a memtable holds a few copies of each, not one per row.
         let mut index = Distinct::with_capacity(MAX_SEGMENT_KEYS);
-        let mut lists: Vec<Placed> = Vec::new();
         // Neighbouring rows mostly carry the same keys in the same order: the previous row's key
         // at the same position (its address and length, and its column) is checked first.
-        let mut prev: Vec<(usize, usize, usize)> = Vec::new();
-        for (row, attrs) in rows.enumerate() {
-            for (j, (k, v)) in attrs.iter().enumerate() {
+        let mut prev: Vec<(usize, usize, u32)> = Vec::new();
+        let rows: Vec<&'a [KeyValue]> = rows.collect();
+        let mut codes = Vec::with_capacity(rows.iter().map(|r| r.len()).sum());
+        for attrs in &rows {
+            for (j, (k, _)) in attrs.iter().enumerate() {
                 let here = (k.as_ptr() as usize, k.len());
                 let c = match prev.get(j) {
                     Some(&(p, l, c)) if (p, l) == here && l > 0 => c,
-                    _ => {
-                        let c = index.code(k) as usize;
-                        if c == lists.len() {
-                            lists.push(Vec::new());
-                        }
-                        c
-                    }
+                    _ => index.code(k),
                 };
                 if j < prev.len() {
                     prev[j] = (here.0, here.1, c);
                 } else {
                     prev.push((here.0, here.1, c));
                 }
-                lists[c].push((row as u32, v));
+                codes.push(c);
             }
         }
         let keys = index.list().to_vec();
-        let cursor = vec![0; keys.len()];
-        Self { keys, rows: lists, cursor, scratch: Vec::new() }
+        let placed = (0..keys.len()).map(|_| Vec::new()).collect();
+        Self { keys, rows, codes, next_row: 0, next_code: 0, placed, touched: Vec::new(), scratch: Vec::new() }
     }
 
     /// Keeps the first `max` keys; returns how many were dropped. Only a single row with more
@@ -91,32 +95,126 @@ impl<'a> AttrColumns<'a> {
     pub fn keep_keys(&mut self, max: usize) -> usize {
         let dropped = self.keys.len().saturating_sub(max);
         self.keys.truncate(max);
-        self.rows.truncate(max);
-        self.cursor.truncate(max);
+        self.placed.truncate(max);
         dropped
     }
 
     /// The encoded page of every key with values in rows `[start, start + len)`, as (key index,
-    /// body). Pages must be asked for in order.
+    /// body), in key order. Pages must be asked for in order, each starting where the last ended.
     pub fn page(&mut self, start: usize, len: usize) -> Vec<(usize, Vec<u8>)> {
-        let end = (start + len) as u32;
-        let mut out = Vec::new();
-        for (c, present) in self.rows.iter().enumerate() {
-            let from = self.cursor[c];
-            let to = from + present[from..].iter().take_while(|(r, _)| *r < end).count();
-            self.cursor[c] = to;
-            if from == to {
-                continue;
+        assert_eq!(start, self.next_row, "attribute pages are encoded in order");
+        let Self { keys, rows, codes, next_code, placed, touched, scratch, .. } = self;
+        let mut at = *next_code;
+        for (r, attrs) in rows[start..start + len].iter().enumerate() {
+            for ((_, v), &c) in attrs.iter().zip(&codes[at..]) {
+                // Past `keep_keys`' cut, a key is not kept.
+                if let Some(list) = placed.get_mut(c as usize) {
+                    if list.is_empty() {
+                        touched.push(c);
+                    }
+                    list.push((r as u32, v));
+                }
             }
-            self.scratch.resize(len, None);
-            for (r, v) in &present[from..to] {
-                self.scratch[*r as usize - start] = Some(*v);
+            at += attrs.len();
+        }
+        self.next_row = start + len;
+        self.next_code = at;
+        touched.sort_unstable();
+        scratch.resize(len, None);
+        let mut out = Vec::with_capacity(touched.len());
+        for &c in touched.iter() {
+            let list = &mut placed[c as usize];
+            for (r, v) in list.iter() {
+                scratch[*r as usize] = Some(*v);
             }
-            out.push((c, col::encode_values(&self.scratch[..len])));
-            for (r, _) in &present[from..to] {
-                self.scratch[*r as usize - start] = None;
+            out.push((c as usize, col::encode_values(&scratch[..len])));
+            for (r, _) in list.iter() {
+                scratch[*r as usize] = None;
+            }
+            list.clear();
+        }
+        touched.clear();
+        debug_assert!(out.iter().all(|(c, _)| *c < keys.len()));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::model::Key;
+
+    /// A page's attribute columns: (key index, body).
+    type Page = Vec<(usize, Vec<u8>)>;
+
+    /// What a page must hold, from first principles: keys numbered by first appearance in the
+    /// segment, and for each in turn that has values in the page, its values there.
+    fn reference(rows: &[Vec<KeyValue>], page_rows: usize, keep: usize) -> (Vec<String>, Vec<Page>) {
+        let mut keys: Vec<String> = Vec::new();
+        for (k, _) in rows.iter().flatten() {
+            if !keys.iter().any(|x| **x == **k) {
+                keys.push(k.to_string());
             }
         }
-        out
+        keys.truncate(keep);
+        let pages = rows
+            .chunks(page_rows)
+            .map(|page| {
+                keys.iter()
+                    .enumerate()
+                    .filter_map(|(c, key)| {
+                        let values: Vec<Option<&Value>> =
+                            page.iter().map(|r| r.iter().rev().find(|(k, _)| **k == **key).map(|(_, v)| v)).collect();
+                        values.iter().any(Option::is_some).then(|| (c, col::encode_values(&values)))
+                    })
+                    .collect()
+            })
+            .collect();
+        (keys, pages)
+    }
+
+    fn rows() -> impl Strategy<Value = Vec<Vec<KeyValue>>> {
+        // Keys from a small set, some rows sharing one copy of a key and others their own, so
+        // that both the address and the text paths number them.
+        let names: Vec<Key> = (0..12).map(|i| Key::from(format!("k{i}"))).collect();
+        let kv = (0usize..12, any::<bool>(), 0u8..4).prop_map(move |(k, own, v)| {
+            let key = if own { Key::from(&*names[k]) } else { names[k].clone() };
+            let value = match v {
+                0 => Value::Str(Arc::from(format!("s{k}"))),
+                1 => Value::Int(i64::from(v) * k as i64),
+                2 => Value::Bool(k % 2 == 0),
+                _ => Value::Empty,
+            };
+            (key, value)
+        });
+        proptest::collection::vec(
+            proptest::collection::vec(kv, 0..8).prop_map(|mut r| {
+                let mut seen = std::collections::HashSet::new();
+                r.retain(|(k, _)| seen.insert(k.to_string()));
+                r
+            }),
+            0..300,
+        )
+    }
+
+    proptest! {
+        /// Page by page, the columns are those of the reference, whatever the page size and
+        /// however many keys are kept.
+        #[test]
+        fn pages_hold_each_keys_values(rows in rows(), page_rows in 1usize..70, keep in 1usize..14) {
+            let (keys, want) = reference(&rows, page_rows, keep);
+            let mut attrs = AttrColumns::new(rows.iter().map(|r| r.as_slice()));
+            attrs.keep_keys(keep);
+            prop_assert_eq!(attrs.keys.iter().map(|k| k.to_string()).collect::<Vec<_>>(), keys);
+            for (p, want) in want.iter().enumerate() {
+                let start = p * page_rows;
+                let got = attrs.page(start, page_rows.min(rows.len() - start));
+                prop_assert_eq!(&got, want, "page {}", p);
+            }
+        }
     }
 }

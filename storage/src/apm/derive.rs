@@ -356,10 +356,11 @@ impl Deriver {
         self.traces.values().map(|b| b.first_seq).min()
     }
 
-    /// The traces held: persisted with each seal, so that recovery derives again these and only
-    /// these from the records it keeps.
-    pub fn held_traces(&self) -> Vec<TraceId> {
-        self.traces.keys().copied().collect()
+    /// The traces held, each with the lowest write-ahead-log record holding one of its spans:
+    /// persisted with each seal, so that recovery derives again these and only these from the
+    /// records it keeps.
+    pub fn held_traces(&self) -> impl ExactSizeIterator<Item = (&TraceId, u64)> + '_ {
+        self.traces.iter().map(|(id, b)| (id, b.first_seq))
     }
 
     /// The records of entries not yet finalized, counted as far as their children have arrived,

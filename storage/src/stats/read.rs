@@ -166,12 +166,12 @@ impl Store {
         let unsealed = self.unsealed_stats(from, to);
         let mut buf = Vec::new();
         for ((t, key), cell) in unsealed.cells() {
-            if *t >= from && *t < to {
+            if t >= from && t < to {
                 let k = key.encode();
                 if wants(&k) {
                     buf.clear();
                     cell.encode(&mut buf);
-                    f(*t, &k, &buf)?;
+                    f(t, &k, &buf)?;
                 }
             }
         }

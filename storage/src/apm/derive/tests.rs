@@ -511,7 +511,7 @@ fn records_are_bounded_by_the_bytes_they_keep_alive() {
 
 #[test]
 fn records_sharing_a_resource_count_it_once() {
-    // The spans of a request share their resource: a large one, shared by a thousand records,
+    // The spans of a request share their resource: a large one, shared by 250 records,
     // is counted once, and nothing is evicted for it.
     let resource = testing::service_resource("svc", &[("big", &"r".repeat(1 << 20))]);
     let mut d = Deriver::new(DeriveConfig { max_bytes: 4 << 20, ..DeriveConfig::default() });

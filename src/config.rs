@@ -493,6 +493,14 @@ mod tests {
         let e = Config::load(ServeArgs { grpc_listen: Some("nowhere".into()), ..Default::default() }).unwrap_err();
         assert!(e.to_string().contains("grpc-listen"), "{e}");
 
+        let held = |v: &str| Config::load(ServeArgs { xlog_max_bytes: Some(v.into()), ..Default::default() });
+        assert_eq!(Config::load(ServeArgs::default()).unwrap().xlog_max_bytes, 256 << 20);
+        assert_eq!(held("1GiB").unwrap().xlog_max_bytes, 1 << 30);
+        for bad in ["8MiB", "lots", ""] {
+            let e = held(bad).unwrap_err();
+            assert!(e.to_string().contains("xlog-max-bytes"), "{bad}: {e}");
+        }
+
         let thresholds = |v: &str| Config::load(ServeArgs { active_thresholds: Some(v.into()), ..Default::default() });
         assert_eq!(thresholds("2s,1m").unwrap().active_thresholds, [2, 60]);
         for bad in ["8s,3s", "0s,3s", "3s", "3s,8s,20s", "1500ms,8s", "3s,2h", "x,y"] {

@@ -99,7 +99,7 @@ pub struct Resource {
 impl Resource {
     /// About what the resource holds in memory: its list and values (keys are shared names).
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Resource>() + 16 + kvs_bytes(&self.attributes)
+        std::mem::size_of::<Resource>() + ARC_HEADER + kvs_bytes(&self.attributes)
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -172,6 +172,9 @@ pub struct Span {
     pub resource: Arc<Resource>,
 }
 
+/// The reference counts in front of every `Arc`'s value: counted with what an `Arc` holds.
+pub(crate) const ARC_HEADER: usize = 16;
+
 /// Heap bytes of attributes, not counting their keys (shared names).
 pub(crate) fn kvs_bytes(kvs: &[KeyValue]) -> usize {
     std::mem::size_of_val(kvs) + kvs.iter().map(|(_, v)| v.heap_bytes()).sum::<usize>()
@@ -184,7 +187,7 @@ impl Span {
     /// than their far smaller log records.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Span>()
-            + 16
+            + ARC_HEADER
             + self.trace_state.capacity()
             + self.name.len()
             + self.status_message.capacity()

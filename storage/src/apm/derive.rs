@@ -69,7 +69,7 @@ impl Default for DeriveConfig {
 /// thread, so the writer only merges it.
 #[derive(Debug, Default)]
 pub struct Extract {
-    items: Vec<(TraceId, SpanId, Node, Option<Arc<XLog>>)>,
+    items: Vec<(TraceId, SpanId, Node, Option<Pending>)>,
 }
 
 impl Extract {
@@ -110,7 +110,9 @@ impl Extract {
                     })
                 });
                 let record = match (&call, role) {
-                    (Some(call), Role::Entry) => Some(Arc::new(semconv::transaction(s, call.origin.instance.clone()))),
+                    (Some(call), Role::Entry) => {
+                        Some(Pending::new(Arc::new(semconv::transaction(s, call.origin.instance.clone()))))
+                    }
                     _ => None,
                 };
                 let node = Node { parent: s.parent_span_id, service: service_hash(&s.service), role, call };
@@ -241,10 +243,10 @@ impl Deriver {
                 continue; // a retry
             }
             self.spans += 1;
-            if let Some(record) = entry {
-                let bytes = self.held.add(&record);
-                buf.record_bytes += bytes;
-                buf.pending.push(Pending { record, bytes });
+            if let Some(entry) = entry {
+                self.held.add(&entry);
+                buf.record_bytes += entry.bytes;
+                buf.pending.push(entry);
                 self.pending += 1;
             }
             if buf.nodes.len() >= self.config.max_trace_spans {
@@ -264,7 +266,7 @@ impl Deriver {
     fn forget(&mut self, buf: &TraceBuf) {
         self.spans -= buf.nodes.len();
         self.pending -= buf.pending.len();
-        buf.pending.iter().for_each(|p| self.held.remove(&p.record, p.bytes));
+        self.held.remove(&buf.pending);
     }
 
     /// Releases traces until at most three quarters of each bound is used: the largest first by
@@ -331,7 +333,7 @@ impl Deriver {
                 now_ns
             };
             if release_at <= now_ns {
-                buf.pending.iter().for_each(|p| held.remove(&p.record, p.bytes));
+                held.remove(&buf.pending);
                 let waited = !all && buf.last_ns.saturating_add(wait) <= now_ns;
                 let learn = Learn { peers: &mut *peers, now_ns, waited };
                 out.extend(release(std::mem::replace(buf, TraceBuf::new(0, 0)), learn));
@@ -348,12 +350,6 @@ impl Deriver {
         self.pending = pending;
         self.next_due_ns = next_due;
         out
-    }
-
-    /// The lowest write-ahead-log record holding a span of a held trace: the log is kept from
-    /// there, so a crash loses none of what the held traces will release.
-    pub fn min_held_seq(&self) -> Option<u64> {
-        self.traces.values().map(|b| b.first_seq).min()
     }
 
     /// The traces held, each with the lowest write-ahead-log record holding one of its spans:

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::xlog::XLog;
+use super::trace::Pending;
 
-/// The bytes of the records held: each record's own (`XLog::memory_bytes`), and each resource
+/// The bytes of the records held: each record's own (`Pending::bytes`), and each resource
 /// once however many records share it (the spans of a request share one).
 #[derive(Debug, Default)]
 pub(super) struct HeldBytes {
@@ -22,30 +22,30 @@ pub(super) struct HeldBytes {
 }
 
 impl HeldBytes {
-    /// Counts a record in. Returns its own bytes: its trace's share, by which eviction chooses.
-    pub(super) fn add(&mut self, x: &XLog) -> usize {
-        let own = x.memory_bytes();
-        self.total += own;
-        match self.resources.entry(Arc::as_ptr(&x.resource) as usize) {
+    /// Counts a record in.
+    pub(super) fn add(&mut self, p: &Pending) {
+        self.total += p.bytes;
+        match self.resources.entry(Arc::as_ptr(&p.record.resource) as usize) {
             Entry::Occupied(mut e) => e.get_mut().0 += 1,
             Entry::Vacant(e) => {
-                let bytes = x.resource.memory_bytes();
+                let bytes = p.record.resource.memory_bytes();
                 self.total += bytes;
                 e.insert((1, bytes));
             }
         }
-        own
     }
 
-    /// Counts out a record counted in by `add`, with the bytes `add` returned.
-    pub(super) fn remove(&mut self, x: &XLog, own: usize) {
-        self.total -= own;
-        if let Entry::Occupied(mut e) = self.resources.entry(Arc::as_ptr(&x.resource) as usize) {
-            let (refs, bytes) = e.get_mut();
-            *refs -= 1;
-            if *refs == 0 {
-                self.total -= *bytes;
-                e.remove();
+    /// Counts out the records of a trace let go of, each counted in by `add`.
+    pub(super) fn remove(&mut self, released: &[Pending]) {
+        for p in released {
+            self.total -= p.bytes;
+            if let Entry::Occupied(mut e) = self.resources.entry(Arc::as_ptr(&p.record.resource) as usize) {
+                let (refs, bytes) = e.get_mut();
+                *refs -= 1;
+                if *refs == 0 {
+                    self.total -= *bytes;
+                    e.remove();
+                }
             }
         }
     }

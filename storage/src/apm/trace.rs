@@ -48,12 +48,21 @@ pub(super) struct Origin {
     pub(super) instance: Arc<str>,
 }
 
+#[derive(Debug)]
 pub(super) struct Pending {
     /// Shared, so that a read of the records still pending copies a pointer under the deriver's
     /// lock, not the record.
     pub(super) record: Arc<XLog>,
-    /// Its own bytes as the deriver's byte bound counted them in (`HeldBytes::add`).
+    /// Its own bytes (`XLog::memory_bytes`), as the deriver's byte bound counts them: measured
+    /// where the batch is extracted, off the writer thread.
     pub(super) bytes: usize,
+}
+
+impl Pending {
+    pub(super) fn new(record: Arc<XLog>) -> Self {
+        let bytes = record.memory_bytes();
+        Self { record, bytes }
+    }
 }
 
 /// Past this many spans a trace's nodes get a hash index; below it a linear scan is faster.

@@ -125,7 +125,7 @@ impl XLog {
     /// its error message. Texts taken from the attributes are shared with them, not counted again.
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<XLog>()
-            + 16
+            + crate::model::ARC_HEADER
             + self.endpoint.len()
             + self.error_message.len()
             + crate::model::kvs_bytes(&self.attributes)

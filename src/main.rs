@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 // Ingest allocates many small strings across many threads; mimalloc measured faster than glibc's
 // malloc here and keeps RSS from fragmenting across per-thread arenas (benches/README.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: rewind_alloc::Allocator = rewind_alloc::Allocator;
 
 #[derive(Parser)]
 #[command(

@@ -20,7 +20,7 @@ use rewind_storage::{Clock, ManualClock, Store, StoreConfig};
 
 // The server's allocator (src/main.rs): malloc's cost is a large share of the count.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: rewind_alloc::Allocator = rewind_alloc::Allocator;
 
 const NOW: u64 = rewind_benches::PIPELINE_NOW_NS;
 

@@ -19,6 +19,8 @@
 //! with it: after a crash, the held traces (and only those) are derived again, so nothing is lost
 //! and nothing counted twice.
 
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,24 +153,43 @@ pub struct Released {
     pub links: Vec<LinkCall>,
 }
 
-impl Released {
-    fn extend(&mut self, other: Released) {
-        self.records.extend(other.records);
-        self.links.extend(other.links);
-    }
-}
-
 fn service_hash(service: &str) -> u64 {
     let mut h = FxHasher::default();
     service.hash(&mut h);
     h.finish()
 }
 
-/// A trace's transactions, with their children counted, and its calls over the map's links.
-fn release(mut buf: TraceBuf, learn: Learn<'_>) -> Released {
+/// A trace's transactions, with their children counted, and its calls over the map's links,
+/// added to `out` (one pair of lists for all the traces a seal lets go of).
+fn release(mut buf: TraceBuf, learn: Learn<'_>, out: &mut Released) {
     let counts = buf.take_counts();
-    let links = links::resolve(&buf, learn);
-    Released { records: buf.pending.into_iter().map(|p| complete(p.record, &counts)).collect(), links }
+    links::resolve(&buf, learn, &mut out.links);
+    out.records.extend(buf.pending.into_iter().map(|p| complete(p.record, &counts)));
+}
+
+/// When a trace due now may be let go of: `None` for now, or the time something it waits
+/// for is over.
+fn release_at(config: &DeriveConfig, peers: &Uninstrumented, buf: &TraceBuf, now_ns: u64) -> Option<u64> {
+    let grace = config.grace.as_nanos() as u64;
+    let wait = config.link_wait.as_nanos() as u64;
+    let ttl = config.orphan_ttl.as_nanos() as u64;
+    // Held at most this long, whatever still waits: a trace that never stops (or children
+    // whose entry never comes) is released in parts.
+    let expires = (buf.last_ns + ttl).min(buf.first_ns + ttl);
+    let release_at = if expires <= now_ns {
+        now_ns
+    } else if buf.last_ns + grace > now_ns {
+        buf.last_ns + grace
+    } else if buf.counts().1 {
+        // Children waiting for their entry keep the trace up to the TTL ...
+        expires
+    } else if links::waiting(buf, peers, now_ns) {
+        // ... calls waiting for their callee, up to the link wait.
+        (buf.last_ns + wait).min(expires)
+    } else {
+        now_ns
+    };
+    (release_at > now_ns).then_some(release_at)
 }
 
 /// The record with its children counted, in place unless a read still holds it.
@@ -208,10 +229,15 @@ fn set_counts(r: &mut XLog, c: Counts) {
 pub struct Deriver {
     config: DeriveConfig,
     traces: FxHashMap<TraceId, TraceBuf>,
+    /// When to look at each trace held, earliest first, one entry per trace: `finalize` visits
+    /// the traces due, not every trace held (tens of thousands at full rate, under the locks that
+    /// stop ingest). A trace's entry is at its `queued_ns`, never after its `due_ns`: spans
+    /// arriving move `due_ns` later without touching the queue (that would cost every span), and
+    /// the trace is put back when its entry comes up early; a span arriving after `finalize` put
+    /// the trace off further moves its entry earlier.
+    due: BTreeSet<(u64, TraceId)>,
     spans: usize,
     pending: usize,
-    /// The earliest `due_ns` of any trace held.
-    next_due_ns: u64,
     peers: Uninstrumented,
     held: HeldBytes,
 }
@@ -221,9 +247,9 @@ impl Deriver {
         Self {
             config,
             traces: FxHashMap::default(),
+            due: BTreeSet::new(),
             spans: 0,
             pending: 0,
-            next_due_ns: u64::MAX,
             peers: Uninstrumented::default(),
             held: HeldBytes::default(),
         }
@@ -234,10 +260,16 @@ impl Deriver {
     pub fn observe(&mut self, seq: u64, extract: Extract, now_ns: u64) -> Released {
         let mut out = Released::default();
         for (trace_id, span_id, node, entry) in extract.items {
+            let due_ns = now_ns.saturating_add(self.config.grace.as_nanos() as u64);
             let buf = self.traces.entry(trace_id).or_insert_with(|| TraceBuf::new(now_ns, seq));
+            if due_ns < buf.queued_ns {
+                // New, or put off past this by `finalize`: a span arriving makes it due earlier.
+                self.due.remove(&(buf.queued_ns, trace_id));
+                buf.queued_ns = due_ns;
+                self.due.insert((due_ns, trace_id));
+            }
             buf.last_ns = now_ns;
-            buf.due_ns = now_ns.saturating_add(self.config.grace.as_nanos() as u64);
-            self.next_due_ns = self.next_due_ns.min(buf.due_ns);
+            buf.due_ns = due_ns;
             buf.first_seq = buf.first_seq.min(seq);
             if !buf.add(span_id, node) {
                 continue; // a retry
@@ -251,19 +283,20 @@ impl Deriver {
             }
             if buf.nodes.len() >= self.config.max_trace_spans {
                 let buf = self.traces.remove(&trace_id).expect("held");
-                self.forget(&buf);
+                self.forget(&trace_id, &buf);
                 crate::metrics::xlog_trace_cut();
-                out.extend(release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }));
+                release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }, &mut out);
             }
         }
         if self.spans > self.config.max_spans || self.held.total() > self.config.max_bytes {
-            out.extend(self.evict(now_ns));
+            self.evict(now_ns, &mut out);
         }
         out
     }
 
-    /// A trace no longer held, counted out.
-    fn forget(&mut self, buf: &TraceBuf) {
+    /// A trace no longer held, counted out and off the queue.
+    fn forget(&mut self, id: &TraceId, buf: &TraceBuf) {
+        self.due.remove(&(buf.queued_ns, *id));
         self.spans -= buf.nodes.len();
         self.pending -= buf.pending.len();
         self.held.remove(&buf.pending);
@@ -272,83 +305,87 @@ impl Deriver {
     /// Releases traces until at most three quarters of each bound is used: the largest first by
     /// the bound exceeded (what fills the deriver is what must give way; a hostile trace must not
     /// push out the ordinary ones), the least recently active among equals.
-    fn evict(&mut self, now_ns: u64) -> Released {
+    fn evict(&mut self, now_ns: u64, out: &mut Released) {
         let (keep_spans, keep_bytes) = (self.config.max_spans * 3 / 4, self.config.max_bytes * 3 / 4);
         let by_bytes = self.held.total() > self.config.max_bytes;
-        let mut by_size: Vec<(std::cmp::Reverse<usize>, u64, TraceId)> = self
+        let mut by_size: Vec<(Reverse<usize>, u64, TraceId)> = self
             .traces
             .iter()
-            .map(|(id, b)| (std::cmp::Reverse(if by_bytes { b.record_bytes } else { b.nodes.len() }), b.last_ns, *id))
+            .map(|(id, b)| (Reverse(if by_bytes { b.record_bytes } else { b.nodes.len() }), b.last_ns, *id))
             .collect();
         by_size.sort_unstable();
-        let mut out = Released::default();
+        let before = out.records.len();
         for (_, _, id) in by_size {
             if self.spans <= keep_spans && self.held.total() <= keep_bytes {
                 break;
             }
             if let Some(buf) = self.traces.remove(&id) {
-                self.forget(&buf);
-                out.extend(release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }));
+                self.forget(&id, &buf);
+                release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }, out);
             }
         }
-        crate::metrics::xlog_evicted(out.records.len());
-        out
+        crate::metrics::xlog_evicted(out.records.len() - before);
     }
 
-    /// True when some trace may be released: the next `finalize` has something to do.
-    pub fn has_due(&self, now_ns: u64) -> bool {
-        self.next_due_ns <= now_ns
+    /// True when some trace may be released: the next `finalize` has something to do. Entries
+    /// that come up early (spans arrived since they were made) are put back at their trace's
+    /// due time first, so that a seal is not started for nothing.
+    pub fn has_due(&mut self, now_ns: u64) -> bool {
+        while let Some(&(at, id)) = self.due.first() {
+            if at > now_ns {
+                return false;
+            }
+            match self.traces.get_mut(&id) {
+                Some(buf) if buf.due_ns > now_ns => {
+                    self.due.pop_first();
+                    buf.queued_ns = buf.due_ns;
+                    self.due.insert((buf.due_ns, id));
+                }
+                _ => return true,
+            }
+        }
+        false
     }
 
     /// Releases the traces nothing waits in any more (every trace when `all`).
     pub fn finalize(&mut self, now_ns: u64, all: bool) -> Released {
-        let grace = self.config.grace.as_nanos() as u64;
-        let wait = self.config.link_wait.as_nanos() as u64;
-        let ttl = self.config.orphan_ttl.as_nanos() as u64;
         let mut out = Released::default();
-        let (mut spans, mut pending, mut next_due) = (0, 0, u64::MAX);
-        let (peers, held) = (&mut self.peers, &mut self.held);
-        self.traces.retain(|_, buf| {
-            if !all && buf.due_ns > now_ns {
-                spans += buf.nodes.len();
-                pending += buf.pending.len();
-                next_due = next_due.min(buf.due_ns);
-                return true;
+        if all {
+            self.due.clear();
+            for (_, buf) in self.traces.drain() {
+                release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }, &mut out);
             }
-            // Held at most this long, whatever still waits: a trace that never stops (or children
-            // whose entry never comes) is released in parts.
-            let expires = (buf.last_ns + ttl).min(buf.first_ns + ttl);
-            let quiet = buf.last_ns + grace <= now_ns;
-            let release_at = if all || expires <= now_ns {
-                now_ns
-            } else if !quiet {
-                buf.last_ns + grace
-            } else if buf.counts().1 {
-                // Children waiting for their entry keep the trace up to the TTL ...
-                expires
-            } else if links::waiting(buf, peers, now_ns) {
-                // ... calls waiting for their callee, up to the link wait.
-                (buf.last_ns + wait).min(expires)
-            } else {
-                now_ns
+            (self.spans, self.pending, self.held) = (0, 0, HeldBytes::default());
+            return out;
+        }
+        while let Some(&(at, id)) = self.due.first() {
+            if at > now_ns {
+                break;
+            }
+            self.due.pop_first();
+            let Some(buf) = self.traces.get_mut(&id) else {
+                debug_assert!(false, "a queued trace is held");
+                continue;
             };
-            if release_at <= now_ns {
-                held.remove(&buf.pending);
-                let waited = !all && buf.last_ns.saturating_add(wait) <= now_ns;
-                let learn = Learn { peers: &mut *peers, now_ns, waited };
-                out.extend(release(std::mem::replace(buf, TraceBuf::new(0, 0)), learn));
-                false
-            } else {
-                buf.due_ns = release_at;
-                spans += buf.nodes.len();
-                pending += buf.pending.len();
-                next_due = next_due.min(release_at);
-                true
+            if buf.due_ns > now_ns {
+                // Spans came since: looked at again once they have been quiet for the grace.
+                buf.queued_ns = buf.due_ns;
+                self.due.insert((buf.due_ns, id));
+                continue;
             }
-        });
-        self.spans = spans;
-        self.pending = pending;
-        self.next_due_ns = next_due;
+            match release_at(&self.config, &self.peers, buf, now_ns) {
+                Some(later) => {
+                    (buf.due_ns, buf.queued_ns) = (later, later);
+                    self.due.insert((later, id));
+                }
+                None => {
+                    let buf = self.traces.remove(&id).expect("held");
+                    self.forget(&id, &buf);
+                    let waited = buf.last_ns.saturating_add(self.config.link_wait.as_nanos() as u64) <= now_ns;
+                    release(buf, Learn { peers: &mut self.peers, now_ns, waited }, &mut out);
+                }
+            }
+        }
         out
     }
 

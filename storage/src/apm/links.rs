@@ -145,11 +145,10 @@ fn to_peer(from: &CallInfo, name: Arc<str>, kind: NodeKind) -> LinkCall {
     }
 }
 
-/// Every call of a released trace.
-pub(super) fn resolve(buf: &TraceBuf, learn: Learn<'_>) -> Vec<LinkCall> {
+/// Every call of a released trace, added to `out`.
+pub(super) fn resolve(buf: &TraceBuf, learn: Learn<'_>, out: &mut Vec<LinkCall>) {
     let callees = callees(buf);
     let (user, none) = (&*USER, &*NO_INSTANCE);
-    let mut out = Vec::new();
     for (id, n) in &buf.nodes {
         let Some(c) = &n.call else { continue };
         match n.role {
@@ -197,5 +196,4 @@ pub(super) fn resolve(buf: &TraceBuf, learn: Learn<'_>) -> Vec<LinkCall> {
             Role::Other => {}
         }
     }
-    out
 }

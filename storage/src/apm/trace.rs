@@ -81,6 +81,9 @@ pub(super) struct TraceBuf {
     pub(super) last_ns: u64,
     /// When the trace may next be released: worth looking at no earlier.
     pub(super) due_ns: u64,
+    /// Its entry in the deriver's queue (`Deriver::due`): at or before `due_ns`; `u64::MAX`
+    /// until it has one.
+    pub(super) queued_ns: u64,
     /// The lowest write-ahead-log record holding a span of the trace: the log is kept from there
     /// while the trace is held.
     pub(super) first_seq: u64,
@@ -112,6 +115,7 @@ impl TraceBuf {
             first_ns: now_ns,
             last_ns: now_ns,
             due_ns: now_ns,
+            queued_ns: u64::MAX,
             first_seq: seq,
         }
     }

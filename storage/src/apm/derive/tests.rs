@@ -524,3 +524,103 @@ fn records_sharing_a_resource_count_it_once() {
     d.finalize(0, true);
     assert_eq!(d.bytes_held(), 0, "counted out with its last record");
 }
+
+mod queue {
+    //! `finalize` visits the traces its queue says are due; a scan of every trace held, as it
+    //! was done before the queue, is the reference it must agree with.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The reference: every trace held looked at, released once nothing waits in it.
+    fn finalize_by_scan(d: &mut Deriver, now_ns: u64) -> Released {
+        let mut out = Released::default();
+        let due: Vec<TraceId> = d.traces.iter().filter(|(_, b)| b.due_ns <= now_ns).map(|(id, _)| *id).collect();
+        for id in due {
+            let buf = d.traces.get_mut(&id).expect("held");
+            match release_at(&d.config, &d.peers, buf, now_ns) {
+                Some(later) => buf.due_ns = later,
+                None => {
+                    let buf = d.traces.remove(&id).expect("held");
+                    d.forget(&id, &buf);
+                    let waited = buf.last_ns.saturating_add(d.config.link_wait.as_nanos() as u64) <= now_ns;
+                    release(buf, Learn { peers: &mut d.peers, now_ns, waited }, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    type Seen = (Vec<(TraceId, SpanId, u32, u64, u32, u64)>, usize, usize);
+
+    fn seen(out: Released, d: &Deriver) -> Seen {
+        let mut v: Vec<_> =
+            out.records.iter().map(|x| (x.trace_id, x.span_id, x.sql_count, x.sql_ns, x.api_count, x.api_ns)).collect();
+        v.sort_unstable();
+        (v, d.spans_held(), d.pending())
+    }
+
+    /// Spans of six traces (a parent is an earlier span of the same trace, or one never sent),
+    /// arriving in batches at moments from 0 to 200 s, with a finalize at each moment.
+    fn arb_steps() -> impl Strategy<Value = Vec<(u64, Vec<Arc<Span>>)>> {
+        let span = (0u8..6, 1u64..16, 0u64..18, 0u8..3, 1u8..=5, any::<bool>());
+        proptest::collection::vec((0u64..200, proptest::collection::vec(span, 0..8)), 1..40).prop_map(|steps| {
+            let mut at = 0;
+            steps
+                .into_iter()
+                .map(|(dt, spans)| {
+                    at += dt % 7 * S / 2 + dt / 150 * 60 * S;
+                    let spans = spans
+                        .into_iter()
+                        .map(|(t, id, parent, svc, k, is_db)| {
+                            let parent = (parent != 0 && parent != id).then_some(parent);
+                            let attrs: &[(&str, Value)] =
+                                if is_db { &[("db.system", Value::Str("pg".into()))] } else { &[] };
+                            super::span(t + 1, id, parent, ["a", "b", "c"][svc as usize], k, attrs)
+                        })
+                        .collect();
+                    (at, spans)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Through retries, orphans waiting for their TTL, calls waiting for their callee, traces
+        /// cut at their bound and traces evicted, the queue releases what the scan releases, at
+        /// the same moments, and both end with nothing held.
+        #[test]
+        fn the_queue_releases_what_a_scan_of_every_trace_releases(steps in arb_steps()) {
+            let config = DeriveConfig {
+                grace: Duration::from_secs(2),
+                link_wait: Duration::from_secs(10),
+                orphan_ttl: Duration::from_secs(60),
+                max_spans: 40,
+                max_trace_spans: 14,
+                max_bytes: 64 << 20,
+            };
+            let (mut queued, mut scanned) = (Deriver::new(config.clone()), Deriver::new(config));
+            for (seq, (at, spans)) in steps.iter().enumerate() {
+                let early = queued.observe(seq as u64, Extract::from_spans(spans), *at);
+                let early_ref = scanned.observe(seq as u64, Extract::from_spans(spans), *at);
+                prop_assert_eq!(seen(early, &queued), seen(early_ref, &scanned));
+                prop_assert_eq!(queued.due.len(), queued.traces.len(), "one entry per trace held");
+                // Exactly when the scan would find a trace due: no seal started for nothing.
+                let due = scanned.traces.values().any(|b| b.due_ns <= *at);
+                prop_assert_eq!(queued.has_due(*at), due);
+                let out = queued.finalize(*at, false);
+                prop_assert!(due || out.records.is_empty() && out.links.is_empty(), "released with none due");
+                let want = finalize_by_scan(&mut scanned, *at);
+                prop_assert_eq!(calls(&out.links), calls(&want.links));
+                prop_assert_eq!(seen(out, &queued), seen(want, &scanned));
+                prop_assert_eq!(queued.due.len(), queued.traces.len(), "one entry per trace held");
+            }
+            // Long after the last span everything has been let go of, the queue emptied with it.
+            let end = steps.last().map_or(0, |(at, _)| *at) + 200 * S;
+            let out = queued.finalize(end, false);
+            prop_assert_eq!(seen(out, &queued), seen(finalize_by_scan(&mut scanned, end), &scanned));
+            prop_assert_eq!((queued.spans_held(), queued.pending()), (0, 0));
+            prop_assert!(queued.traces.is_empty() && queued.due.is_empty());
+        }
+    }
+}

@@ -264,7 +264,9 @@ impl Deriver {
             let buf = self.traces.entry(trace_id).or_insert_with(|| TraceBuf::new(now_ns, seq));
             if due_ns < buf.queued_ns {
                 // New, or put off past this by `finalize`: a span arriving makes it due earlier.
-                self.due.remove(&(buf.queued_ns, trace_id));
+                if buf.queued_ns != u64::MAX {
+                    self.due.remove(&(buf.queued_ns, trace_id));
+                }
                 buf.queued_ns = due_ns;
                 self.due.insert((due_ns, trace_id));
             }

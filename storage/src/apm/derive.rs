@@ -329,13 +329,18 @@ impl Deriver {
         crate::metrics::xlog_evicted(out.records.len() - before);
     }
 
-    /// True when some trace may be released: the next `finalize` has something to do. Entries
-    /// that come up early (spans arrived since they were made) are put back at their trace's
-    /// due time first, so that a seal is not started for nothing.
+    /// True when some trace may be released: the next `finalize` has something to do (exactly:
+    /// a seal is not started for nothing).
     pub fn has_due(&mut self, now_ns: u64) -> bool {
+        self.first_due(now_ns).is_some()
+    }
+
+    /// The trace of the queue's first entry, if it is due by `now_ns`. Entries that come up early
+    /// (spans arrived since they were made) are put back at their trace's due time on the way.
+    fn first_due(&mut self, now_ns: u64) -> Option<TraceId> {
         while let Some(&(at, id)) = self.due.first() {
             if at > now_ns {
-                return false;
+                return None;
             }
             match self.traces.get_mut(&id) {
                 Some(buf) if buf.due_ns > now_ns => {
@@ -343,10 +348,10 @@ impl Deriver {
                     buf.queued_ns = buf.due_ns;
                     self.due.insert((buf.due_ns, id));
                 }
-                _ => return true,
+                _ => return Some(id),
             }
         }
-        false
+        None
     }
 
     /// Releases the traces nothing waits in any more (every trace when `all`).
@@ -360,21 +365,12 @@ impl Deriver {
             (self.spans, self.pending, self.held) = (0, 0, HeldBytes::default());
             return out;
         }
-        while let Some(&(at, id)) = self.due.first() {
-            if at > now_ns {
-                break;
-            }
+        while let Some(id) = self.first_due(now_ns) {
             self.due.pop_first();
             let Some(buf) = self.traces.get_mut(&id) else {
                 debug_assert!(false, "a queued trace is held");
                 continue;
             };
-            if buf.due_ns > now_ns {
-                // Spans came since: looked at again once they have been quiet for the grace.
-                buf.queued_ns = buf.due_ns;
-                self.due.insert((buf.due_ns, id));
-                continue;
-            }
             match release_at(&self.config, &self.peers, buf, now_ns) {
                 Some(later) => {
                     (buf.due_ns, buf.queued_ns) = (later, later);

@@ -65,6 +65,13 @@ impl Pending {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Steps `owner_of` has taken up chains of parents on this thread: the cost of counting,
+    /// which the tests hold to about one step per span whatever the trace's shape.
+    pub(super) static WALK_STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Past this many spans a trace's nodes get a hash index; below it a linear scan is faster.
 const INDEX_FROM: usize = 32;
 
@@ -218,6 +225,8 @@ impl TraceBuf {
         stamp[i] = walk;
         let mut cur = i;
         let found = loop {
+            #[cfg(test)]
+            WALK_STEPS.with(|n| n.set(n.get() + 1));
             let Some(parent) = self.nodes[cur].1.parent else { break Owner::None };
             let Some(j) = self.position(&parent) else { break Owner::Unresolved };
             let p = &self.nodes[j].1;

@@ -366,17 +366,19 @@ impl Deriver {
             return out;
         }
         while let Some(id) = self.first_due(now_ns) {
-            self.due.pop_first();
             let Some(buf) = self.traces.get_mut(&id) else {
                 debug_assert!(false, "a queued trace is held");
+                self.due.pop_first();
                 continue;
             };
             match release_at(&self.config, &self.peers, buf, now_ns) {
                 Some(later) => {
+                    self.due.pop_first();
                     (buf.due_ns, buf.queued_ns) = (later, later);
                     self.due.insert((later, id));
                 }
                 None => {
+                    // `forget` takes the trace's entry, the first, off the queue.
                     let buf = self.traces.remove(&id).expect("held");
                     self.forget(&id, &buf);
                     let waited = buf.last_ns.saturating_add(self.config.link_wait.as_nanos() as u64) <= now_ns;

@@ -43,6 +43,11 @@ impl Store {
         let (finals, provisional) = self.unsealed_xlogs(|x| (from_ns..to_ns).contains(&x.end_ns()));
         let mut memory: Vec<XLog> = finals.iter().map(|x| XLog::clone(x)).collect();
         memory.extend(provisional.into_iter().map(Provisional::complete));
+        // In the order a seal writes them: the deriver's order follows its hash map, and an
+        // order-sensitive aggregate (`approx_percentile_cont`) would answer the same data
+        // differently from one run to the next. Stable, so that of two equal copies the final
+        // one stays first (the dedup keeps the first of equals).
+        memory.sort_by_key(|x| (x.end_ns(), x.trace_id, x.span_id));
         let segments = self.segments_of(&self.xlog, from_ns, to_ns);
         Snapshot { memory, segments }
     }

@@ -729,3 +729,31 @@ async fn waiting_transactions_keep_no_more_alive_than_the_bound() {
     let listed = d["transactions"].as_array().unwrap().len() as u64;
     assert_eq!(listed, requests * traces, "every transaction, final or waiting: {d}");
 }
+
+/// Calls whose parent never comes wait in the deriver for the orphan TTL, keeping the names they
+/// refer to alive after their spans are sealed. Database calls each naming its own 16 KiB server
+/// (64 MiB of names in all) are held within --xlog-max-bytes, the most holding first let go.
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_calls_keep_no_more_names_alive_than_the_bound() {
+    let _alone = alone().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--xlog-max-bytes", "16MiB", "--seal-interval", "1s"]);
+    for r in 0..64u64 {
+        let seed = 300_000 + r;
+        let mut req = request(seed, 64, 1);
+        for (i, sp) in req.resource_spans[0].scope_spans[0].spans.iter_mut().enumerate() {
+            sp.kind = 3;
+            sp.parent_span_id = 0xdead_u64.to_be_bytes().to_vec();
+            sp.attributes.push(crate::data::kv("db.system", crate::data::s("mysql")));
+            let address = format!("{seed}.{i}.").repeat(2048);
+            sp.attributes.push(crate::data::kv("server.address", crate::data::s(&address[..16 * 1024])));
+        }
+        crate::harness::export_grpc(&server, req).await;
+    }
+    server.wait_sealed().await;
+    let held = server.metric("rewind_storage_xlog_held_bytes").await;
+    let spans = server.metric("rewind_storage_xlog_held_spans").await;
+    eprintln!("waiting calls: {:.1} MiB held, {spans} calls", held / MIB as f64);
+    assert!(held >= 16.0 * 1024.0 * spans && held <= 16.0 * MIB as f64, "{held} bytes for {spans} calls");
+    assert!(spans > 0.0 && spans <= 1024.0, "{spans} of 4096 calls held");
+}

@@ -50,7 +50,8 @@ pub struct DeriveConfig {
     /// Spans held of one trace, at most: a trace that reaches it is released at once (and what
     /// comes after starts anew), so one endless trace cannot fill the deriver with itself.
     pub max_trace_spans: usize,
-    /// Bytes the records held keep alive (their attributes, names and resources), at most.
+    /// Bytes the records held keep alive (their attributes, names and resources), and the names
+    /// the calls held refer to, at most.
     pub max_bytes: usize,
 }
 
@@ -240,6 +241,8 @@ pub struct Deriver {
     pending: usize,
     peers: Uninstrumented,
     held: HeldBytes,
+    /// The calls' names held (`CallInfo::name_bytes`), beside the records' `held`.
+    call_bytes: usize,
 }
 
 impl Deriver {
@@ -252,6 +255,7 @@ impl Deriver {
             pending: 0,
             peers: Uninstrumented::default(),
             held: HeldBytes::default(),
+            call_bytes: 0,
         }
     }
 
@@ -273,10 +277,13 @@ impl Deriver {
             buf.last_ns = now_ns;
             buf.due_ns = due_ns;
             buf.first_seq = buf.first_seq.min(seq);
+            let call_bytes = node.call.as_deref().map_or(0, CallInfo::name_bytes);
             if !buf.add(span_id, node) {
                 continue; // a retry
             }
             self.spans += 1;
+            buf.call_bytes += call_bytes;
+            self.call_bytes += call_bytes;
             if let Some(entry) = entry {
                 self.held.add(&entry);
                 buf.record_bytes += entry.bytes;
@@ -290,7 +297,7 @@ impl Deriver {
                 release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }, &mut out);
             }
         }
-        if self.spans > self.config.max_spans || self.held.total() > self.config.max_bytes {
+        if self.spans > self.config.max_spans || self.bytes_held() > self.config.max_bytes {
             self.evict(now_ns, &mut out);
         }
         out
@@ -302,6 +309,7 @@ impl Deriver {
         self.spans -= buf.nodes.len();
         self.pending -= buf.pending.len();
         self.held.remove(&buf.pending);
+        self.call_bytes -= buf.call_bytes;
     }
 
     /// Releases traces until at most three quarters of each bound is used: the largest first by
@@ -309,16 +317,18 @@ impl Deriver {
     /// push out the ordinary ones), the least recently active among equals.
     fn evict(&mut self, now_ns: u64, out: &mut Released) {
         let (keep_spans, keep_bytes) = (self.config.max_spans * 3 / 4, self.config.max_bytes * 3 / 4);
-        let by_bytes = self.held.total() > self.config.max_bytes;
+        let by_bytes = self.bytes_held() > self.config.max_bytes;
         let mut by_size: Vec<(Reverse<usize>, u64, TraceId)> = self
             .traces
             .iter()
-            .map(|(id, b)| (Reverse(if by_bytes { b.record_bytes } else { b.nodes.len() }), b.last_ns, *id))
+            .map(|(id, b)| {
+                (Reverse(if by_bytes { b.record_bytes + b.call_bytes } else { b.nodes.len() }), b.last_ns, *id)
+            })
             .collect();
         by_size.sort_unstable();
         let before = out.records.len();
         for (_, _, id) in by_size {
-            if self.spans <= keep_spans && self.held.total() <= keep_bytes {
+            if self.spans <= keep_spans && self.bytes_held() <= keep_bytes {
                 break;
             }
             if let Some(buf) = self.traces.remove(&id) {
@@ -362,7 +372,7 @@ impl Deriver {
             for (_, buf) in self.traces.drain() {
                 release(buf, Learn { peers: &mut self.peers, now_ns, waited: false }, &mut out);
             }
-            (self.spans, self.pending, self.held) = (0, 0, HeldBytes::default());
+            (self.spans, self.pending, self.held, self.call_bytes) = (0, 0, HeldBytes::default(), 0);
             return out;
         }
         while let Some(id) = self.first_due(now_ns) {
@@ -420,9 +430,9 @@ impl Deriver {
         self.pending
     }
 
-    /// What the records held keep alive, as the byte bound counts it.
+    /// What the records and calls held keep alive, as the byte bound counts it.
     pub fn bytes_held(&self) -> usize {
-        self.held.total()
+        self.held.total() + self.call_bytes
     }
 }
 

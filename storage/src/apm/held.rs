@@ -2,7 +2,8 @@
 //! (`max_spans`), but a record is as large as its entry span's attributes (up to 128 values of
 //! 16 KiB) and its resource, and a trace with a child waiting for its entry is held for the
 //! orphan TTL: counted by spans alone, a client sending such traces could make the deriver hold
-//! gigabytes after their spans were sealed and freed.
+//! gigabytes after their spans were sealed and freed. The names a call refers to (its service,
+//! instance and peer, `CallInfo::name_bytes`) count toward the same bound, in the deriver.
 
 use std::collections::hash_map::Entry;
 use std::sync::Arc;

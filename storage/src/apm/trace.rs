@@ -40,6 +40,17 @@ pub(super) struct CallInfo {
     pub(super) peer: Option<(Arc<str>, NodeKind)>,
 }
 
+impl CallInfo {
+    /// The bytes of the names the call keeps alive once its span is sealed and freed: its
+    /// service, instance and peer, each counted whole even where spans share it (those of a
+    /// request do), an upper bound as `Value::heap_bytes` is. A value may be 16 KiB, and a trace
+    /// waiting for a parent never sent is held for the orphan TTL: counted by spans alone, calls
+    /// naming a new long peer each could hold gigabytes.
+    pub(super) fn name_bytes(&self) -> usize {
+        self.origin.service.len() + self.origin.instance.len() + self.peer.as_ref().map_or(0, |(p, _)| p.len())
+    }
+}
+
 /// The service and instance a span came from: one for all the spans of a resource, so that each
 /// call held costs a pointer rather than two.
 #[derive(Debug)]
@@ -82,8 +93,10 @@ pub(super) struct TraceBuf {
     /// again while the trace is held, and it only changes when a span arrives.
     counted: std::cell::OnceCell<(FxHashMap<SpanId, Counts>, bool)>,
     pub(super) pending: Vec<Pending>,
-    /// The pending records' own bytes (`XLog::memory_bytes`): what evicting the trace frees.
+    /// The pending records' own bytes (`XLog::memory_bytes`) and its calls' names
+    /// (`CallInfo::name_bytes`): what evicting the trace frees.
     pub(super) record_bytes: usize,
+    pub(super) call_bytes: usize,
     pub(super) first_ns: u64,
     pub(super) last_ns: u64,
     /// When the trace may next be released: worth looking at no earlier.
@@ -119,6 +132,7 @@ impl TraceBuf {
             counted: std::cell::OnceCell::new(),
             pending: Vec::new(),
             record_bytes: 0,
+            call_bytes: 0,
             first_ns: now_ns,
             last_ns: now_ns,
             due_ns: now_ns,

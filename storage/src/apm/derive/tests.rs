@@ -512,6 +512,30 @@ fn records_are_bounded_by_the_bytes_they_keep_alive() {
 }
 
 #[test]
+fn calls_are_bounded_by_the_names_they_keep_alive() {
+    // Database calls whose parent never comes, each naming its own 64 KiB server address: no
+    // record waits, but each call keeps its peer's name alive for the orphan TTL. Counted, they
+    // are released early like large records, and what stays held is under the bound.
+    let mut d = Deriver::new(DeriveConfig { max_bytes: 4 << 20, ..DeriveConfig::default() });
+    let resource = testing::service_resource("svc", &[]);
+    for t in 0..200u8 {
+        let address = format!("{t}").repeat(64 << 10);
+        let call = testing::span(t, 2)
+            .parent(Some(99))
+            .kind(kind::CLIENT)
+            .resource(resource.clone())
+            .attrs(&[("db.system", Value::Str("mysql".into())), ("server.address", Value::Str(address.into()))])
+            .arc();
+        d.observe(u64::from(t), Extract::from_spans(&[call]), 0);
+        assert!(d.bytes_held() <= 4 << 20, "{} held after trace {t}", d.bytes_held());
+    }
+    assert!(d.spans_held() <= 64, "calls held: {}", d.spans_held());
+    assert!(d.spans_held() * (64 << 10) <= d.bytes_held(), "each held call's name is counted");
+    d.finalize(0, true);
+    assert_eq!(d.bytes_held(), 0, "counted out with their traces");
+}
+
+#[test]
 fn records_sharing_a_resource_count_it_once() {
     // The spans of a request share their resource: a large one, shared by 250 records,
     // is counted once, and nothing is evicted for it.

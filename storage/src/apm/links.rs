@@ -76,6 +76,11 @@ impl Uninstrumented {
     }
 
     fn no_show(&mut self, peer: &Arc<str>, now_ns: u64) {
+        // A name may be 16 KiB: ten thousand of them would hold 160 MiB for the TTL. Longer than
+        // the catalog keeps a name, a peer is not remembered (calls to it wait, as at first).
+        if peer.len() > crate::catalog::MAX_NAME_BYTES {
+            return;
+        }
         if self.until.len() >= MAX_UNINSTRUMENTED && !self.until.contains_key(peer) {
             self.until.retain(|_, t| *t > now_ns);
             if self.until.len() >= MAX_UNINSTRUMENTED {

@@ -444,6 +444,24 @@ fn peers_remembered_are_bounded() {
 }
 
 #[test]
+fn peers_with_names_longer_than_the_catalog_keeps_are_not_remembered() {
+    let mut d = deriver();
+    for (i, name) in ["peer.example".to_string(), "p".repeat(crate::catalog::MAX_NAME_BYTES + 1)].iter().enumerate() {
+        let http = [("server.address", Value::Str(name.as_str().into()))];
+        let t = i as u8 + 1;
+        let spans = [
+            testing::span(t, 1).service("shop").kind(kind::SERVER).arc(),
+            testing::span(t, 2).parent(Some(1)).service("shop").kind(kind::CLIENT).attrs(&http).arc(),
+        ];
+        d.observe(u64::from(t), Extract::from_spans(&spans), 0);
+    }
+    // Both calls waited the whole link wait without a callee: only the short name is learned.
+    assert_eq!(d.finalize(0, false).links.len(), 0);
+    assert_eq!(d.finalize(11 * S, false).records.len(), 2);
+    assert_eq!(d.peers.len(), 1);
+}
+
+#[test]
 fn queues_sit_between_producer_and_consumer() {
     let kafka =
         [("messaging.system", Value::Str("kafka".into())), ("messaging.destination.name", Value::Str("orders".into()))];

@@ -206,6 +206,11 @@ fn complete(mut record: Arc<XLog>, counts: &FxHashMap<SpanId, Counts>) -> Arc<XL
 pub struct Provisional(Arc<XLog>, Option<Counts>);
 
 impl Provisional {
+    /// The record as it arrived, without its children's counts.
+    pub fn record(&self) -> &XLog {
+        &self.0
+    }
+
     pub fn complete(self) -> XLog {
         with_counts(self.0, self.1)
     }

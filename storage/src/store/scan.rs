@@ -40,14 +40,24 @@ impl Store {
     /// Transactions ending in `[from_ns, to_ns)`: memory rows (final and provisional) filtered
     /// exactly, segments pruned. Copies of a record may be in both: see `crate::xlog::dedup`.
     pub fn xlog_snapshot(&self, from_ns: u64, to_ns: u64) -> Snapshot<XLogSegmentMeta, XLog> {
-        let (finals, provisional) = self.unsealed_xlogs(|x| (from_ns..to_ns).contains(&x.end_ns()));
-        let mut memory: Vec<XLog> = finals.iter().map(|x| XLog::clone(x)).collect();
-        memory.extend(provisional.into_iter().map(Provisional::complete));
+        let (mut finals, mut provisional) = self.unsealed_xlogs(|x| (from_ns..to_ns).contains(&x.end_ns()));
         // In the order a seal writes them: the deriver's order follows its hash map, and an
         // order-sensitive aggregate (`approx_percentile_cont`) would answer the same data
-        // differently from one run to the next. Stable, so that of two equal copies the final
-        // one stays first (the dedup keeps the first of equals).
-        memory.sort_by_key(|x| (x.end_ns(), x.trace_id, x.span_id));
+        // differently from one run to the next. Pointers are sorted, not records (248 bytes
+        // each), and merged; of two equal copies the final one comes first (the dedup keeps the
+        // first of equals).
+        let order = |x: &XLog| (x.end_ns(), x.trace_id, x.span_id);
+        finals.sort_by_key(|x| order(x));
+        provisional.sort_by_key(|p| order(p.record()));
+        let mut memory = Vec::with_capacity(finals.len() + provisional.len());
+        let mut provisional = provisional.into_iter().peekable();
+        for f in finals {
+            while let Some(p) = provisional.next_if(|p| order(p.record()) < order(&f)) {
+                memory.push(p.complete());
+            }
+            memory.push(XLog::clone(&f));
+        }
+        memory.extend(provisional.map(Provisional::complete));
         let segments = self.segments_of(&self.xlog, from_ns, to_ns);
         Snapshot { memory, segments }
     }

@@ -158,8 +158,32 @@ fn unsealed_records_are_scanned_in_end_time_order() {
     // A seal finalizes none of them (the grace is an hour): all are provisional, in the deriver.
     store.seal().unwrap();
     assert_eq!(store.stats().pending_xlogs, 200);
+    // Final records not yet sealed, in the memtable, between them and after them; one is a copy
+    // of a provisional record, with its end and ids.
+    let entry = |i: u8| span(i, 1, None, t + 1000 * u64::from(199 - i / 2), "front");
+    let copy = XLog {
+        trace_id: TraceId([7; 16]),
+        span_id: SpanId(1u64.to_be_bytes()),
+        start_ns: entry(7).start_ns,
+        elapsed_ns: entry(7).duration_ns,
+        service: "copy".into(),
+        ..XLog::default()
+    };
+    let natives: Vec<XLog> = (0..50u64)
+        .map(|i| XLog {
+            trace_id: TraceId([250; 16]),
+            span_id: SpanId((i + 1).to_be_bytes()),
+            start_ns: t + 4000 * (50 - i),
+            elapsed_ns: 1,
+            ..XLog::default()
+        })
+        .chain([copy])
+        .collect();
+    store.append(vec![EncodedBatch::xlogs(natives)]).unwrap();
     let memory = store.xlog_snapshot(0, u64::MAX).memory;
     let keys: Vec<(u64, TraceId, SpanId)> = memory.iter().map(|x| (x.end_ns(), x.trace_id, x.span_id)).collect();
-    assert_eq!(keys.len(), 200);
-    assert!(keys.windows(2).all(|w| w[0] < w[1]), "in (end, trace, span) order");
+    assert_eq!(keys.len(), 251);
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]), "in (end, trace, span) order");
+    let twins: Vec<&str> = memory.iter().filter(|x| x.trace_id == TraceId([7; 16])).map(|x| &*x.service).collect();
+    assert_eq!(twins, ["copy", "front"], "of two copies, the final one first");
 }

@@ -340,6 +340,15 @@ fn corrupt(bytes: &mut Vec<u8>, d: &mut Dice) {
     }
 }
 
+/// Text (mostly ASCII, some of it not) or any bytes, up to a little past the one-byte length.
+fn text_or_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        3 => "[a-z.]{0,130}".prop_map(String::into_bytes),
+        1 => "[a-zé]{0,70}".prop_map(String::into_bytes),
+        1 => proptest::collection::vec(any::<u8>(), 0..140),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -390,6 +399,52 @@ proptest! {
         prop_assert_eq!(crate::census::otlp_protobuf(&bytes), crate::census::otlp_protobuf_walked(&bytes));
     }
 
+    /// The plain attribute path gives what the field-by-field reader gives, or leaves the
+    /// attribute to it: on attributes of every value shape, with lengths around the one-byte
+    /// limit, text that may not be UTF-8, scalars of any varint length, and a byte changed,
+    /// cut or added anywhere; at every depth around the recursion limit.
+    #[test]
+    fn the_plain_attribute_path_reads_as_the_general_reader_does(
+        key in text_or_bytes(),
+        shape in 0u8..6,
+        body in text_or_bytes(),
+        int in any::<u64>(),
+        edit in proptest::option::of((any::<prop::sample::Index>(), any::<u8>(), 0u8..3)),
+        lie in proptest::option::of((any::<bool>(), -2i64..=2)),
+        depth in 97u32..102,
+    ) {
+        let mut value = Vec::new();
+        match shape {
+            0 => { value.push(0x0a); varint::put(&mut value, body.len() as u64); value.extend_from_slice(&body); }
+            1 => { value.push(0x10); varint::put(&mut value, int % 3); }
+            2 => { value.push(0x18); varint::put(&mut value, int); }
+            3 => { value.push(0x21); value.extend_from_slice(&body[..body.len().min(9)]); }
+            4 => value.extend_from_slice(&body),
+            _ => {}
+        }
+        // A declared length off by a little, the key's or the value's.
+        let declared = |len: usize, which: bool| match lie {
+            Some((w, by)) if w == which => len.saturating_add_signed(by as isize) as u64,
+            _ => len as u64,
+        };
+        let mut kv = vec![0x0a];
+        varint::put(&mut kv, declared(key.len(), true));
+        kv.extend_from_slice(&key);
+        kv.push(0x12);
+        varint::put(&mut kv, declared(value.len(), false));
+        kv.extend_from_slice(&value);
+        if let Some((at, b, how)) = edit {
+            let at = at.index(kv.len() + 1);
+            match how {
+                0 if at < kv.len() => kv[at] = b,
+                1 => kv.truncate(at),
+                _ => kv.insert(at, b),
+            }
+        }
+        let show = |r: super::R<super::Kv<'_>>| format!("{r:?}");
+        prop_assert_eq!(show(super::key_value(&kv, depth)), show(super::key_value_read(&kv, depth)));
+    }
+
     #[test]
     fn corrupted_requests_are_refused_or_decoded_as_prost_does(req in arb_request(), seed in 1u64..) {
         let mut bytes = req.encode_to_vec();
@@ -398,6 +453,19 @@ proptest! {
             corrupt(&mut bytes, &mut d);
         }
         same_outcome(&bytes)?;
+    }
+}
+
+/// Length and varint bytes of 0x80 and over continue a varint: the plain path must not take one
+/// for a whole length or value, even where the bytes after it would fit that reading.
+#[test]
+fn the_plain_attribute_path_leaves_long_varints_to_the_general_reader() {
+    let key_length = [&[0x0a, 0x80][..], &[b'a'; 128], &[0x12, 0x02, 0x10, 0x01]].concat();
+    let value_length = [&[0x0a, 0x01, b'k', 0x12, 0x80, 0x0a, 0x7e][..], &[b'v'; 126]].concat();
+    let bool_varint = vec![0x0a, 0x01, b'k', 0x12, 0x02, 0x10, 0x81];
+    for kv in [key_length, value_length, bool_varint] {
+        assert!(super::plain_key_value(&kv).is_none());
+        assert!(super::key_value(&kv, 1).is_err(), "a truncated varint: {kv:?}");
     }
 }
 

@@ -93,9 +93,10 @@ pub(super) struct TraceBuf {
     /// again while the trace is held, and it only changes when a span arrives.
     counted: std::cell::OnceCell<(FxHashMap<SpanId, Counts>, bool)>,
     pub(super) pending: Vec<Pending>,
-    /// The pending records' own bytes (`XLog::memory_bytes`) and its calls' names
-    /// (`CallInfo::name_bytes`): what evicting the trace frees.
+    /// The pending records' own bytes (`XLog::memory_bytes`). With `call_bytes`, what evicting
+    /// the trace frees.
     pub(super) record_bytes: usize,
+    /// The names its calls keep alive (`CallInfo::name_bytes`).
     pub(super) call_bytes: usize,
     pub(super) first_ns: u64,
     pub(super) last_ns: u64,

@@ -50,6 +50,23 @@ pub struct Census {
     pub translated: usize,
 }
 
+/// What one counted item adds to `Census::decoded_bytes`: its decoded structs twice over (a
+/// vector's capacity doubles as it grows), and for a span or record the converted row. The wire
+/// decoder's `Meter` prices what it builds with the same numbers as it goes.
+pub(crate) mod price {
+    use super::*;
+
+    pub const RESOURCE: usize = 2 * (size_of::<ResourceSpans>() + size_of::<Resource>());
+    pub const SCOPE: usize = 2 * (size_of::<ScopeSpans>() + size_of::<InstrumentationScope>());
+    pub const SPAN: usize = 2 * (size_of::<Span>() + size_of::<Status>()) + CONVERTED_ROW;
+    pub const EVENT: usize = 2 * size_of::<span::Event>();
+    pub const LINK: usize = 2 * size_of::<span::Link>();
+    pub const ATTRIBUTE: usize = 2 * size_of::<KeyValue>();
+    pub const VALUE: usize = 2 * size_of::<AnyValue>();
+    pub const XLOG: usize = 2 * size_of::<XLog>() + CONVERTED_ROW;
+    pub const STRING: usize = super::STRING;
+}
+
 impl Census {
     /// Bytes that decoding and conversion hold at their peak, about: the request's bytes (and
     /// hyper's copy of them), the decoded structs twice over (a vector's capacity doubles as it
@@ -58,18 +75,19 @@ impl Census {
     /// the document's value tree. Calibrated against the server's peak RSS for realistic and
     /// hostile requests (see tests/it/hostile.rs and the README's limits).
     pub fn decoded_bytes(&self, wire: usize) -> usize {
-        let structs = self.resources * (size_of::<ResourceSpans>() + size_of::<Resource>())
-            + self.scopes * (size_of::<ScopeSpans>() + size_of::<InstrumentationScope>())
-            + self.spans * (size_of::<Span>() + size_of::<Status>())
-            + self.events * size_of::<span::Event>()
-            + self.links * size_of::<span::Link>()
-            + self.attributes * size_of::<KeyValue>()
-            + self.values * size_of::<AnyValue>()
-            + self.xlogs * size_of::<XLog>();
-        let converted = (self.spans + self.xlogs) * CONVERTED_ROW;
+        use price::*;
+        let items = self.resources * RESOURCE
+            + self.scopes * SCOPE
+            + self.spans * SPAN
+            + self.events * EVENT
+            + self.links * LINK
+            + self.attributes * ATTRIBUTE
+            + self.values * VALUE
+            + self.xlogs * XLOG
+            + self.strings * STRING;
         let json = self.json_values * JSON_VALUE + self.json_objects * JSON_OBJECT;
         let translated = self.translated * crate::zipkin::INTERMEDIATE_SPAN_BYTES;
-        wire * 2 + structs * 2 + self.strings * STRING + converted + json + translated
+        wire * 2 + items + json + translated
     }
 
     pub fn describe(&self) -> String {

@@ -1,6 +1,6 @@
-//! An admitted request's bytes to a batch the writer takes: decoding, validation and conversion,
-//! and the write-ahead-log encoding. Synchronous, for the blocking pool (and for benchmarks that
-//! measure the ingest path without a network).
+//! A request's bytes to a batch the writer takes: paying for what it decodes into, decoding,
+//! validation and conversion, and the write-ahead-log encoding. Synchronous, for the blocking pool
+//! (and for benchmarks that measure the ingest path without a network).
 
 use prost::Message;
 use rewind_agent_proto::agent::ExportXLogRequest;
@@ -10,6 +10,7 @@ use crate::census::{self, Census};
 use crate::convert::{convert, Limits};
 use crate::error::CollectorError;
 use crate::ingest::{Format, Payload};
+use crate::meter::{Bill, Meter, Pay, REFUSED};
 
 /// What conversion validates against.
 pub struct Rules<'a> {
@@ -29,7 +30,7 @@ pub struct Decoded {
 }
 
 /// What a request would decode into, from one pass over its bytes without decoding it.
-pub fn census_of(payload: Payload, body: &[u8]) -> Result<Census, CollectorError> {
+fn census_of(payload: Payload, body: &[u8]) -> Result<Census, CollectorError> {
     match payload {
         Payload::Traces(Format::Protobuf) => census::otlp_protobuf(body),
         Payload::Traces(Format::Json) => census::otlp_json(body),
@@ -40,15 +41,42 @@ pub fn census_of(payload: Payload, body: &[u8]) -> Result<Census, CollectorError
     .map_err(|e| CollectorError::InvalidArgument(format!("invalid {}: {e}", payload.format_name())))
 }
 
-pub fn decode(body: &[u8], payload: Payload, rules: &Rules<'_>) -> Result<Decoded, CollectorError> {
+/// OTLP/protobuf trace requests up to this size are paid for as they decode (`meter`); larger
+/// ones, which no SDK's batch comes near and a hostile client might send, by the census first, so
+/// that one too large for the budget is refused before any of it is built.
+pub const METERED_UP_TO: usize = 1 << 20;
+
+/// Decodes `body`, paying through `pay` for what it decodes into before building it: OTLP/protobuf
+/// traces as the wire decoder counts them (`meter`), every other payload (and larger requests) at
+/// once by its census.
+pub fn decode(body: &[u8], payload: Payload, rules: &Rules<'_>, pay: Pay<'_>) -> Result<Decoded, CollectorError> {
+    let metered = payload == Payload::Traces(Format::Protobuf) && body.len() <= METERED_UP_TO;
+    if !metered {
+        let census = census_of(payload, body)?;
+        let due = census.decoded_bytes(body.len());
+        pay(&Bill { due, ahead: due, items: &census, complete: true })?;
+    }
     let invalid = |e: prost::DecodeError| CollectorError::InvalidArgument(format!("invalid protobuf: {e}"));
     let Rules { limits, keys, now_ns, min_start_ns } = *rules;
     Ok(match payload {
         Payload::Traces(format) => {
             let converted = match format {
-                // Straight into spans, no prost structs on the way (`wire`).
-                Format::Protobuf => crate::wire::convert(body, limits, keys, now_ns, min_start_ns)
+                // Straight into spans, no prost structs on the way (`wire`), paid for as it goes.
+                Format::Protobuf if !metered => crate::wire::convert(body, limits, keys, now_ns, min_start_ns)
                     .map_err(|e| CollectorError::InvalidArgument(format!("invalid protobuf: {e}")))?,
+                Format::Protobuf => {
+                    let mut meter = Meter::new(body.len(), pay);
+                    match crate::wire::convert_metered(body, limits, keys, now_ns, min_start_ns, &mut meter) {
+                        Ok(converted) => converted,
+                        Err(e) => match meter.take_refusal() {
+                            Some(refused) if e == REFUSED => {
+                                drop(meter);
+                                return Err(refusal(body, payload, pay, refused));
+                            }
+                            _ => return Err(CollectorError::InvalidArgument(format!("invalid protobuf: {e}"))),
+                        },
+                    }
+                }
                 Format::Json => {
                     let req = crate::json::decode(body).map_err(CollectorError::InvalidArgument)?;
                     convert(req, limits, keys, now_ns, min_start_ns)
@@ -74,4 +102,21 @@ pub fn decode(body: &[u8], payload: Payload, rules: &Rules<'_>) -> Result<Decode
             Decoded { batch: EncodedBatch::xlogs(converted.items), rejected: converted.rejected, message }
         }
     })
+}
+
+/// Why a request the payer refused part way was refused, as the census would have said it before
+/// decoding: a request too large for the budget is "too large" (whole counts in the message),
+/// never "retry later" because others held the budget when it was refused; a malformed one is
+/// malformed. The census walk is paid for only on this path.
+fn refusal(body: &[u8], payload: Payload, pay: Pay<'_>, refused: CollectorError) -> CollectorError {
+    let census = match census_of(payload, body) {
+        Ok(census) => census,
+        Err(invalid) => return invalid,
+    };
+    let due = census.decoded_bytes(body.len());
+    match pay(&Bill { due, ahead: due, items: &census, complete: true }) {
+        Err(whole) => whole,
+        // The budget had room again by then: the refusal stands, to be retried.
+        Ok(_) => refused,
+    }
 }

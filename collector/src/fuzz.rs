@@ -14,14 +14,19 @@ use rewind_storage::AttributeKeys;
 const NOW: u64 = 1_800_000_000_000_000_000;
 
 /// Differential: the wire decoder the server uses and prost + `convert` must refuse the same
-/// inputs and agree on the rest.
+/// inputs and agree on the rest; and its meter must count what the census counts.
 pub fn otlp_protobuf(data: &[u8]) {
     let limits = Limits::default();
     let (keys_a, keys_b) = (AttributeKeys::new(64), AttributeKeys::new(64));
     let reference = ExportTraceServiceRequest::decode(data).map(|req| convert(req, &limits, &keys_a, NOW, 0));
-    match (reference, crate::wire::convert(data, &limits, &keys_b, NOW, 0)) {
+    let mut meter = crate::meter::Meter::unbounded(data.len());
+    match (reference, crate::wire::convert_metered(data, &limits, &keys_b, NOW, 0, &mut meter)) {
         (Ok(a), Ok(b)) => {
             assert_eq!(format!("{a:?}"), format!("{b:?}"), "prost and wire disagree");
+            // What admission charges is what the census would have charged.
+            if let Ok(census) = crate::census::otlp_protobuf(data) {
+                assert_eq!(meter.items(), &census, "the meter and the census count differently");
+            }
             assert_eq!(keys_a.len(), keys_b.len());
             assert_eq!(b.rejected == 0, b.message().is_empty());
             rewind_storage::fuzz::round_trip_spans(&b.items);

@@ -11,8 +11,9 @@ use rewind_storage::{Store, Writer};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::convert::Limits;
-use crate::decode::{census_of, decode, Decoded, Rules};
+use crate::decode::{decode, Decoded, Rules};
 use crate::error::CollectorError;
+use crate::meter::Bill;
 use crate::metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,22 +254,29 @@ impl Ingest {
             .map_err(|_| CollectorError::Unavailable("shutting down".into()))?;
         let queue_bytes = self.config.queue_bytes;
         let decoded = tokio::task::spawn_blocking(move || {
-            let census = census_of(payload, &body)?;
-            let decoded = census.decoded_bytes(body.len());
-            // The most it may ever be admitted to: past that a retry could never succeed, so the
-            // answer is "too large", not "retry later".
-            let admissible = queue_bytes - reserve_for(decoded, queue_bytes);
-            if decoded > admissible {
-                return Err(CollectorError::DecodesTooLarge {
-                    wire: body.len(),
-                    decoded,
-                    budget: admissible,
-                    what: census.describe(),
-                });
-            }
-            admitted.cover(decoded)?;
-            let decoded =
-                decode(&body, payload, &Rules { limits: &limits, keys: &keys, now_ns: now, min_start_ns: min_start })?;
+            let wire = body.len();
+            let mut pay = |bill: &Bill<'_>| {
+                // The most it may ever be admitted to: past that a retry could never succeed, so
+                // the answer is "too large", not "retry later".
+                let admissible = queue_bytes - reserve_for(bill.due, queue_bytes);
+                if bill.due > admissible {
+                    return Err(CollectorError::DecodesTooLarge {
+                        wire,
+                        decoded: bill.due,
+                        budget: admissible,
+                        what: bill.describe(),
+                    });
+                }
+                let paid = if bill.ahead <= queue_bytes - reserve_for(bill.ahead, queue_bytes) {
+                    bill.ahead
+                } else {
+                    bill.due
+                };
+                admitted.cover(paid)?;
+                Ok(paid)
+            };
+            let rules = Rules { limits: &limits, keys: &keys, now_ns: now, min_start_ns: min_start };
+            let decoded = decode(&body, payload, &rules, &mut pay)?;
             drop(decoding);
             Ok::<_, CollectorError>((decoded, admitted))
         })

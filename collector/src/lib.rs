@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod http;
 mod ingest;
 pub mod json;
+pub mod meter;
 pub mod metrics;
 pub mod wire;
 pub mod xlog;

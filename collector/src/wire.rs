@@ -17,6 +17,7 @@ use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_storage::{AttributeKeys, Event, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 
 use crate::convert::{unique_kvs, wire_id, Converted, Cx, Limits, UNKNOWN_SERVICE};
+use crate::meter::Meter;
 
 /// prost's `DecodeContext` recursion limit: a message nested deeper is refused.
 const RECURSION_LIMIT: u32 = 100;
@@ -148,6 +149,15 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A field the census counts as one string when it is length-delimited (an unknown field, or one
+/// it does not walk into), then skipped.
+fn other(r: &mut Reader<'_>, wire: u8, tag: u32, depth: u32, m: &mut Meter<'_>) -> R<()> {
+    if wire == LEN {
+        m.strings(1)?;
+    }
+    r.skip(wire, tag, depth)
+}
+
 fn want(wire: u8, expected: u8) -> R<()> {
     if wire == expected {
         Ok(())
@@ -175,6 +185,18 @@ fn utf8(bytes: &[u8]) -> R<&str> {
 fn bytes<'a>(r: &mut Reader<'a>, wire: u8) -> R<&'a [u8]> {
     want(wire, LEN)?;
     r.len_delimited()
+}
+
+/// `string`, counted as one string.
+fn text<'a>(r: &mut Reader<'a>, wire: u8, m: &mut Meter<'_>) -> R<&'a str> {
+    m.strings(1)?;
+    string(r, wire)
+}
+
+/// `bytes`, counted as one string.
+fn blob<'a>(r: &mut Reader<'a>, wire: u8, m: &mut Meter<'_>) -> R<&'a [u8]> {
+    m.strings(1)?;
+    bytes(r, wire)
 }
 
 fn message<'a>(r: &mut Reader<'a>, wire: u8, depth: u32) -> R<&'a [u8]> {
@@ -217,12 +239,12 @@ type Kv<'a> = (&'a str, Option<Any<'a>>);
 
 /// Merges an `AnyValue` message into `slot`: a field of the oneof replaces it, except an array
 /// or key-value list arriving on one of its kind, which appends (prost's merge).
-fn any_value<'a>(buf: &'a [u8], depth: u32, slot: &mut Option<Any<'a>>) -> R<()> {
+fn any_value<'a>(buf: &'a [u8], depth: u32, slot: &mut Option<Any<'a>>, m: &mut Meter<'_>) -> R<()> {
     let mut r = Reader::new(buf);
     while !r.done() {
         let (tag, wire) = r.key()?;
         match tag {
-            1 => *slot = Some(Any::Str(string(&mut r, wire)?)),
+            1 => *slot = Some(Any::Str(text(&mut r, wire, m)?)),
             2 => *slot = Some(Any::Bool(varint(&mut r, wire)? != 0)),
             3 => *slot = Some(Any::Int(varint(&mut r, wire)? as i64)),
             4 => *slot = Some(Any::Double(f64::from_bits(fixed64(&mut r, wire)?))),
@@ -237,11 +259,12 @@ fn any_value<'a>(buf: &'a [u8], depth: u32, slot: &mut Option<Any<'a>>) -> R<()>
                     let (tag, wire) = a.key()?;
                     if tag == 1 {
                         let item = message(&mut a, wire, depth + 2)?;
+                        m.value()?;
                         let mut v = None;
-                        any_value(item, depth + 2, &mut v)?;
+                        any_value(item, depth + 2, &mut v, m)?;
                         items.push(v);
                     } else {
-                        a.skip(wire, tag, depth + 1)?;
+                        other(&mut a, wire, tag, depth + 1, m)?;
                     }
                 }
             }
@@ -255,27 +278,30 @@ fn any_value<'a>(buf: &'a [u8], depth: u32, slot: &mut Option<Any<'a>>) -> R<()>
                 while !l.done() {
                     let (tag, wire) = l.key()?;
                     if tag == 1 {
-                        items.push(key_value(message(&mut l, wire, depth + 2)?, depth + 2)?);
+                        items.push(key_value(message(&mut l, wire, depth + 2)?, depth + 2, m)?);
                     } else {
-                        l.skip(wire, tag, depth + 1)?;
+                        other(&mut l, wire, tag, depth + 1, m)?;
                     }
                 }
             }
-            7 => *slot = Some(Any::Bytes(bytes(&mut r, wire)?)),
-            _ => r.skip(wire, tag, depth)?,
+            7 => *slot = Some(Any::Bytes(blob(&mut r, wire, m)?)),
+            _ => other(&mut r, wire, tag, depth, m)?,
         }
     }
     Ok(())
 }
 
-fn key_value(buf: &[u8], depth: u32) -> R<Kv<'_>> {
+/// A `KeyValue` message, counted.
+fn key_value<'a>(buf: &'a [u8], depth: u32, m: &mut Meter<'_>) -> R<Kv<'a>> {
     // The value is a message one deeper: where that passes the limit, the general reader refuses.
     if depth < RECURSION_LIMIT {
         if let Some(kv) = plain_key_value(buf) {
+            m.plain_attribute(matches!(kv.1, Some(Any::Str(_))))?;
             return Ok(kv);
         }
     }
-    key_value_read(buf, depth)
+    m.attribute()?;
+    key_value_read(buf, depth, m)
 }
 
 /// `key_value` for the shape nearly every attribute has: a key, then a value of one short string
@@ -313,15 +339,19 @@ fn plain_key_value(buf: &[u8]) -> Option<Kv<'_>> {
 }
 
 /// `key_value` field by field, whatever the shape.
-fn key_value_read(buf: &[u8], depth: u32) -> R<Kv<'_>> {
+fn key_value_read<'a>(buf: &'a [u8], depth: u32, m: &mut Meter<'_>) -> R<Kv<'a>> {
     let mut r = Reader::new(buf);
     let (mut key, mut value) = ("", None);
     while !r.done() {
         let (tag, wire) = r.key()?;
         match tag {
-            1 => key = string(&mut r, wire)?,
-            2 => any_value(message(&mut r, wire, depth + 1)?, depth + 1, &mut value)?,
-            _ => r.skip(wire, tag, depth)?,
+            1 => key = text(&mut r, wire, m)?,
+            2 => {
+                let body = message(&mut r, wire, depth + 1)?;
+                m.value()?;
+                any_value(body, depth + 1, &mut value, m)?;
+            }
+            _ => other(&mut r, wire, tag, depth, m)?,
         }
     }
     Ok((key, value))
@@ -370,7 +400,7 @@ struct WireLink<'a> {
 /// Spans are at depth 3 (request 0, resource spans 1, scope spans 2).
 const SPAN_DEPTH: u32 = 3;
 
-fn span(buf: &[u8]) -> R<WireSpan<'_>> {
+fn span<'a>(buf: &'a [u8], m: &mut Meter<'_>) -> R<WireSpan<'a>> {
     let d = SPAN_DEPTH;
     // Room for a typical span's attributes at once, rather than growing 4, 8, 16.
     let mut s = WireSpan { attributes: Vec::with_capacity(16), ..Default::default() };
@@ -378,39 +408,47 @@ fn span(buf: &[u8]) -> R<WireSpan<'_>> {
     while !r.done() {
         let (tag, wire) = r.key()?;
         match tag {
-            1 => s.trace_id = bytes(&mut r, wire)?,
-            2 => s.span_id = bytes(&mut r, wire)?,
-            3 => s.trace_state = string(&mut r, wire)?,
-            4 => s.parent = bytes(&mut r, wire)?,
-            5 => s.name = string(&mut r, wire)?,
+            1 => s.trace_id = blob(&mut r, wire, m)?,
+            2 => s.span_id = blob(&mut r, wire, m)?,
+            3 => s.trace_state = text(&mut r, wire, m)?,
+            4 => s.parent = blob(&mut r, wire, m)?,
+            5 => s.name = text(&mut r, wire, m)?,
             6 => s.kind = varint(&mut r, wire)? as i32,
             7 => s.start = fixed64(&mut r, wire)?,
             8 => s.end = fixed64(&mut r, wire)?,
-            9 => s.attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1)?),
+            9 => s.attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1, m)?),
             10 => s.dropped_attributes = varint(&mut r, wire)? as u32,
-            11 => s.events.push(event(message(&mut r, wire, d + 1)?)?),
+            11 => {
+                let body = message(&mut r, wire, d + 1)?;
+                m.event()?;
+                s.events.push(event(body, m)?);
+            }
             12 => s.dropped_events = varint(&mut r, wire)? as u32,
-            13 => s.links.push(link(message(&mut r, wire, d + 1)?)?),
+            13 => {
+                let body = message(&mut r, wire, d + 1)?;
+                m.link()?;
+                s.links.push(link(body, m)?);
+            }
             14 => s.dropped_links = varint(&mut r, wire)? as u32,
             15 => {
                 let mut st = Reader::new(message(&mut r, wire, d + 1)?);
                 while !st.done() {
                     let (tag, wire) = st.key()?;
                     match tag {
-                        2 => s.status_message = string(&mut st, wire)?,
+                        2 => s.status_message = text(&mut st, wire, m)?,
                         3 => s.status_code = varint(&mut st, wire)? as i32,
-                        _ => st.skip(wire, tag, d + 1)?,
+                        _ => other(&mut st, wire, tag, d + 1, m)?,
                     }
                 }
             }
             16 => s.flags = fixed32(&mut r, wire)?,
-            _ => r.skip(wire, tag, d)?,
+            _ => other(&mut r, wire, tag, d, m)?,
         }
     }
     Ok(s)
 }
 
-fn event(buf: &[u8]) -> R<WireEvent<'_>> {
+fn event<'a>(buf: &'a [u8], m: &mut Meter<'_>) -> R<WireEvent<'a>> {
     let d = SPAN_DEPTH + 1;
     let mut e = WireEvent::default();
     let mut r = Reader::new(buf);
@@ -418,29 +456,29 @@ fn event(buf: &[u8]) -> R<WireEvent<'_>> {
         let (tag, wire) = r.key()?;
         match tag {
             1 => e.time = fixed64(&mut r, wire)?,
-            2 => e.name = string(&mut r, wire)?,
-            3 => e.attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1)?),
+            2 => e.name = text(&mut r, wire, m)?,
+            3 => e.attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1, m)?),
             4 => e.dropped = varint(&mut r, wire)? as u32,
-            _ => r.skip(wire, tag, d)?,
+            _ => other(&mut r, wire, tag, d, m)?,
         }
     }
     Ok(e)
 }
 
-fn link(buf: &[u8]) -> R<WireLink<'_>> {
+fn link<'a>(buf: &'a [u8], m: &mut Meter<'_>) -> R<WireLink<'a>> {
     let d = SPAN_DEPTH + 1;
     let mut l = WireLink::default();
     let mut r = Reader::new(buf);
     while !r.done() {
         let (tag, wire) = r.key()?;
         match tag {
-            1 => l.trace_id = bytes(&mut r, wire)?,
-            2 => l.span_id = bytes(&mut r, wire)?,
-            3 => l.trace_state = string(&mut r, wire)?,
-            4 => l.attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1)?),
+            1 => l.trace_id = blob(&mut r, wire, m)?,
+            2 => l.span_id = blob(&mut r, wire, m)?,
+            3 => l.trace_state = text(&mut r, wire, m)?,
+            4 => l.attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1, m)?),
             5 => l.dropped = varint(&mut r, wire)? as u32,
             6 => l.flags = fixed32(&mut r, wire)?,
-            _ => r.skip(wire, tag, d)?,
+            _ => other(&mut r, wire, tag, d, m)?,
         }
     }
     Ok(l)
@@ -448,16 +486,19 @@ fn link(buf: &[u8]) -> R<WireLink<'_>> {
 
 /// A resource's attributes (depth 2), every occurrence of the field merged; its entity
 /// references are checked, not kept.
-fn resource<'a>(buf: &'a [u8], attributes: &mut Vec<Kv<'a>>) -> R<()> {
+fn resource<'a>(buf: &'a [u8], attributes: &mut Vec<Kv<'a>>, m: &mut Meter<'_>) -> R<()> {
     let d = 2;
     let mut r = Reader::new(buf);
     while !r.done() {
         let (tag, wire) = r.key()?;
         match tag {
-            1 => attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1)?),
+            1 => attributes.push(key_value(message(&mut r, wire, d + 1)?, d + 1, m)?),
             2 => drop(varint(&mut r, wire)?),
             3 => {
-                let mut e = Reader::new(message(&mut r, wire, d + 1)?);
+                // One string to the census, which does not walk entity references.
+                let body = message(&mut r, wire, d + 1)?;
+                m.strings(1)?;
+                let mut e = Reader::new(body);
                 while !e.done() {
                     let (tag, wire) = e.key()?;
                     match tag {
@@ -466,7 +507,7 @@ fn resource<'a>(buf: &'a [u8], attributes: &mut Vec<Kv<'a>>) -> R<()> {
                     }
                 }
             }
-            _ => r.skip(wire, tag, d)?,
+            _ => other(&mut r, wire, tag, d, m)?,
         }
     }
     Ok(())
@@ -474,24 +515,24 @@ fn resource<'a>(buf: &'a [u8], attributes: &mut Vec<Kv<'a>>) -> R<()> {
 
 /// An instrumentation scope (depth 3): name and version merged into `scope`; attributes
 /// checked, not kept.
-fn scope<'a>(buf: &'a [u8], scope: &mut (&'a str, &'a str)) -> R<()> {
+fn scope<'a>(buf: &'a [u8], scope: &mut (&'a str, &'a str), m: &mut Meter<'_>) -> R<()> {
     let d = 3;
     let mut r = Reader::new(buf);
     while !r.done() {
         let (tag, wire) = r.key()?;
         match tag {
-            1 => scope.0 = string(&mut r, wire)?,
-            2 => scope.1 = string(&mut r, wire)?,
-            3 => drop(key_value(message(&mut r, wire, d + 1)?, d + 1)?),
+            1 => scope.0 = text(&mut r, wire, m)?,
+            2 => scope.1 = text(&mut r, wire, m)?,
+            3 => drop(key_value(message(&mut r, wire, d + 1)?, d + 1, m)?),
             4 => drop(varint(&mut r, wire)?),
-            _ => r.skip(wire, tag, d)?,
+            _ => other(&mut r, wire, tag, d, m)?,
         }
     }
     Ok(())
 }
 
 /// The request's bytes to validated spans, by `convert::convert`'s rules; `Err` where prost
-/// would fail to decode them.
+/// would fail to decode them. Unmetered: `convert_metered` pays as it goes.
 pub fn convert(
     buf: &[u8],
     limits: &Limits,
@@ -499,7 +540,20 @@ pub fn convert(
     now_ns: u64,
     min_start_ns: u64,
 ) -> Result<Converted, WireError> {
-    decode_convert(buf, &mut Cx::new(limits, keys), now_ns, min_start_ns)
+    convert_metered(buf, limits, keys, now_ns, min_start_ns, &mut Meter::unbounded(buf.len()))
+}
+
+/// `convert`, counting what it reads as the census counts it and paying for it through `meter`
+/// as it grows; `meter::REFUSED` where the payer refused.
+pub fn convert_metered(
+    buf: &[u8],
+    limits: &Limits,
+    keys: &AttributeKeys,
+    now_ns: u64,
+    min_start_ns: u64,
+    meter: &mut Meter<'_>,
+) -> Result<Converted, WireError> {
+    decode_convert(buf, &mut Cx::new(limits, keys), now_ns, min_start_ns, meter)
 }
 
 /// A request prost decoded (OTLP/JSON's path) to validated spans: its fields borrowed into this
@@ -512,10 +566,12 @@ pub fn convert_decoded(
     min_start_ns: u64,
 ) -> Converted {
     let groups = req.resource_spans.iter().map(prost_group).collect();
-    convert_groups(groups, &mut Cx::new(limits, keys), now_ns, min_start_ns).expect("decoded spans convert")
+    let mut meter = Meter::unbounded(0);
+    convert_groups(groups, &mut Cx::new(limits, keys), now_ns, min_start_ns, &mut meter).expect("decoded spans convert")
 }
 
-fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -> R<Converted> {
+fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64, m: &mut Meter<'_>) -> R<Converted> {
+    m.open()?;
     let mut r = Reader::new(buf);
     // The request's structure is read first, each span kept as its bytes; a span is decoded
     // when converted. A request prost would refuse stores nothing either way (the error
@@ -524,15 +580,23 @@ fn decode_convert(buf: &[u8], cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -
     while !r.done() {
         let (tag, wire) = r.key()?;
         if tag == 1 {
-            groups.push(resource_spans(message(&mut r, wire, 1)?)?);
+            let body = message(&mut r, wire, 1)?;
+            m.resource()?;
+            groups.push(resource_spans(body, m)?);
         } else {
-            r.skip(wire, tag, 0)?;
+            other(&mut r, wire, tag, 0, m)?;
         }
     }
-    convert_groups(groups, cx, now_ns, min_start_ns)
+    convert_groups(groups, cx, now_ns, min_start_ns, m)
 }
 
-fn convert_groups(groups: Vec<Group<'_>>, cx: &mut Cx<'_>, now_ns: u64, min_start_ns: u64) -> R<Converted> {
+fn convert_groups(
+    groups: Vec<Group<'_>>,
+    cx: &mut Cx<'_>,
+    now_ns: u64,
+    min_start_ns: u64,
+    m: &mut Meter<'_>,
+) -> R<Converted> {
     let mut out = Converted::new("span");
     out.items.reserve_exact(groups.iter().flat_map(|g: &Group<'_>| &g.scopes).map(|s| s.spans.len()).sum());
     for g in groups {
@@ -546,7 +610,7 @@ fn convert_groups(groups: Vec<Group<'_>>, cx: &mut Cx<'_>, now_ns: u64, min_star
             };
             for pending in s.spans {
                 let w = match pending {
-                    Pending::Bytes(bytes) => span(bytes)?,
+                    Pending::Bytes(bytes) => span(bytes, m)?,
                     Pending::Decoded(w) => *w,
                 };
                 match convert_span(cx, w, &resource, &service, &scope_name, &scope_version, now_ns, min_start_ns) {
@@ -578,33 +642,41 @@ enum Pending<'a> {
     Decoded(Box<WireSpan<'a>>),
 }
 
-fn resource_spans(buf: &[u8]) -> R<Group<'_>> {
+fn resource_spans<'a>(buf: &'a [u8], m: &mut Meter<'_>) -> R<Group<'a>> {
     let d = 1;
     let mut g = Group { resource: Vec::new(), scopes: Vec::new() };
     let mut r = Reader::new(buf);
     while !r.done() {
         let (tag, wire) = r.key()?;
         match tag {
-            1 => resource(message(&mut r, wire, d + 1)?, &mut g.resource)?,
-            2 => g.scopes.push(scope_spans(message(&mut r, wire, d + 1)?)?),
-            3 => drop(string(&mut r, wire)?),
-            _ => r.skip(wire, tag, d)?,
+            1 => resource(message(&mut r, wire, d + 1)?, &mut g.resource, m)?,
+            2 => {
+                let body = message(&mut r, wire, d + 1)?;
+                m.scope()?;
+                g.scopes.push(scope_spans(body, m)?);
+            }
+            3 => drop(text(&mut r, wire, m)?),
+            _ => other(&mut r, wire, tag, d, m)?,
         }
     }
     Ok(g)
 }
 
-fn scope_spans(buf: &[u8]) -> R<ScopeGroup<'_>> {
+fn scope_spans<'a>(buf: &'a [u8], m: &mut Meter<'_>) -> R<ScopeGroup<'a>> {
     let d = 2;
     let mut g = ScopeGroup { scope: None, spans: Vec::new() };
     let mut r = Reader::new(buf);
     while !r.done() {
         let (tag, wire) = r.key()?;
         match tag {
-            1 => scope(message(&mut r, wire, d + 1)?, g.scope.get_or_insert(("", "")))?,
-            2 => g.spans.push(Pending::Bytes(message(&mut r, wire, d + 1)?)),
-            3 => drop(string(&mut r, wire)?),
-            _ => r.skip(wire, tag, d)?,
+            1 => scope(message(&mut r, wire, d + 1)?, g.scope.get_or_insert(("", "")), m)?,
+            2 => {
+                let body = message(&mut r, wire, d + 1)?;
+                m.span()?;
+                g.spans.push(Pending::Bytes(body));
+            }
+            3 => drop(text(&mut r, wire, m)?),
+            _ => other(&mut r, wire, tag, d, m)?,
         }
     }
     Ok(g)

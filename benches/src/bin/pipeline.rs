@@ -1,10 +1,10 @@
 //! The server's ingest path without the network, on a fixed set of requests, so that
 //! `valgrind --tool=callgrind` can count its instructions: a figure that does not move with the
 //! machine's noise (`bench-ingest --instructions true` runs it twice and reports the difference per
-//! span). Each request goes through what an export does once admitted: the census, decoding,
-//! validation and conversion, the write-ahead-log encoding, the durable append (fsync off: the
-//! kernel's work is not counted anyway) and, at the end, the seal of everything (span segments,
-//! XLog records, statistics).
+//! span). Each request goes through what an export does once admitted: decoding, paid for as it
+//! goes, validation and conversion, the write-ahead-log encoding, the durable append (fsync off:
+//! the kernel's work is not counted anyway) and, at the end, the seal of everything (span
+//! segments, XLog records, statistics).
 //!
 //! bench-pipeline --requests 30 [--stage decode|all] [--generate 40]
 //!
@@ -14,7 +14,8 @@
 use std::sync::Arc;
 
 use rewind_benches::Args;
-use rewind_collector::decode::{census_of, decode, Rules};
+use rewind_collector::decode::{decode, Rules};
+use rewind_collector::meter::Bill;
 use rewind_collector::{Format, Limits, Payload};
 use rewind_storage::{Clock, ManualClock, Store, StoreConfig};
 
@@ -44,9 +45,8 @@ fn main() {
     let payload = Payload::Traces(Format::Protobuf);
     let mut spans = 0;
     for body in &bodies[..requests] {
-        let census = census_of(payload, body).unwrap();
-        std::hint::black_box(census.decoded_bytes(body.len()));
-        let decoded = decode(body, payload, &rules).unwrap();
+        // Paid as the server pays, minus the budget's semaphore.
+        let decoded = decode(body, payload, &rules, &mut |bill: &Bill<'_>| Ok(bill.ahead)).unwrap();
         spans += decoded.batch.len();
         if stage == "all" {
             store.append(vec![decoded.batch]).unwrap();

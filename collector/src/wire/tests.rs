@@ -18,6 +18,7 @@ use rewind_storage::codec::varint;
 
 use crate::census::Msg;
 use crate::convert::{convert, Limits};
+use crate::meter::Meter;
 
 const NOW: u64 = 1_800_000_000_000_000_000;
 const MIN_START: u64 = NOW - 86_400_000_000_000;
@@ -36,11 +37,17 @@ fn limits() -> Limits {
 }
 
 /// Both decoders on `bytes`: the same refusal, or the same result and the same keys admitted.
+/// Where the census prices it too, the wire decoder's meter counts what the census counts.
 fn same_outcome(bytes: &[u8]) -> Result<(), TestCaseError> {
     let limits = limits();
     let (keys_a, keys_b) = (AttributeKeys::new(6), AttributeKeys::new(6));
     let reference = ExportTraceServiceRequest::decode(bytes).map(|req| convert(req, &limits, &keys_a, NOW, MIN_START));
-    let wire = super::convert(bytes, &limits, &keys_b, NOW, MIN_START);
+    let mut meter = Meter::unbounded(bytes.len());
+    let wire = super::convert_metered(bytes, &limits, &keys_b, NOW, MIN_START, &mut meter);
+    if let (Ok(_), Ok(census)) = (&wire, crate::census::otlp_protobuf(bytes)) {
+        prop_assert_eq!(meter.items(), &census);
+        prop_assert_eq!(meter.due(), census.decoded_bytes(bytes.len()));
+    }
     match (reference, wire) {
         (Ok(a), Ok(b)) => {
             prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
@@ -442,7 +449,15 @@ proptest! {
             }
         }
         let show = |r: super::R<super::Kv<'_>>| format!("{r:?}");
-        prop_assert_eq!(show(super::key_value(&kv, depth)), show(super::key_value_read(&kv, depth)));
+        let (mut plain, mut read) = (Meter::unbounded(0), Meter::unbounded(0));
+        // `key_value` counts the attribute itself; the reader, only what is in it.
+        read.attribute().unwrap();
+        let (a, b) = (super::key_value(&kv, depth, &mut plain), super::key_value_read(&kv, depth, &mut read));
+        // Counted alike, too, where both read it.
+        if a.is_ok() {
+            prop_assert_eq!(plain.items(), read.items());
+        }
+        prop_assert_eq!(show(a), show(b));
     }
 
     #[test]
@@ -465,7 +480,7 @@ fn the_plain_attribute_path_leaves_long_varints_to_the_general_reader() {
     let bool_varint = vec![0x0a, 0x01, b'k', 0x12, 0x02, 0x10, 0x81];
     for kv in [key_length, value_length, bool_varint] {
         assert!(super::plain_key_value(&kv).is_none());
-        assert!(super::key_value(&kv, 1).is_err(), "a truncated varint: {kv:?}");
+        assert!(super::key_value(&kv, 1, &mut Meter::unbounded(0)).is_err(), "a truncated varint: {kv:?}");
     }
 }
 

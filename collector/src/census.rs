@@ -347,8 +347,10 @@ fn walk<const FAST: bool>(buf: &[u8], msg: Msg, depth: usize, c: &mut Census) ->
                 }
                 at = end;
             }
-            // Groups (3, 4) are not in these protos; prost would skip them, and so may we,
-            // but a group's contents are not counted: refusing is the safe answer.
+            // Groups are not in these protos: prost and the wire decoder skip them, building
+            // nothing, so nothing in one is counted.
+            3 => skip_group(buf, &mut at, key >> 3, depth + 1)?,
+            4 => return Err("unexpected end group tag".into()),
             _ => return Err(format!("unsupported wire type {wire}")),
         }
     }
@@ -356,6 +358,40 @@ fn walk<const FAST: bool>(buf: &[u8], msg: Msg, depth: usize, c: &mut Census) ->
         return Err("truncated field".into());
     }
     Ok(())
+}
+
+/// Skips a group whose start key (field `field`) has just been read, through its end key, as
+/// prost skips one: its fields are checked for shape, not counted.
+fn skip_group(buf: &[u8], at: &mut usize, field: u64, depth: usize) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err("nested deeper than the recursion limit".into());
+    }
+    loop {
+        if *at >= buf.len() {
+            return Err("truncated group".into());
+        }
+        let key = varint(buf, at)?;
+        let (inner, wire) = (key >> 3, key & 7);
+        if inner == 0 {
+            return Err("field number 0".into());
+        }
+        match wire {
+            0 => drop(varint(buf, at)?),
+            1 => *at += 8,
+            5 => *at += 4,
+            2 => {
+                let len = usize::try_from(varint(buf, at)?).map_err(|_| "length out of range")?;
+                *at = at.checked_add(len).filter(|e| *e <= buf.len()).ok_or("truncated message")?;
+            }
+            3 => skip_group(buf, at, inner, depth + 1)?,
+            4 if inner == field => return Ok(()),
+            4 => return Err("unexpected end group tag".into()),
+            _ => return Err(format!("unsupported wire type {wire}")),
+        }
+        if *at > buf.len() {
+            return Err("truncated field".into());
+        }
+    }
 }
 
 pub use json::{otlp_json, zipkin_json};

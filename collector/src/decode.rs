@@ -106,13 +106,12 @@ pub fn decode(body: &[u8], payload: Payload, rules: &Rules<'_>, pay: Pay<'_>) ->
 
 /// Why a request the payer refused part way was refused, as the census would have said it before
 /// decoding: a request too large for the budget is "too large" (whole counts in the message),
-/// never "retry later" because others held the budget when it was refused; a malformed one is
-/// malformed. The census walk is paid for only on this path.
+/// never "retry later" because others held the budget when it was refused. The census walk is
+/// paid for only on this path. Should the census refuse bytes the wire decoder read without
+/// fault, the refusal stands: a request that may be valid must not be answered as malformed,
+/// which a client would not retry.
 fn refusal(body: &[u8], payload: Payload, pay: Pay<'_>, refused: CollectorError) -> CollectorError {
-    let census = match census_of(payload, body) {
-        Ok(census) => census,
-        Err(invalid) => return invalid,
-    };
+    let Ok(census) = census_of(payload, body) else { return refused };
     let due = census.decoded_bytes(body.len());
     match pay(&Bill { due, ahead: due, items: &census, complete: true }) {
         Err(whole) => whole,

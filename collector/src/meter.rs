@@ -301,6 +301,30 @@ mod tests {
         }
     }
 
+    /// An unknown group, which prost skips, is skipped at every size: by the meter (which counts
+    /// nothing in it) and by the census (which counts nothing in it either, and prices the same).
+    #[test]
+    fn unknown_groups_are_skipped_by_meter_and_census_alike() {
+        use crate::decode::{decode, Rules, METERED_UP_TO};
+        use crate::ingest::{Format, Payload};
+        let (limits, keys) = (Limits::default(), AttributeKeys::default());
+        let rules = Rules { limits: &limits, keys: &keys, now_ns: NOW, min_start_ns: 0 };
+        for spans in [10_000, 20_000] {
+            // Field 20 as a group holding a varint and a string: start group, key 1 varint 7,
+            // key 2 length 1 "x", end group.
+            let mut body = request(spans);
+            body.extend_from_slice(&[0xa3, 0x01, 0x08, 0x07, 0x12, 0x01, b'x', 0xa4, 0x01]);
+            assert!(ExportTraceServiceRequest::decode(&body[..]).is_ok());
+            let census = census::otlp_protobuf(&body).unwrap();
+            let mut meter = Meter::unbounded(body.len());
+            convert_metered(&body, &limits, &keys, NOW, 0, &mut meter).unwrap();
+            assert_eq!(meter.items(), &census);
+            let mut pay = |b: &Bill<'_>| Ok(b.ahead);
+            assert_eq!(decode(&body, Payload::Traces(Format::Protobuf), &rules, &mut pay).unwrap().batch.len(), spans);
+            assert_eq!(body.len() > METERED_UP_TO, spans == 20_000);
+        }
+    }
+
     /// Past `METERED_UP_TO`, the census prices a request before anything is decoded.
     #[test]
     fn a_large_request_is_priced_whole_before_decoding() {

@@ -1,10 +1,12 @@
 //! Admission while decoding. The census prices a request before it is decoded, in a walk of its
 //! own over every byte; for OTLP/protobuf traces, the request most agents send, that walk cost
-//! about 2,800 instructions a span, a ninth of ingest. The wire decoder counts instead what it
-//! reads, field by field as the census counts it, prices each item with the census's prices, and
-//! pays as the count grows: whatever it builds is paid for before it has grown past one item
-//! more, however the request is shaped. A request the budget cannot hold is refused part way,
-//! as too large or as "retry later", as the census would have refused it before decoding.
+//! 1,385 instructions a span, a twentieth of the ingest path. For those up to
+//! `decode::METERED_UP_TO`, the wire decoder counts instead what it reads, field by field as the
+//! census counts it, prices each item with the census's prices, and pays as the count grows:
+//! whatever it builds is paid for before it has grown past one item more, however the request is
+//! shaped. A request the budget refuses part way is then priced whole by the census
+//! (`decode::refusal`), so that it is answered as the census would have answered it before
+//! decoding: too large, or "retry later".
 
 use crate::census::{price, Census};
 use crate::error::CollectorError;

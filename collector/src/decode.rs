@@ -10,7 +10,8 @@ use crate::census::{self, Census};
 use crate::convert::{convert, Limits};
 use crate::error::CollectorError;
 use crate::ingest::{Format, Payload};
-use crate::meter::{Bill, Meter, Pay, REFUSED};
+use crate::meter::{Bill, Meter, Pay};
+use crate::wire::REFUSED;
 
 /// What conversion validates against.
 pub struct Rules<'a> {
@@ -119,3 +120,6 @@ fn refusal(body: &[u8], payload: Payload, pay: Pay<'_>, refused: CollectorError)
         Ok(_) => refused,
     }
 }
+
+#[cfg(test)]
+mod tests;

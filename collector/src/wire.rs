@@ -17,7 +17,7 @@ use rewind_agent_proto::ExportTraceServiceRequest;
 use rewind_storage::{AttributeKeys, Event, Key, KeyValue, Link, Resource, Span, SpanId, TraceId, Value};
 
 use crate::convert::{unique_kvs, wire_id, Converted, Cx, Limits, UNKNOWN_SERVICE};
-use crate::meter::Meter;
+use crate::meter::{Meter, Refused};
 
 /// prost's `DecodeContext` recursion limit: a message nested deeper is refused.
 const RECURSION_LIMIT: u32 = 100;
@@ -40,6 +40,16 @@ impl std::fmt::Display for WireError {
 }
 
 type R<T> = Result<T, WireError>;
+
+/// Why decoding stopped when the ingest budget refused the request (the payer's error is kept in
+/// the meter).
+pub const REFUSED: WireError = WireError("the ingest budget refused the request part way");
+
+impl From<Refused> for WireError {
+    fn from(_: Refused) -> Self {
+        REFUSED
+    }
+}
 
 /// One message's bytes, read front to back.
 struct Reader<'a> {

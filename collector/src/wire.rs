@@ -554,7 +554,7 @@ pub fn convert(
 }
 
 /// `convert`, counting what it reads as the census counts it and paying for it through `meter`
-/// as it grows; `meter::REFUSED` where the payer refused.
+/// as it grows; `REFUSED` where the payer refused (its error is in the meter).
 pub fn convert_metered(
     buf: &[u8],
     limits: &Limits,

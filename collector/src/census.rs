@@ -335,8 +335,7 @@ fn walk<const FAST: bool>(buf: &[u8], msg: Msg, depth: usize, c: &mut Census) ->
             1 => at += 8,
             5 => at += 4,
             2 => {
-                let len = usize::try_from(varint(buf, &mut at)?).map_err(|_| "length out of range")?;
-                let end = at.checked_add(len).filter(|e| *e <= buf.len()).ok_or("truncated message")?;
+                let end = field_end(buf, &mut at)?;
                 if let Some(child) = msg.child(field) {
                     child.count(c);
                     if !(FAST && shortcut(&buf[at..end], child, depth + 1, c)) {
@@ -360,6 +359,12 @@ fn walk<const FAST: bool>(buf: &[u8], msg: Msg, depth: usize, c: &mut Census) ->
     Ok(())
 }
 
+/// Where the length-delimited field whose length starts at `at` ends; `at` is left at its bytes.
+fn field_end(buf: &[u8], at: &mut usize) -> Result<usize, String> {
+    let len = usize::try_from(varint(buf, at)?).map_err(|_| "length out of range")?;
+    Ok(at.checked_add(len).filter(|e| *e <= buf.len()).ok_or("truncated message")?)
+}
+
 /// Skips a group whose start key (field `field`) has just been read, through its end key, as
 /// prost skips one: its fields are checked for shape, not counted.
 fn skip_group(buf: &[u8], at: &mut usize, field: u64, depth: usize) -> Result<(), String> {
@@ -379,10 +384,7 @@ fn skip_group(buf: &[u8], at: &mut usize, field: u64, depth: usize) -> Result<()
             0 => drop(varint(buf, at)?),
             1 => *at += 8,
             5 => *at += 4,
-            2 => {
-                let len = usize::try_from(varint(buf, at)?).map_err(|_| "length out of range")?;
-                *at = at.checked_add(len).filter(|e| *e <= buf.len()).ok_or("truncated message")?;
-            }
+            2 => *at = field_end(buf, at)?,
             3 => skip_group(buf, at, inner, depth + 1)?,
             4 if inner == field => return Ok(()),
             4 => return Err("unexpected end group tag".into()),

@@ -62,11 +62,10 @@ pub fn decode(body: &[u8], payload: Payload, rules: &Rules<'_>, pay: Pay<'_>) ->
     Ok(match payload {
         Payload::Traces(format) => {
             let converted = match format {
-                // Straight into spans, no prost structs on the way (`wire`), paid for as it goes.
-                Format::Protobuf if !metered => crate::wire::convert(body, limits, keys, now_ns, min_start_ns)
-                    .map_err(|e| CollectorError::InvalidArgument(format!("invalid protobuf: {e}")))?,
+                // Straight into spans, no prost structs on the way (`wire`): paid for as it goes,
+                // or, priced whole above, only counted.
                 Format::Protobuf => {
-                    let mut meter = Meter::new(body.len(), pay);
+                    let mut meter = if metered { Meter::new(body.len(), pay) } else { Meter::unbounded(body.len()) };
                     match crate::wire::convert_metered(body, limits, keys, now_ns, min_start_ns, &mut meter) {
                         Ok(converted) => converted,
                         Err(e) => match meter.take_refusal() {

@@ -146,16 +146,36 @@ const PARENT_NONE: u8 = 0;
 const PARENT_EXPLICIT: u8 = 1;
 const PARENT_BACK: u8 = 2;
 
+/// Rows back a parent is first looked for by a plain scan: most parents are a few rows up.
+const PARENT_NEAR: usize = 32;
+
 /// Parents as a back-reference to an earlier row of the page where possible: spans of a trace are
-/// adjacent and sorted by start, so the parent is usually a few rows up.
-pub fn encode_parents(parents: &[Option<SpanId>], span_ids: &[SpanId]) -> Vec<u8> {
+/// adjacent and sorted by start, so the parent is usually a few rows up. A parent is looked for
+/// among its own trace's rows only (`trace_ids`, one per row), nearest first: by a scan over the
+/// last `PARENT_NEAR` rows, and past those, for a long trace, in a map of its older rows. A map of
+/// every row of the page cost more than the rest of the column.
+pub fn encode_parents(parents: &[Option<SpanId>], span_ids: &[SpanId], trace_ids: &[TraceId]) -> Vec<u8> {
+    debug_assert!(parents.len() == span_ids.len() && parents.len() == trace_ids.len());
     let mut out = Vec::with_capacity(parents.len() * 2);
-    let mut seen: HashMap<SpanId, usize> = HashMap::default();
+    // Rows of the current trace older than the scan's reach: their latest row per span id.
+    let mut older: HashMap<SpanId, usize> = HashMap::default();
+    let mut first = 0;
     for (i, parent) in parents.iter().enumerate() {
+        if i > 0 && trace_ids[i] != trace_ids[i - 1] {
+            first = i;
+            if !older.is_empty() {
+                older.clear();
+            }
+        }
+        let near = first.max(i.saturating_sub(PARENT_NEAR));
+        if near > first {
+            // The row that has just left the scan's reach.
+            older.insert(span_ids[near - 1], near - 1);
+        }
         match parent {
             None => out.push(PARENT_NONE),
-            Some(p) => match seen.get(p) {
-                Some(&row) => {
+            Some(p) => match (near..i).rev().find(|&j| span_ids[j] == *p).or_else(|| older.get(p).copied()) {
+                Some(row) => {
                     out.push(PARENT_BACK);
                     varint::put(&mut out, (i - row) as u64);
                 }
@@ -165,7 +185,6 @@ pub fn encode_parents(parents: &[Option<SpanId>], span_ids: &[SpanId]) -> Vec<u8
                 }
             },
         }
-        seen.insert(span_ids[i], i);
     }
     out
 }
@@ -456,8 +475,9 @@ mod tests {
         }
 
         #[test]
-        fn span_ids_and_parents_round_trip(rows in proptest::collection::vec((any::<[u8; 8]>(), 0u8..3, any::<[u8; 8]>(), any::<prop::sample::Index>()), 0..60)) {
+        fn span_ids_and_parents_round_trip(rows in proptest::collection::vec((any::<[u8; 8]>(), 0u8..3, any::<[u8; 8]>(), any::<prop::sample::Index>()), 0..60), trace_len in 1usize..8) {
             let span_ids: Vec<SpanId> = rows.iter().map(|r| SpanId(r.0)).collect();
+            let trace_ids: Vec<TraceId> = (0..rows.len()).map(|i| TraceId([(i / trace_len) as u8; 16])).collect();
             let parents: Vec<Option<SpanId>> = rows.iter().enumerate().map(|(i, (_, how, other, pick))| match how {
                 0 => None,
                 1 if i > 0 => Some(span_ids[pick.index(i)]),
@@ -465,7 +485,41 @@ mod tests {
             }).collect();
             let ids = decode_span_ids(&encode_span_ids(&span_ids), span_ids.len()).unwrap();
             prop_assert_eq!(&ids, &span_ids);
-            prop_assert_eq!(decode_parents(&encode_parents(&parents, &span_ids), &span_ids).unwrap(), parents);
+            prop_assert_eq!(decode_parents(&encode_parents(&parents, &span_ids, &trace_ids), &span_ids).unwrap(), parents);
+        }
+
+        /// Every parent found earlier in its own trace is a back-reference to the nearest row
+        /// with its id, however far up (past the scan's reach, through the map); any other parent
+        /// is explicit. Span ids come from a small set, so they repeat within and across traces.
+        #[test]
+        fn parents_refer_to_the_nearest_row_of_their_trace(
+            traces in proptest::collection::vec(proptest::collection::vec((0u8..40, proptest::option::of(0u8..40)), 1..120), 0..6),
+        ) {
+            let rows: Vec<(TraceId, SpanId, Option<SpanId>)> = traces.iter().enumerate().flat_map(|(t, spans)| {
+                spans.iter().map(move |(id, parent)| (TraceId([t as u8; 16]), SpanId([*id; 8]), parent.map(|p| SpanId([p; 8]))))
+            }).collect();
+            let trace_ids: Vec<TraceId> = rows.iter().map(|r| r.0).collect();
+            let span_ids: Vec<SpanId> = rows.iter().map(|r| r.1).collect();
+            let parents: Vec<Option<SpanId>> = rows.iter().map(|r| r.2).collect();
+            let mut want = Vec::new();
+            for (i, (trace, _, parent)) in rows.iter().enumerate() {
+                match parent {
+                    None => want.push(PARENT_NONE),
+                    Some(p) => match (0..i).rev().take_while(|&j| rows[j].0 == *trace).find(|&j| rows[j].1 == *p) {
+                        Some(j) => {
+                            want.push(PARENT_BACK);
+                            varint::put(&mut want, (i - j) as u64);
+                        }
+                        None => {
+                            want.push(PARENT_EXPLICIT);
+                            want.extend_from_slice(&p.0);
+                        }
+                    },
+                }
+            }
+            let got = encode_parents(&parents, &span_ids, &trace_ids);
+            prop_assert_eq!(&got, &want);
+            prop_assert_eq!(decode_parents(&got, &span_ids).unwrap(), parents);
         }
 
         #[test]

@@ -47,7 +47,7 @@ fn encode(partition: u64, id: u64, order: &[&Span], attrs: AttrColumns<'_>) -> B
         let trace_ids: Vec<_> = rows.iter().map(|s| s.trace_id).collect();
         w.put(cols::TRACE_ID, page, &col::encode_trace_ids(&trace_ids));
         let parents: Vec<_> = rows.iter().map(|s| s.parent_span_id).collect();
-        w.put(cols::PARENT, page, &col::encode_parents(&parents, &span_ids));
+        w.put(cols::PARENT, page, &col::encode_parents(&parents, &span_ids, &trace_ids));
         w.put(cols::SPAN_ID, page, &col::encode_span_ids(&span_ids));
         let strs = |f: fn(&Span) -> &str| rows.iter().map(|s| f(s)).collect::<Vec<_>>();
         w.put(cols::SERVICE, page, &col::encode_dict(&strs(|s| &s.service)));

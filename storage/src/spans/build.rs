@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap;
 use super::{cols, SpanSegmentMeta, TraceRows, TABLE};
 use crate::codec::column as col;
 use crate::codec::row::{put_events, put_links};
-use crate::model::{Span, SpanId, TraceId};
+use crate::model::{Span, TraceId};
 use crate::table::attrs::AttrColumns;
 use crate::table::build::{self, Chunk, SegmentWriter};
 
@@ -15,26 +15,62 @@ pub struct BuiltSegment {
     pub traces: Vec<TraceRows>,
 }
 
-/// (trace's earliest start, trace id, start, span id)
-type SortKey = (u64, TraceId, u64, SpanId);
-
 /// Sorts spans by (trace's earliest start, trace id, start) and encodes them column by column.
 /// Ordering traces by their start keeps neighbouring rows close in time, so timestamps delta-encode
 /// small, and keeps a trace's rows contiguous, so trace ids run-length encode and parents become
 /// short back-references. Usually one segment; more when the spans carry more distinct attribute
 /// keys than one segment holds (a trace cut in two is found through both segments' index entries).
 pub fn build(partition: u64, next_id: &mut dyn FnMut() -> u64, spans: &[&Span]) -> Vec<BuiltSegment> {
-    let mut trace_start: FxHashMap<TraceId, u64> = FxHashMap::default();
-    for s in spans {
-        let e = trace_start.entry(s.trace_id).or_insert(s.start_ns);
-        *e = (*e).min(s.start_ns);
-    }
-    // Sort keys computed once, not per comparison.
-    let mut keyed: Vec<(SortKey, &Span)> =
-        spans.iter().map(|s| ((trace_start[&s.trace_id], s.trace_id, s.start_ns, s.span_id), *s)).collect();
-    keyed.sort_unstable_by_key(|(k, _)| *k);
-    let order: Vec<&Span> = keyed.into_iter().map(|(_, s)| s).collect();
+    let order = segment_order(spans);
     build::segments(&order, |s| s.attributes.as_slice(), |rows, attrs| encode(partition, next_id(), rows, attrs))
+}
+
+/// Spans in segment order: traces by (earliest start, id), each trace's spans by (start, span id).
+/// Traces are ranked, their spans placed by rank (a counting sort), and only each trace's own
+/// few spans compared: sorting every span on the whole key cost more than any column's encoding.
+pub(super) fn segment_order<'a>(spans: &[&'a Span]) -> Vec<&'a Span> {
+    let Some(&placeholder) = spans.first() else { return Vec::new() };
+    // Each trace as (earliest start, id, its index), and each span's trace index.
+    let mut index: FxHashMap<TraceId, u32> = FxHashMap::default();
+    let mut traces: Vec<(u64, TraceId, u32)> = Vec::new();
+    let trace_of: Vec<u32> = spans
+        .iter()
+        .map(|s| {
+            let i = *index.entry(s.trace_id).or_insert_with(|| {
+                traces.push((s.start_ns, s.trace_id, traces.len() as u32));
+                traces.len() as u32 - 1
+            });
+            let t = &mut traces[i as usize];
+            t.0 = t.0.min(s.start_ns);
+            i
+        })
+        .collect();
+    drop(index);
+    let mut rows = vec![0u32; traces.len()];
+    for &t in &trace_of {
+        rows[t as usize] += 1;
+    }
+    traces.sort_unstable();
+    // Where each trace's run begins, in rank order.
+    let mut run_start = vec![0u32; traces.len()];
+    let mut at = 0;
+    for &(_, _, t) in &traces {
+        run_start[t as usize] = at;
+        at += rows[t as usize];
+    }
+    let mut order = vec![placeholder; spans.len()];
+    let mut next = run_start.clone();
+    for (s, &t) in spans.iter().zip(&trace_of) {
+        order[next[t as usize] as usize] = s;
+        next[t as usize] += 1;
+    }
+    for &(_, _, t) in &traces {
+        let run = run_start[t as usize] as usize..(run_start[t as usize] + rows[t as usize]) as usize;
+        if run.len() > 1 {
+            order[run].sort_unstable_by_key(|s| (s.start_ns, s.span_id));
+        }
+    }
+    order
 }
 
 /// One segment of spans already in segment order.

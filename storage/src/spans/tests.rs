@@ -24,6 +24,24 @@ fn unique_keys(mut batch: Vec<Span>) -> Vec<Span> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+    /// The segment order is the sort on (trace's earliest start, trace id, start, span id).
+    #[test]
+    fn segment_order_is_the_sort_on_the_whole_key(
+        spans in proptest::collection::vec((0u8..12, 0u64..50, 0u8..4), 0..300),
+    ) {
+        let spans: Vec<Span> = spans
+            .iter()
+            .map(|&(trace, start, id)| crate::testing::span(trace, u64::from(id)).start(start).build())
+            .collect();
+        let refs: Vec<&Span> = spans.iter().collect();
+        let earliest = |t: TraceId| spans.iter().filter(|s| s.trace_id == t).map(|s| s.start_ns).min().unwrap();
+        let key = |s: &Span| (earliest(s.trace_id), s.trace_id, s.start_ns, s.span_id);
+        let mut want: Vec<_> = spans.iter().map(key).collect();
+        want.sort();
+        let got: Vec<_> = build::segment_order(&refs).into_iter().map(key).collect();
+        prop_assert_eq!(got, want);
+    }
+
     #[test]
     fn segment_round_trips(batch in arb_batch().prop_map(unique_keys)) {
         let refs: Vec<&Span> = batch.iter().collect();

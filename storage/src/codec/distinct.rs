@@ -31,7 +31,9 @@ impl<'a> Distinct<'a> {
         }
     }
 
-    /// The code of `s`: its index in `list`, which it joins if new.
+    /// The code of `s`: its index in `list`, which it joins if new. Inlined into its callers, it
+    /// is the slot check alone: most lookups end there, and a call cost more than the check.
+    #[inline]
     pub fn code(&mut self, s: &'a str) -> u32 {
         let (ptr, len) = (s.as_ptr() as usize, s.len());
         // Fibonacci hashing: allocations are aligned alike, so their low bits collide.
@@ -41,12 +43,19 @@ impl<'a> Distinct<'a> {
         if p == ptr && l == len && len > 0 {
             return code;
         }
+        self.code_by_text(s, slot)
+    }
+
+    /// The code of a string not in its slot, by its text.
+    #[cold]
+    #[inline(never)]
+    fn code_by_text(&mut self, s: &'a str, slot: usize) -> u32 {
         let next = self.list.len() as u32;
         let code = *self.codes.entry(s).or_insert(next);
         if code == next {
             self.list.push(s);
         }
-        self.recent[slot] = (ptr, len, code);
+        self.recent[slot] = (s.as_ptr() as usize, s.len(), code);
         code
     }
 

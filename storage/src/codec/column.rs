@@ -333,12 +333,21 @@ pub fn decode_varints(body: &[u8], rows: usize) -> Result<Vec<u64>, StorageError
 /// Values of one attribute key across the page's rows: a presence bitmap, then the present values,
 /// strings through a page-local dictionary.
 pub fn encode_values(values: &[Option<&Value>]) -> Vec<u8> {
-    let mut bitmap = vec![0u8; values.len().div_ceil(8)];
-    let mut dict = Distinct::with_capacity(values.len());
+    let present: Vec<(u32, &Value)> = values.iter().enumerate().filter_map(|(i, v)| v.map(|v| (i as u32, v))).collect();
+    encode_present_values(values.len(), &present)
+}
+
+/// `encode_values` from the rows that have a value, as (row, value), rows ascending and each once:
+/// a key is in a few of a page's rows as often as in all, and walking every row of the page for
+/// each key cost more than its values.
+pub fn encode_present_values(rows: usize, present: &[(u32, &Value)]) -> Vec<u8> {
+    let mut bitmap = vec![0u8; rows.div_ceil(8)];
+    let mut dict = Distinct::with_capacity(present.len());
     let mut prev: Option<(&str, u32)> = None;
-    let mut body = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        let Some(v) = v else { continue };
+    let mut body = Vec::with_capacity(present.len() * 2);
+    for &(i, v) in present {
+        let i = i as usize;
+        debug_assert!(i < rows, "row {i} of {rows}");
         bitmap[i / 8] |= 1 << (i % 8);
         match v {
             Value::Str(s) => {

@@ -31,6 +31,13 @@ impl<'a> Distinct<'a> {
         }
     }
 
+    /// Room for `distinct` strings without growing: each growth hashes every string in again.
+    pub fn expect(mut self, distinct: usize) -> Self {
+        self.codes.reserve(distinct);
+        self.list.reserve(distinct);
+        self
+    }
+
     /// The code of `s`: its index in `list`, which it joins if new. Inlined into its callers, it
     /// is the slot check alone: most lookups end there, and a call cost more than the check.
     #[inline]

@@ -251,7 +251,8 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
     out.push(ROW_FORMAT);
     out.extend_from_slice(&[0; HEADER - 1]);
     // A shop span names about ten strings: keys, values, its service, name and scope.
-    let mut names = Names(Distinct::with_capacity(spans.len() * 10));
+    // A few hundred distinct: each request interns its names and short values once.
+    let mut names = Names(Distinct::with_capacity(spans.len() * 10).expect(spans.len() * 2));
     let mut resources: Vec<&Arc<Resource>> = Vec::new();
     let mut resource_of = Vec::with_capacity(spans.len());
     for s in spans {

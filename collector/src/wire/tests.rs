@@ -529,3 +529,19 @@ fn the_recursion_limit_is_prosts() {
         same_outcome(&bytes).unwrap();
     }
 }
+
+proptest! {
+    /// The inlined ASCII test answers as the library's, at every length and wherever a byte with
+    /// the high bit set stands (the overlapping reads cover every byte).
+    #[test]
+    fn ascii_is_the_librarys_is_ascii(
+        mut bytes in proptest::collection::vec(0u8..0x80, 0..40),
+        high in proptest::option::of((any::<prop::sample::Index>(), 0x80u8..=0xff)),
+    ) {
+        if let (Some((at, b)), false) = (high, bytes.is_empty()) {
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+        }
+        prop_assert_eq!(super::ascii(&bytes), bytes.is_ascii());
+    }
+}

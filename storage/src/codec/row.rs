@@ -21,6 +21,8 @@ const HEADER: usize = 9;
 /// statements repeat across a request's spans (the decoders intern the same ones). Longer
 /// values rarely repeat and would only lengthen the table.
 const MAX_NAMED_VALUE: usize = 128;
+/// The most names a batch's table reserves room for before it grows as it fills.
+const MAX_EXPECTED_NAMES: usize = 4096;
 /// Deeper values are refused on decode; the collector never produces them.
 pub const MAX_VALUE_DEPTH: usize = 32;
 
@@ -251,8 +253,9 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
     out.push(ROW_FORMAT);
     out.extend_from_slice(&[0; HEADER - 1]);
     // A shop span names about ten strings: keys, values, its service, name and scope.
-    // A few hundred distinct: each request interns its names and short values once.
-    let mut names = Names(Distinct::with_capacity(spans.len() * 10).expect(spans.len() * 2));
+    // A shop request has a few hundred distinct (each interns its names and short values once);
+    // capped, so that a request of a million bare spans does not reserve for two million.
+    let mut names = Names(Distinct::with_capacity(spans.len() * 10).expect((spans.len() * 2).min(MAX_EXPECTED_NAMES)));
     let mut resources: Vec<&Arc<Resource>> = Vec::new();
     let mut resource_of = Vec::with_capacity(spans.len());
     for s in spans {

@@ -193,9 +193,10 @@ fn utf8(bytes: &[u8]) -> R<&str> {
     std::str::from_utf8(bytes).map_err(|_| WireError("invalid string value: data is not UTF-8 encoded"))
 }
 
-/// `<[u8]>::is_ascii`, inlined, for short strings: whole words, then the last word read again
+/// `<[u8]>::is_ascii` in fewer steps on short strings: whole words, then the last word read again
 /// where the length is not a multiple of eight (overlapping bytes already tested). The library's
-/// version is a call that aligns its reads first, most of the work on a dozen bytes.
+/// version aligns its reads first, most of its work on a dozen bytes. (The compiler keeps this a
+/// call, of about 21 instructions on the shop's strings against the library's 32.)
 #[inline]
 fn ascii(b: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;

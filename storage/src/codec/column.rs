@@ -342,7 +342,7 @@ pub fn encode_values(values: &[Option<&Value>]) -> Vec<u8> {
 /// each key cost more than its values.
 pub fn encode_present_values(rows: usize, present: &[(u32, &Value)]) -> Vec<u8> {
     let mut bitmap = vec![0u8; rows.div_ceil(8)];
-    let mut dict = Distinct::with_capacity(present.len()).expect(present.len() / 4);
+    let mut dict = Distinct::with_capacity(present.len()).room_for(present.len() / 4);
     let mut prev: Option<(&str, u32)> = None;
     let mut body = Vec::with_capacity(present.len() * 2);
     for &(i, v) in present {

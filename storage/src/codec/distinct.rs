@@ -32,7 +32,7 @@ impl<'a> Distinct<'a> {
     }
 
     /// Room for `distinct` strings without growing: each growth hashes every string in again.
-    pub fn expect(mut self, distinct: usize) -> Self {
+    pub fn room_for(mut self, distinct: usize) -> Self {
         self.codes.reserve(distinct);
         self.list.reserve(distinct);
         self

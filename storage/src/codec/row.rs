@@ -255,7 +255,8 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
     // A shop span names about ten strings: keys, values, its service, name and scope.
     // A shop request has a few hundred distinct (each interns its names and short values once);
     // capped, so that a request of a million bare spans does not reserve for two million.
-    let mut names = Names(Distinct::with_capacity(spans.len() * 10).expect((spans.len() * 2).min(MAX_EXPECTED_NAMES)));
+    let mut names =
+        Names(Distinct::with_capacity(spans.len() * 10).room_for((spans.len() * 2).min(MAX_EXPECTED_NAMES)));
     let mut resources: Vec<&Arc<Resource>> = Vec::new();
     let mut resource_of = Vec::with_capacity(spans.len());
     for s in spans {

@@ -36,6 +36,10 @@ pub const META_ROLLED_HOURS: &[u8] = b"rolled_hours";
 /// The traces the deriver held at the last seal: at recovery, write-ahead-log records at or
 /// below the sealed sequence feed the deriver only for these (the others were emitted).
 pub const META_HELD_TRACES: &[u8] = b"held_traces";
+/// Of those, the traces whose transactions were sealed while their calls waited, each with the
+/// last log record those came from: a recovery does not make them again. Absent in stores from
+/// before it, which never let a held trace's transactions go.
+pub const META_HELD_RELEASED: &[u8] = b"held_released";
 /// One key per seal (prefix, then the seal's wall time and a sequence number, big-endian): the
 /// fingerprints of the batches it sealed (`store::retries`).
 pub const META_BATCHES_PREFIX: u8 = b'b';

@@ -13,11 +13,16 @@
 //! never counts twice while the trace is held; reads deduplicate records by (trace id, span id)
 //! for retries that come later than that.
 //!
-//! A trace is *released* all at once, when it has been quiet for the grace period and nothing in
-//! it waits any more (or once the waits are over): its transactions and the calls over the map's
-//! links (`links`) come out together. Until then it is *held*, and its write-ahead-log records
-//! with it: after a crash, the held traces (and only those) are derived again, so nothing is lost
-//! and nothing counted twice.
+//! A trace is *released* when it has been quiet for the grace period and nothing in it waits any
+//! more (or once the waits are over): its transactions and the calls over the map's links
+//! (`links`) come out together. Until then it is *held*, and its write-ahead-log records with it:
+//! after a crash, the held traces (and only those) are derived again, so nothing is lost and
+//! nothing counted twice. A trace whose calls alone still wait for their callees (up to the link
+//! wait, ten seconds, for every call to a peer not yet known to be uninstrumented: at start-up,
+//! all of them) lets its transactions go after the grace, as final as the grace makes them, and
+//! stays held for its calls: the records, most of what a trace holds, do not wait five times as
+//! long as they need to. Which log records' transactions went that way is kept with the held
+//! traces (`released_through`), so that a recovery does not make them again.
 
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
@@ -248,6 +253,9 @@ pub struct Deriver {
     held: HeldBytes,
     /// The calls' names held (`CallInfo::name_bytes`), beside the records' `held`.
     call_bytes: usize,
+    /// At recovery, the traces whose transactions were sealed while their calls waited, each
+    /// with the last log record those came from (`TraceBuf::released_through`).
+    recovering: FxHashMap<TraceId, u64>,
 }
 
 impl Deriver {
@@ -261,7 +269,18 @@ impl Deriver {
             peers: Uninstrumented::default(),
             held: HeldBytes::default(),
             call_bytes: 0,
+            recovering: FxHashMap::default(),
         }
+    }
+
+    /// Before a recovery derives the held traces again from the log: those whose transactions
+    /// were sealed already (`held_traces`), and through which log record. `recovered` ends it.
+    pub fn recovering(&mut self, released: FxHashMap<TraceId, u64>) {
+        self.recovering = released;
+    }
+
+    pub fn recovered(&mut self) {
+        self.recovering = FxHashMap::default();
     }
 
     /// Takes in the spans of one write-ahead-log record. Returns the traces released early
@@ -270,7 +289,11 @@ impl Deriver {
         let mut out = Released::default();
         for (trace_id, span_id, node, entry) in extract.items {
             let due_ns = now_ns.saturating_add(self.config.grace.as_nanos() as u64);
-            let buf = self.traces.entry(trace_id).or_insert_with(|| TraceBuf::new(now_ns, seq));
+            let buf = self.traces.entry(trace_id).or_insert_with(|| {
+                let mut buf = TraceBuf::new(now_ns, seq);
+                buf.released_through = self.recovering.get(&trace_id).copied();
+                buf
+            });
             if due_ns < buf.queued_ns {
                 // New, or put off past this by `finalize`: a span arriving makes it due earlier.
                 if buf.queued_ns != u64::MAX {
@@ -282,6 +305,7 @@ impl Deriver {
             buf.last_ns = now_ns;
             buf.due_ns = due_ns;
             buf.first_seq = buf.first_seq.min(seq);
+            buf.last_seq = buf.last_seq.max(seq);
             let call_bytes = node.call.as_deref().map_or(0, CallInfo::name_bytes);
             if !buf.add(span_id, node) {
                 continue; // a retry
@@ -289,7 +313,9 @@ impl Deriver {
             self.spans += 1;
             buf.call_bytes += call_bytes;
             self.call_bytes += call_bytes;
-            if let Some(entry) = entry {
+            // An entry whose record was sealed before a crash, derived again with its trace.
+            let sealed = buf.released_through.is_some_and(|through| seq <= through);
+            if let Some(entry) = entry.filter(|_| !sealed) {
                 self.held.add(&entry);
                 buf.record_bytes += entry.bytes;
                 buf.pending.push(entry);
@@ -391,6 +417,7 @@ impl Deriver {
                     self.due.pop_first();
                     (buf.due_ns, buf.queued_ns) = (later, later);
                     self.due.insert((later, id));
+                    self.release_final_records(&id, now_ns, &mut out);
                 }
                 None => {
                     // `forget` takes the trace's entry, the first, off the queue.
@@ -404,11 +431,29 @@ impl Deriver {
         out
     }
 
-    /// The traces held, each with the lowest write-ahead-log record holding one of its spans:
-    /// persisted with each seal, so that recovery derives again these and only these from the
-    /// records it keeps.
-    pub fn held_traces(&self) -> impl ExactSizeIterator<Item = (&TraceId, u64)> + '_ {
-        self.traces.iter().map(|(id, b)| (id, b.first_seq))
+    /// The transactions of a trace kept past its grace only for its calls (waiting for their
+    /// callees), let go of: nothing else they wait for can still come.
+    fn release_final_records(&mut self, id: &TraceId, now_ns: u64, out: &mut Released) {
+        let Some(buf) = self.traces.get_mut(id) else { return };
+        let quiet = buf.last_ns.saturating_add(self.config.grace.as_nanos() as u64) <= now_ns;
+        if buf.pending.is_empty() || !quiet || buf.counts().1 {
+            return;
+        }
+        let pending = std::mem::take(&mut buf.pending);
+        self.held.remove(&pending);
+        self.pending -= pending.len();
+        buf.record_bytes = 0;
+        buf.released_through = Some(buf.last_seq);
+        let (counts, _) = buf.counts();
+        out.records.extend(pending.into_iter().map(|p| complete(p.record, counts)));
+    }
+
+    /// The traces held, each with the lowest write-ahead-log record holding one of its spans and,
+    /// if its transactions were let go of while it waits (`release_final_records`), the last
+    /// record they came from: persisted with each seal, so that recovery derives again these
+    /// traces and only these from the records it keeps, and not those transactions.
+    pub fn held_traces(&self) -> impl ExactSizeIterator<Item = (&TraceId, u64, Option<u64>)> + '_ {
+        self.traces.iter().map(|(id, b)| (id, b.first_seq, b.released_through))
     }
 
     /// The records of entries not yet finalized, counted as far as their children have arrived,

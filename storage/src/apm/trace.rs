@@ -108,6 +108,12 @@ pub(super) struct TraceBuf {
     /// The lowest write-ahead-log record holding a span of the trace: the log is kept from there
     /// while the trace is held.
     pub(super) first_seq: u64,
+    /// The highest record holding one.
+    pub(super) last_seq: u64,
+    /// Set once the trace's records were let go of while its calls still wait for their callees
+    /// (`Deriver::finalize`): the records of entries in log records up to this one are sealed,
+    /// and a recovery that derives the trace again must not make them again.
+    pub(super) released_through: Option<u64>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -139,6 +145,8 @@ impl TraceBuf {
             due_ns: now_ns,
             queued_ns: u64::MAX,
             first_seq: seq,
+            last_seq: seq,
+            released_through: None,
         }
     }
 

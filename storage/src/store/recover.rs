@@ -33,8 +33,13 @@ impl Store {
             Some(v) => Some(super::seal::decode_held(&v).map_err(|e| e.within(|| "held traces".into()))?),
             None => None,
         };
+        let released = match self.db.get_cf(meta, keys::META_HELD_RELEASED)? {
+            Some(v) => super::seal::decode_released(&v).map_err(|e| e.within(|| "held traces".into()))?,
+            None => Default::default(),
+        };
         let mut st = self.state.write();
         let mut deriver = self.deriver.lock();
+        deriver.recovering(released);
         let mut catalog = self.catalog.lock();
         // New records number on from everything ever sealed, not just from what the log still
         // holds: after a clean stop the log is empty, and a record numbered at or below the sealed
@@ -83,6 +88,7 @@ impl Store {
                 st.active.insert(seq, spans, Vec::new(), memory);
             }
         }
+        deriver.recovered();
         self.unsealed_bytes.store(st.unsealed_bytes(), std::sync::atomic::Ordering::Relaxed);
         drop((st, deriver, catalog));
         let mut recent = self.recent_batches.lock();

@@ -181,6 +181,7 @@ impl Store {
             wb.delete_range_cf(wal, keys::wal(0), keys::wal(upto));
             wb.put_cf(meta, keys::META_SEALED_SEQ, through.to_be_bytes());
             wb.put_cf(meta, keys::META_HELD_TRACES, &held.traces);
+            wb.put_cf(meta, keys::META_HELD_RELEASED, &held.released);
             wal_cut = Some(upto);
         }
         let mut w = WriteOptions::default();
@@ -257,16 +258,23 @@ struct Held {
     from_seq: Option<u64>,
     /// The traces' ids, one after the other in no order (recovery reads them into a set).
     traces: Vec<u8>,
+    /// Those whose transactions were sealed while their calls wait, each id followed by the last
+    /// log record (big-endian) those came from (`Deriver::held_traces`).
+    released: Vec<u8>,
 }
 
 impl Held {
     /// One pass over the deriver's traces, under the locks that stop ingest: no copy of a hundred
     /// thousand ids to sort and encode after (that sort took about 9 ms a seal).
-    fn of<'a>(traces: impl ExactSizeIterator<Item = (&'a TraceId, u64)>) -> Self {
-        let mut held = Held { from_seq: None, traces: Vec::with_capacity(traces.len() * 16) };
-        for (id, first_seq) in traces {
+    fn of<'a>(traces: impl ExactSizeIterator<Item = (&'a TraceId, u64, Option<u64>)>) -> Self {
+        let mut held = Held { from_seq: None, traces: Vec::with_capacity(traces.len() * 16), released: Vec::new() };
+        for (id, first_seq, released_through) in traces {
             held.from_seq = Some(held.from_seq.map_or(first_seq, |s: u64| s.min(first_seq)));
             held.traces.extend_from_slice(&id.0);
+            if let Some(through) = released_through {
+                held.released.extend_from_slice(&id.0);
+                held.released.extend_from_slice(&through.to_be_bytes());
+            }
         }
         held
     }
@@ -278,6 +286,19 @@ pub(crate) fn decode_held(v: &[u8]) -> Result<rustc_hash::FxHashSet<TraceId>, St
         return Err(crate::codec::corrupt("held traces"));
     }
     Ok(v.chunks_exact(16).map(|c| TraceId(c.try_into().expect("chunks of 16"))).collect())
+}
+
+/// The held traces whose transactions a seal wrote, each with the last log record they came from.
+pub(crate) fn decode_released(v: &[u8]) -> Result<FxHashMap<TraceId, u64>, StorageError> {
+    if v.len() % 24 != 0 {
+        return Err(crate::codec::corrupt("held traces' released records"));
+    }
+    Ok(v.chunks_exact(24)
+        .map(|c| {
+            let (id, seq) = c.split_at(16);
+            (TraceId(id.try_into().expect("16 bytes")), u64::from_be_bytes(seq.try_into().expect("8 bytes")))
+        })
+        .collect())
 }
 
 /// The XLog segments of a seal: one per partition (by end time) unless attribute keys ask for
@@ -336,11 +357,13 @@ mod tests {
     #[test]
     fn held_traces_round_trip_with_the_lowest_record() {
         let ids = [trace_id(3), trace_id(1), trace_id(2)];
-        let held = Held::of(ids.iter().zip([7, 5, 9]));
+        let held = Held::of(ids.iter().zip([7, 5, 9]).zip([None, Some(8), None]).map(|((id, f), r)| (id, f, r)));
         assert_eq!(held.from_seq, Some(5));
         assert_eq!(decode_held(&held.traces).unwrap(), ids.into_iter().collect());
+        assert_eq!(decode_released(&held.released).unwrap(), [(trace_id(1), 8)].into_iter().collect());
         let none = Held::of(std::iter::empty());
-        assert_eq!((none.from_seq, none.traces.len()), (None, 0));
+        assert_eq!((none.from_seq, none.traces.len(), none.released.len()), (None, 0, 0));
         assert!(decode_held(&held.traces[1..]).is_err(), "a torn list is refused");
+        assert!(decode_released(&held.released[1..]).is_err(), "a torn list is refused");
     }
 }

@@ -78,7 +78,7 @@ fn children_arriving_before_and_after_their_entry_count() {
     d.observe(3, Extract::from_spans(&spans[4..5]), 31 * S);
     d.observe(4, Extract::from_spans(&spans[0..1]), 31 * S);
     // The log is kept from the first record of the held trace.
-    assert_eq!(d.held_traces().map(|(_, seq)| seq).min(), Some(1));
+    assert_eq!(d.held_traces().map(|(_, seq, _)| seq).min(), Some(1));
     // A child exported after its entry, within the grace period.
     let late = span(1, 8, Some(5), "b", kind::CLIENT, &db());
     d.observe(5, Extract::from_spans(&[late]), 32 * S);
@@ -397,6 +397,57 @@ fn a_call_waits_for_its_callee_then_counts_as_a_call_to_its_peer() {
 }
 
 #[test]
+fn transactions_do_not_wait_with_calls_for_their_callees() {
+    let http = [("server.address", Value::Str("payments.example".into()))];
+    let trace = [span(6, 1, None, "shop", kind::SERVER, &[]), span(6, 2, Some(1), "shop", kind::CLIENT, &http)];
+    let mut d = deriver();
+    d.observe(1, Extract::from_spans(&trace), 0);
+    assert!(d.finalize(S, false).records.is_empty(), "within the grace");
+    let out = d.finalize(2 * S, false);
+    assert_eq!(by_service(out.records), vec![("shop".into(), 0, 0, 1, 2000)]);
+    assert!(out.links.is_empty(), "the callee may still report");
+    // The trace stays held for its call, without its record.
+    assert_eq!((d.spans_held(), d.pending(), d.held.total()), (2, 0, 0));
+    assert_eq!(d.held_traces().map(|(_, first, released)| (first, released)).collect::<Vec<_>>(), vec![(1, Some(1))]);
+    assert!(d.provisional(|_| true).is_empty());
+    // A later entry of the trace is a transaction of its own, let go of after its grace too.
+    d.observe(2, Extract::from_spans(&[span(6, 3, None, "batch", kind::SERVER, &[])]), 4 * S);
+    assert!(d.finalize(5 * S, false).records.is_empty());
+    assert_eq!(by_service(d.finalize(6 * S, false).records), vec![("batch".into(), 0, 0, 0, 0)]);
+    assert_eq!(d.held_traces().map(|(_, _, released)| released).collect::<Vec<_>>(), vec![Some(2)]);
+    // A retry of a released entry is not a transaction again.
+    d.observe(3, Extract::from_spans(&trace), 7 * S);
+    assert_eq!(d.pending(), 0);
+    // The call counts when its wait is over, with no record again.
+    let out = d.finalize(17 * S, false);
+    assert!(out.records.is_empty());
+    assert!(calls(&out.links).contains(&("shop".into(), "payments.example".into(), NodeKind::External, 2000)));
+    assert_eq!((d.spans_held(), d.held_traces().len()), (0, 0));
+}
+
+#[test]
+fn a_recovery_does_not_make_the_transactions_already_let_go_of_again() {
+    let http = [("server.address", Value::Str("payments.example".into()))];
+    let first = [span(6, 1, None, "shop", kind::SERVER, &[]), span(6, 2, Some(1), "shop", kind::CLIENT, &http)];
+    let later = [span(6, 3, None, "batch", kind::SERVER, &[])];
+    let mut d = deriver();
+    d.observe(1, Extract::from_spans(&first), 0);
+    assert_eq!(d.finalize(2 * S, false).records.len(), 1);
+    d.observe(2, Extract::from_spans(&later), 3 * S);
+    let released: FxHashMap<TraceId, u64> =
+        d.held_traces().filter_map(|(id, _, released)| Some((*id, released?))).collect();
+    // Derived again from the log after a crash: the first record was sealed, the second not.
+    let mut d = deriver();
+    d.recovering(released);
+    d.observe(1, Extract::from_spans(&first), 100 * S);
+    d.observe(2, Extract::from_spans(&later), 100 * S);
+    d.recovered();
+    assert_eq!(d.pending(), 1);
+    assert_eq!(by_service(d.finalize(102 * S, false).records), vec![("batch".into(), 0, 0, 0, 0)]);
+    assert_eq!(calls(&d.finalize(110 * S, false).links).len(), 3, "the calls count once, after the recovery");
+}
+
+#[test]
 fn a_peer_that_answered_without_a_span_is_not_waited_for_again_until_it_does_or_a_minute_passes() {
     let http = [("server.address", Value::Str("payments.example".into()))];
     let checkout =
@@ -582,7 +633,10 @@ mod queue {
         for id in due {
             let buf = d.traces.get_mut(&id).expect("held");
             match release_at(&d.config, &d.peers, buf, now_ns) {
-                Some(later) => buf.due_ns = later,
+                Some(later) => {
+                    buf.due_ns = later;
+                    d.release_final_records(&id, now_ns, &mut out);
+                }
                 None => {
                     let buf = d.traces.remove(&id).expect("held");
                     d.forget(&id, &buf);

@@ -265,3 +265,56 @@ fn crashes_between_export_seal_and_roll_up_lose_and_double_nothing() {
     let (rows, _) = store.stats_rows(T0 / S, (T0 + 3600 * S) / S, &|_| true).unwrap();
     assert!(rows.iter().all(|(t, ..)| t % 3600 == 0), "hour rows only");
 }
+
+/// A trace whose call waits for a callee that never reports: its transaction is sealed after the
+/// grace, the trace held on for the call. Crashes while it is held derive it again without that
+/// transaction, and with one that came after it; everything counts once.
+#[test]
+fn transactions_sealed_while_their_trace_waits_count_once_through_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0 + 1800 * S));
+    let at = |id: u64| testing::span(9, id).start(T0 + 1800 * S + id * MS).duration(MS);
+    let front = at(1).service("front").kind(kind::SERVER).build();
+    let call = at(2)
+        .service("front")
+        .kind(kind::CLIENT)
+        .parent(Some(1))
+        .attrs(&[("server.address", Value::Str("payments.example".into()))])
+        .build();
+    let batch = at(3).service("batch").kind(kind::SERVER).build();
+    let figures = |store: &Store| {
+        let m = map(store, T0, T0 + 3600 * S);
+        let count = |name: &str| m.nodes.iter().find(|n| n.name == name).map_or(0, |n| n.figures.count);
+        let calls = m.links.iter().find(|l| l.source == "front" && l.target == "payments.example");
+        (count("front"), count("batch"), calls.map_or(0, |l| l.figures.count))
+    };
+    {
+        let store = Store::open(config(dir.path(), &clock)).unwrap();
+        store.append(vec![EncodedBatch::new(vec![front, call])]).unwrap();
+        clock.advance(3 * S);
+        store.seal().unwrap();
+        assert_eq!(figures(&store), (1, 0, 0), "the transaction is sealed, the call waits");
+        store.append(vec![EncodedBatch::new(vec![batch])]).unwrap();
+        // Killed.
+    }
+    {
+        // Derived again from the log without the sealed transaction: the second waits its grace,
+        // is sealed, and the trace is held on for its call. Killed again.
+        let store = Store::open(config(dir.path(), &clock)).unwrap();
+        clock.advance(3 * S);
+        store.seal().unwrap();
+        assert_eq!(figures(&store), (1, 1, 0));
+    }
+    {
+        // Derived again with neither transaction; the call counts once its wait is over.
+        let store = Store::open(config(dir.path(), &clock)).unwrap();
+        clock.advance(3 * S);
+        store.seal().unwrap();
+        clock.advance(30 * S);
+        store.seal().unwrap();
+        assert_eq!(figures(&store), (1, 1, 1));
+    }
+    let store = Store::open(config(dir.path(), &clock)).unwrap();
+    store.seal_all().unwrap();
+    assert_eq!(figures(&store), (1, 1, 1), "nothing left to derive");
+}
